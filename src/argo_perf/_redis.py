@@ -1,0 +1,314 @@
+"""Redis plumbing shared by every Redis-backed primitive.
+
+Two things live here, once:
+
+* building a redis-py client (sync or asyncio) from a URL with safe defaults:
+  short socket and connect timeouts and no hidden redis-py retries, because a
+  trading service would rather fall back in 50 ms than wait for a frozen Redis
+  for a minute; and
+* :class:`BackendHealth`, the gate in front of a Redis tier: after a few
+  consecutive outage errors no call touches Redis until a single probe per
+  interval sees it answer again; each state change is logged once.
+
+The gate is plain logic with an injected clock and does no I/O, so the sync and
+asyncio faces share it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from typing import Any, TypeAlias, Union
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.retry
+import redis.cluster
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from .clock import Clock, SystemClock
+from .errors import BackendError, ConfigError
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_SOCKET_TIMEOUT",
+    "Admission",
+    "AsyncRedisClient",
+    "BackendHealth",
+    "SyncRedisClient",
+    "async_client",
+    "describe_client",
+    "is_outage",
+    "redact_url",
+    "sync_client",
+    "to_backend_error",
+]
+
+logger = logging.getLogger("argo_perf.backend")
+
+DEFAULT_SOCKET_TIMEOUT = 0.05
+"""Seconds a Redis command may take before it counts as an outage."""
+DEFAULT_CONNECT_TIMEOUT = 0.05
+"""Seconds a TCP/unix connect to Redis may take."""
+
+SyncRedisClient: TypeAlias = Union["redis.Redis", "redis.cluster.RedisCluster"]
+AsyncRedisClient: TypeAlias = Union["redis.asyncio.Redis", "redis.asyncio.cluster.RedisCluster"]
+
+_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***`` (for logs and reprs)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable redis url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _check_url(url: str) -> None:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in _SCHEMES:
+        raise ConfigError("url", redact_url(url), "must be a redis://, rediss:// or unix:// URL")
+
+
+def _check_timeout(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(name, value, "must be a positive number of seconds or None")
+
+
+def sync_client(
+    url_or_client: str | SyncRedisClient,
+    *,
+    socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT,
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    **kwargs: Any,
+) -> tuple[SyncRedisClient, bool]:
+    """Return ``(client, owned)`` for a URL or an existing sync client.
+
+    A URL builds a :class:`redis.Redis` with the given timeouts, no retries
+    (``Retry(NoBackoff(), 0)``) and ``decode_responses=False``; ``owned`` is
+    True, so the caller closes it. An existing client is used as it is (its
+    owner chose its timeouts) and ``owned`` is False.
+
+    Raises:
+        ConfigError: not a redis URL, not a sync redis-py client, or a
+            non-positive timeout.
+    """
+    if isinstance(url_or_client, (redis.Redis, redis.cluster.RedisCluster)):
+        return url_or_client, False
+    if not isinstance(url_or_client, str):
+        raise ConfigError(
+            "url_or_client",
+            type(url_or_client).__name__,
+            "must be a redis URL or a redis.Redis / redis.cluster.RedisCluster client",
+        )
+    _check_url(url_or_client)
+    _check_timeout("socket_timeout", socket_timeout)
+    _check_timeout("connect_timeout", connect_timeout)
+    client = redis.Redis.from_url(
+        url_or_client,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        decode_responses=False,
+        **kwargs,
+    )
+    return client, True
+
+
+def async_client(
+    url_or_client: str | AsyncRedisClient,
+    *,
+    socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT,
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    **kwargs: Any,
+) -> tuple[AsyncRedisClient, bool]:
+    """The asyncio counterpart of :func:`sync_client` (builds a :class:`redis.asyncio.Redis`)."""
+    if isinstance(url_or_client, (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)):
+        return url_or_client, False
+    if not isinstance(url_or_client, str):
+        raise ConfigError(
+            "url_or_client",
+            type(url_or_client).__name__,
+            "must be a redis URL or a redis.asyncio.Redis / RedisCluster client",
+        )
+    _check_url(url_or_client)
+    _check_timeout("socket_timeout", socket_timeout)
+    _check_timeout("connect_timeout", connect_timeout)
+    client = redis.asyncio.Redis.from_url(
+        url_or_client,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        decode_responses=False,
+        **kwargs,
+    )
+    return client, True
+
+
+def describe_client(client: SyncRedisClient | AsyncRedisClient) -> str:
+    """A short, password-free description of where a client points (for logs and reprs)."""
+    pool = getattr(client, "connection_pool", None)
+    kw: dict[str, Any] = getattr(pool, "connection_kwargs", {}) if pool is not None else {}
+    if "path" in kw:
+        return f"unix://{kw['path']}"
+    if "host" in kw:
+        return f"redis://{kw['host']}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+    return type(client).__name__
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when ``exc`` means Redis could not be reached or did not answer in time.
+
+    A server that answered with an error (``WRONGTYPE``, ``OOM``, ``NOSCRIPT``)
+    is up: that is a data or capacity problem, not an outage.
+    """
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)) or (
+        isinstance(exc, BackendError) and exc.__cause__ is not None and is_outage(exc.__cause__)
+    )
+
+
+def to_backend_error(exc: BaseException, target: str) -> BackendError:
+    """Wrap a redis-py or socket error as our :class:`BackendError` (chained)."""
+    err = BackendError(f"redis at {target}: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
+"""What a Redis call can raise; translate with :func:`to_backend_error`."""
+
+
+class Admission(enum.Enum):
+    """What :meth:`BackendHealth.admit` tells a caller to do."""
+
+    CALL = "call"
+    """Redis is considered up: make the call."""
+    PROBE = "probe"
+    """Redis is down and this caller holds the one probe of the interval."""
+    SKIP = "skip"
+    """Redis is down: do not touch it, use the fallback."""
+
+
+class BackendHealth:
+    """Fail-fast gate in front of a Redis tier (shared by every Redis-backed primitive).
+
+    Up, every caller is admitted (one attribute read). After
+    ``failure_threshold`` consecutive outage failures it goes down: callers are
+    told to skip Redis, except that one caller per ``probe_interval`` seconds
+    is handed the probe. A successful probe (or any success) brings it back up.
+    Each transition is logged once at WARNING (down) or INFO (up).
+
+    Thread-safe; does no I/O.
+
+    Example:
+        >>> from argo_perf.clock import ManualClock
+        >>> gate = BackendHealth("redis://x", failure_threshold=1, clock=ManualClock())
+        >>> gate.record_failure(OSError("refused"))
+        >>> gate.admit()
+        <Admission.SKIP: 'skip'>
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        failure_threshold: int = 3,
+        probe_interval: float = 1.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if isinstance(failure_threshold, bool) or failure_threshold < 1:
+            raise ConfigError("failure_threshold", failure_threshold, "must be an int >= 1")
+        if not probe_interval > 0:
+            raise ConfigError("probe_interval", probe_interval, "must be > 0 seconds")
+        self.target = target
+        self.failure_threshold = failure_threshold
+        self.probe_interval = float(probe_interval)
+        self._clock = clock if clock is not None else SystemClock()
+        self._lock = threading.Lock()
+        self._up = True
+        self._failures = 0
+        self._next_probe = 0.0
+        self._probing = False
+        self.transitions = 0
+
+    @property
+    def available(self) -> bool:
+        """True while Redis is considered up."""
+        return self._up
+
+    def admit(self) -> Admission:
+        """Decide whether this caller may touch Redis now."""
+        if self._up:
+            return Admission.CALL
+        with self._lock:
+            if self._up:
+                return Admission.CALL
+            now = self._clock.monotonic()
+            if not self._probing and now >= self._next_probe:
+                self._probing = True
+                return Admission.PROBE
+            return Admission.SKIP
+
+    def seconds_until_probe(self) -> float:
+        """Seconds until the next probe is due (0.0 while up or when it is due)."""
+        if self._up:
+            return 0.0
+        return max(0.0, self._next_probe - self._clock.monotonic())
+
+    def record_success(self) -> None:
+        """Note that a Redis call succeeded; brings the gate back up if it was down."""
+        if self._up and not self._failures:
+            return
+        with self._lock:
+            self._failures = 0
+            self._probing = False
+            if self._up:
+                return
+            self._up = True
+            self.transitions += 1
+        logger.info("redis at %s is reachable again; using it", self.target)
+
+    def record_failure(self, exc: BaseException | None = None) -> None:
+        """Note an outage failure (connection refused, timeout); may take the gate down."""
+        with self._lock:
+            self._failures += 1
+            now = self._clock.monotonic()
+            if self._probing:
+                self._probing = False
+                self._next_probe = now + self.probe_interval
+                return
+            if not self._up or self._failures < self.failure_threshold:
+                return
+            self._up = False
+            self._next_probe = now + self.probe_interval
+            self.transitions += 1
+        logger.warning(
+            "redis at %s is unreachable after %d consecutive failures (%s); "
+            "skipping it, probing every %.3gs",
+            self.target,
+            self.failure_threshold,
+            exc if exc is not None else "error",
+            self.probe_interval,
+        )
+
+    def __repr__(self) -> str:
+        state = "up" if self._up else "down"
+        return f"BackendHealth(target={self.target!r}, state={state})"

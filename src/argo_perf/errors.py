@@ -1,0 +1,73 @@
+"""The exceptions argo_perf raises. All derive from :class:`ArgoPerfError`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArgoPerfError",
+    "BackendError",
+    "CircuitOpenError",
+    "ConfigError",
+    "RateLimitExceeded",
+]
+
+
+class ArgoPerfError(Exception):
+    """Base class of every exception argo_perf raises on purpose."""
+
+
+class ConfigError(ArgoPerfError, ValueError):
+    """Bad configuration, raised at construction.
+
+    The message names the parameter and the bad value, e.g.
+    ``burst must be >= 1, got 0``. It is also a :class:`ValueError`, so code
+    that validates input generically keeps working.
+
+    Attributes:
+        parameter: the name of the offending parameter.
+        value: the value that was rejected.
+    """
+
+    def __init__(self, parameter: str, value: object, requirement: str) -> None:
+        self.parameter = parameter
+        self.value = value
+        self.requirement = requirement
+        super().__init__(f"{parameter} {requirement}, got {value!r}")
+
+
+class BackendError(ArgoPerfError):
+    """A shared backend (Redis) failed: refused, timed out, or answered with an error.
+
+    Redis-backed primitives translate every redis-py and socket error into this
+    one type, so fallback code catches one exception of ours.
+    """
+
+
+class CircuitOpenError(ArgoPerfError):
+    """A circuit breaker rejected the call without running it.
+
+    A new instance is raised for every rejection.
+
+    Attributes:
+        name: the breaker's name.
+        retry_after: seconds until the breaker will admit a trial call.
+    """
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        self.name = name
+        self.retry_after = retry_after
+        super().__init__(f"circuit {name!r} is open; retry after {retry_after:.3f}s")
+
+
+class RateLimitExceeded(ArgoPerfError):
+    """A rate limiter gave up waiting for permission.
+
+    Attributes:
+        source: the data source (or bucket key) that was limited.
+        retry_after: seconds until the request would have been admitted, when known.
+    """
+
+    def __init__(self, source: str, retry_after: float | None = None) -> None:
+        self.source = source
+        self.retry_after = retry_after
+        hint = "" if retry_after is None else f"; retry after {retry_after:.3f}s"
+        super().__init__(f"rate limit for {source!r} exceeded{hint}")

@@ -1,0 +1,82 @@
+"""Shared fixtures: real redis-server processes on free loopback ports, manual clocks.
+
+``redis_server`` is one private server for the whole session; ``redis_url`` and
+``redis_client`` flush it before each test. Fault tests that kill, freeze or
+restart a server take ``fault_redis`` instead: a fresh private server per test,
+so no other test sees the damage. Every process is reaped at the end, even when
+a test fails. A missing ``redis-server`` binary fails the run; it never skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from argo_perf.clock import ManualClock
+from argo_perf.testing import RedisServer, RedisServerError, find_redis_server
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    try:
+        find_redis_server()
+    except RedisServerError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session server's URL, flushed before the test."""
+    if not redis_server.running:  # a test broke the shared server: bring it back
+        redis_server.restart()
+    with redis_server.client() as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client: redis.Redis = redis.Redis.from_url(redis_url, socket_timeout=1.0)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_factory() -> Iterator[Callable[..., RedisServer]]:
+    """Start extra private servers (``redis_factory(extra_args=[...])``); all reaped after."""
+    servers: list[RedisServer] = []
+
+    def start(**kwargs: object) -> RedisServer:
+        server = RedisServer(**kwargs)  # type: ignore[arg-type]
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()
+
+
+@pytest.fixture
+def fault_redis(redis_factory: Callable[..., RedisServer]) -> RedisServer:
+    """A private server of this test's own, free to kill, pause and restart."""
+    return redis_factory()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()

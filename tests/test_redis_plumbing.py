@@ -1,0 +1,200 @@
+"""Redis plumbing shared by the Redis-backed primitives: clients and the health gate."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis
+import redis.asyncio
+
+from argo_perf import BackendError, ConfigError, ManualClock
+from argo_perf._redis import (
+    Admission,
+    BackendHealth,
+    async_client,
+    describe_client,
+    is_outage,
+    redact_url,
+    sync_client,
+    to_backend_error,
+)
+from argo_perf.testing import RedisServer
+
+
+def test_redact_url_hides_passwords() -> None:
+    assert redact_url("redis://:s3cret@host:6380/1") == "redis://:***@host:6380/1"
+    assert redact_url("redis://user:s3cret@host/0") == "redis://user:***@host/0"
+    assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
+    assert redact_url("redis://[::1") == "<unparseable redis url>"
+
+
+def test_sync_client_from_url_has_short_timeouts_and_no_retries(redis_url: str) -> None:
+    client, owned = sync_client(redis_url)
+    assert owned
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 0.05
+    assert kwargs["socket_connect_timeout"] == 0.05
+    assert client.ping()
+    conn = client.connection_pool.get_connection()
+    try:
+        assert conn.retry._retries == 0
+    finally:
+        client.connection_pool.release(conn)
+    assert describe_client(client).startswith("redis://127.0.0.1:")
+    client.close()
+
+
+def test_existing_clients_are_used_as_they_are(redis_url: str) -> None:
+    mine = redis.Redis.from_url(redis_url)
+    client, owned = sync_client(mine)
+    assert client is mine
+    assert not owned
+    amine = redis.asyncio.Redis.from_url(redis_url)
+    aclient, aowned = async_client(amine)
+    assert aclient is amine
+    assert not aowned
+
+
+async def test_async_client_from_url(redis_url: str) -> None:
+    client, owned = async_client(redis_url, socket_timeout=0.2)
+    assert owned
+    assert await client.ping()
+    await client.aclose()
+
+
+def test_unix_socket_urls_are_accepted_and_described() -> None:
+    client, _ = sync_client("unix:///tmp/none.sock")
+    assert describe_client(client) == "unix:///tmp/none.sock"
+    assert describe_client(object()) == "object"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"url_or_client": "http://x"}, "url"),
+        ({"url_or_client": "localhost:6379"}, "url"),
+        ({"url_or_client": 42}, "url_or_client"),
+        ({"url_or_client": "redis://x", "socket_timeout": 0}, "socket_timeout"),
+        ({"url_or_client": "redis://x", "connect_timeout": -1.0}, "connect_timeout"),
+    ],
+)
+def test_bad_client_arguments_fail_at_construction(kwargs: dict, parameter: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError) as info:
+        sync_client(**kwargs)
+    assert info.value.parameter == parameter
+    with pytest.raises(ConfigError):
+        async_client(**kwargs)
+
+
+def test_a_password_never_reaches_the_error_message() -> None:
+    with pytest.raises(ConfigError) as info:
+        sync_client("http://:hunter2@host")
+    assert "hunter2" not in str(info.value)
+
+
+def test_outage_classification() -> None:
+    assert is_outage(redis.ConnectionError("refused"))
+    assert is_outage(redis.TimeoutError("slow"))
+    assert is_outage(ConnectionRefusedError())
+    assert not is_outage(redis.ResponseError("WRONGTYPE"))
+    wrapped = to_backend_error(redis.TimeoutError("slow"), "redis://h")
+    assert isinstance(wrapped, BackendError)
+    assert is_outage(wrapped)
+    assert "TimeoutError" in str(wrapped)
+    assert not is_outage(BackendError("no cause"))
+
+
+def test_gate_admits_everyone_while_up() -> None:
+    gate = BackendHealth("t", clock=ManualClock())
+    assert gate.available
+    assert gate.admit() is Admission.CALL
+    gate.record_success()
+    assert gate.seconds_until_probe() == 0.0
+
+
+def test_gate_goes_down_after_threshold_and_hands_out_one_probe_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    gate = BackendHealth("redis://h", failure_threshold=3, probe_interval=1.0, clock=clock)
+    caplog.set_level(logging.INFO, logger="argo_perf.backend")
+    gate.record_failure(OSError("refused"))
+    gate.record_failure(OSError("refused"))
+    assert gate.available
+    gate.record_failure(OSError("refused"))
+    assert not gate.available
+    assert gate.admit() is Admission.SKIP
+    assert gate.seconds_until_probe() == 1.0
+    clock.advance(1.0)
+    assert gate.admit() is Admission.PROBE
+    assert gate.admit() is Admission.SKIP  # only one probe at a time
+    gate.record_failure(OSError("still refused"))
+    assert gate.admit() is Admission.SKIP
+    clock.advance(1.0)
+    assert gate.admit() is Admission.PROBE
+    gate.record_success()
+    assert gate.available
+    assert gate.admit() is Admission.CALL
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1
+    assert sum("reachable again" in m for m in messages) == 1
+    assert gate.transitions == 2
+    assert "state=up" in repr(gate)
+
+
+def test_a_success_resets_the_consecutive_failure_count() -> None:
+    gate = BackendHealth("t", failure_threshold=2, clock=ManualClock())
+    gate.record_failure()
+    gate.record_success()
+    gate.record_failure()
+    assert gate.available
+    gate.record_failure()
+    assert not gate.available
+    assert "state=down" in repr(gate)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold"),
+        ({"failure_threshold": True}, "failure_threshold"),
+        ({"probe_interval": 0}, "probe_interval"),
+    ],
+)
+def test_gate_rejects_bad_configuration(kwargs: dict, parameter: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError) as info:
+        BackendHealth("t", **kwargs)
+    assert info.value.parameter == parameter
+
+
+def test_gate_against_a_killed_and_restarted_server(fault_redis: RedisServer) -> None:
+    clock = ManualClock()
+    client, _ = sync_client(fault_redis.url)
+    gate = BackendHealth(fault_redis.url, failure_threshold=2, clock=clock)
+
+    outages: list[bool] = []
+
+    def call() -> str:
+        admission = gate.admit()
+        if admission is Admission.SKIP:
+            return "skipped"
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            gate.record_failure(exc)
+            outages.append(is_outage(exc))
+            return "failed"
+        gate.record_success()
+        return "ok"
+
+    assert call() == "ok"
+    fault_redis.kill()
+    assert [call() for _ in range(4)] == ["failed", "failed", "skipped", "skipped"]
+    fault_redis.start()
+    assert call() == "skipped"
+    clock.advance(1.0)
+    assert call() == "ok"
+    assert gate.available
+    assert outages == [True, True]
+    client.close()
