@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import threading
 from abc import ABC, abstractmethod
+from array import array
 from bisect import bisect_right
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -393,6 +394,7 @@ class _Table:
     closes: list[float]
     posts: list[float]
     edges: list[float]  # the trading window, flattened: [open0, close0, open1, close1, ...]
+    day_starts: array[int]  # for each day from the first: how many edges come before it
 
 
 class NYSECalendar(MarketCalendar):
@@ -487,7 +489,17 @@ class NYSECalendar(MarketCalendar):
             posts.append(float(midnight + close + _POST_LENGTH))
         starts, ends = (pres, posts) if self.extended_hours else (opens, closes)
         edges = [x for pair in zip(starts, ends, strict=True) for x in pair]
-        return _Table(index, pres, opens, closes, posts, edges)
+        # Days are counted from the first midnight in New York standard time, so a
+        # trading day (04:00-20:00 local, EST or EDT) never straddles two of them.
+        days = int(self._hi - self._lo) // _DAY + 1
+        day_starts = array("l", [0]) * days
+        count = 0
+        for day in range(days):
+            start = self._lo + day * _DAY
+            while count < len(edges) and edges[count] < start:
+                count += 1
+            day_starts[day] = count
+        return _Table(index, pres, opens, closes, posts, edges, day_starts)
 
     # --- user additions ------------------------------------------------------
 
@@ -526,6 +538,7 @@ class NYSECalendar(MarketCalendar):
 
     def _rebuild(self) -> None:
         if "_table" in self.__dict__:
+            # Table first, then forget the interval: see the end of _locate.
             self._table = self._build()
             self._hot = _EMPTY
 
@@ -596,19 +609,23 @@ class NYSECalendar(MarketCalendar):
         two edges (an open and a close, or a close and the next open) for hours:
         remembering that interval makes most calls two comparisons.
         """
-        if not self._lo <= ts < self._hi:
+        lo = self._lo
+        if not lo <= ts < self._hi:
             raise self._range_error(dt)
         table = self._table
         edges = table.edges
-        # Edges alternate open, close: an odd count of edges <= ts means inside.
-        count = bisect_right(edges, ts)
-        if count >= len(edges):  # after the last close: no next open to remember
+        # Count the edges <= ts: those before ts's day, then the few on that day.
+        count = table.day_starts[int(ts - lo) // _DAY]
+        end = len(edges)
+        while count < end and edges[count] <= ts:
+            count += 1
+        if count == end:  # after the last close: no next open to remember
             return (ts, ts, False)
-        interval = (edges[count - 1] if count else self._lo, edges[count], count & 1 == 1)
-        with self._lock:
-            # A closure added meanwhile replaced the table and reset the interval.
-            if self.__dict__.get("_table") is table:
-                self._hot = interval
+        # Edges alternate open, close: an odd count of edges <= ts means inside.
+        interval = (edges[count - 1] if count else lo, edges[count], count & 1 == 1)
+        self._hot = interval
+        if self._table is not table:  # a closure replaced the table meanwhile
+            self._hot = _EMPTY
         return interval
 
     def _edges_after(self, dt: datetime) -> tuple[list[float], int, float]:

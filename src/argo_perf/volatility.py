@@ -82,11 +82,15 @@ class VolatilityTracker:
                 naive; the state is left untouched.
         """
         value = check_price(price)
-        when = self._clock.now() if ts is None else ts
-        if when.tzinfo is None or when.utcoffset() is None:
-            raise ValueError(f"ts must be an aware datetime, got naive {when!r}")
-        stamp = when.timestamp()
+        if ts is not None:
+            if ts.tzinfo is None or ts.utcoffset() is None:
+                raise ValueError(f"ts must be an aware datetime, got naive {ts!r}")
+            stamp = ts.timestamp()
         with self._lock:
+            if ts is None:
+                # Read the clock under the lock, so observations without a
+                # timestamp are ordered as they arrive and never count as late.
+                stamp = self._clock.now().timestamp()
             states = self._states
             state = states.get(symbol)
             if state is None:
