@@ -236,6 +236,25 @@ def test_usable_as_a_one_argument_ttl_callable() -> None:
         assert fn("BTC-USD") == 30.0
 
 
+def test_plugs_into_a_cachetools_tlru_cache() -> None:
+    from cachetools import TLRUCache
+
+    clock = ManualClock(ny(2026, 1, 5, 9, 29))
+    ttl = AdaptiveTTL(clock=clock)
+    cache: TLRUCache[str, float] = TLRUCache(
+        maxsize=10, ttu=lambda key, value, now: now + ttl.ttl_for(key), timer=clock.monotonic
+    )
+    cache["AAPL"] = 230.0  # closed: expires at the 09:30 open
+    cache["BTC-USD"] = 97_000.0  # crypto: 30 s
+    clock.advance(29.0)
+    assert "BTC-USD" in cache
+    clock.advance(30.0)
+    assert "BTC-USD" not in cache
+    assert "AAPL" in cache
+    clock.advance(1.0)
+    assert "AAPL" not in cache
+
+
 async def test_ttl_for_from_async_tasks() -> None:
     clock = ManualClock(ny(2026, 1, 5, 9, 29))
     ttl = AdaptiveTTL(clock=clock)
