@@ -8,15 +8,26 @@ import sys
 import argo_perf
 
 EXPECTED = {
+    "AdaptiveTTL",
+    "AdaptiveTTLConfig",
     "ArgoPerfError",
     "BackendError",
+    "CRYPTO",
+    "CalendarRangeError",
+    "ChangeGate",
     "CircuitOpenError",
     "Clock",
     "ConfigError",
     "ManualClock",
+    "MarketCalendar",
+    "MarketSession",
+    "NYSE",
+    "NYSECalendar",
     "RateLimitExceeded",
     "SystemClock",
+    "VolatilityTracker",
     "__version__",
+    "is_crypto",
 }
 
 

@@ -12,15 +12,38 @@ from .errors import (
     ConfigError,
     RateLimitExceeded,
 )
+from .gate import ChangeGate
+from .market import (
+    CRYPTO,
+    NYSE,
+    CalendarRangeError,
+    MarketCalendar,
+    MarketSession,
+    NYSECalendar,
+    is_crypto,
+)
+from .ttl import AdaptiveTTL, AdaptiveTTLConfig
+from .volatility import VolatilityTracker
 
 __all__ = [
+    "CRYPTO",
+    "NYSE",
+    "AdaptiveTTL",
+    "AdaptiveTTLConfig",
     "ArgoPerfError",
     "BackendError",
+    "CalendarRangeError",
+    "ChangeGate",
     "CircuitOpenError",
     "Clock",
     "ConfigError",
     "ManualClock",
+    "MarketCalendar",
+    "MarketSession",
+    "NYSECalendar",
     "RateLimitExceeded",
     "SystemClock",
+    "VolatilityTracker",
     "__version__",
+    "is_crypto",
 ]

@@ -1,0 +1,242 @@
+"""Market-aware cache lifetimes: short while a symbol trades and moves, long while it sleeps."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ._price import check_price
+from .clock import Clock, SystemClock
+from .errors import ConfigError
+from .market import NYSE, MarketCalendar, is_crypto
+from .volatility import VolatilityTracker
+
+__all__ = ["AdaptiveTTL", "AdaptiveTTLConfig"]
+
+_MAX_CLASSIFIED = 4096  # symbols whose crypto/stock answer is memoised
+
+
+@dataclass(frozen=True)
+class AdaptiveTTLConfig:
+    """The TTL table of :class:`AdaptiveTTL`, in seconds.
+
+    | symbol | high volatility | otherwise |
+    | --- | --- | --- |
+    | crypto | 10 | 30 |
+    | stock, in session | 10 | 20 |
+    | stock, out of session | 300, never past the next open | 300, never past the next open |
+
+    Attributes:
+        crypto_high_vol_ttl: crypto with high volatility. Default 10.0.
+        crypto_ttl: other crypto. Default 30.0.
+        stock_high_vol_ttl: stock in session with high volatility. Default 10.0.
+        stock_ttl: other stock in session. Default 20.0.
+        closed_ttl: stock out of session, capped at the time left until the
+            next open. Default 300.0.
+        jitter: spread each TTL uniformly over ``ttl * (1 ± jitter)`` so keys
+            written together do not expire together; in [0, 1). Default 0.0.
+        refresh_threshold: relative price move beyond which
+            :meth:`AdaptiveTTL.should_refresh` is true. Default 0.005 (0.5 %).
+
+    Raises:
+        ConfigError: a TTL that is not a positive finite number, a jitter
+            outside [0, 1), a negative or non-finite threshold.
+
+    Example:
+        >>> AdaptiveTTLConfig(stock_ttl=15.0, jitter=0.1).stock_ttl
+        15.0
+    """
+
+    crypto_high_vol_ttl: float = 10.0
+    crypto_ttl: float = 30.0
+    stock_high_vol_ttl: float = 10.0
+    stock_ttl: float = 20.0
+    closed_ttl: float = 300.0
+    jitter: float = 0.0
+    refresh_threshold: float = 0.005
+
+    def __post_init__(self) -> None:
+        for name in ("crypto_high_vol_ttl", "crypto_ttl", "stock_high_vol_ttl", "stock_ttl"):
+            _check_seconds(name, getattr(self, name))
+        _check_seconds("closed_ttl", self.closed_ttl)
+        if not (_is_number(self.jitter) and 0.0 <= self.jitter < 1.0):
+            raise ConfigError("jitter", self.jitter, "must be in [0, 1)")
+        if not (_is_number(self.refresh_threshold) and 0.0 <= self.refresh_threshold < math.inf):
+            raise ConfigError(
+                "refresh_threshold", self.refresh_threshold, "must be a finite number >= 0"
+            )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if not (isinstance(value, (int, float)) and _is_number(value) and 0.0 < value < math.inf):
+        raise ConfigError(name, value, "must be positive finite seconds")
+
+
+class AdaptiveTTL:
+    """Chooses how long a cached price (or anything derived from it) stays fresh.
+
+    :meth:`ttl_for` follows the :class:`AdaptiveTTLConfig` table: crypto
+    symbols (``is_crypto``) trade around the clock and get the crypto TTLs;
+    stocks get the in-session TTLs while ``calendar`` is open and
+    ``closed_ttl`` otherwise, cut so it never reaches past the next open (a
+    price cached at 09:28 expires at 09:30, not at 09:33). Early closes count
+    as out of session after 13:00. A symbol is "high volatility" when
+    ``volatility`` says so.
+
+    ``ttl_for`` takes a symbol and returns seconds, so the bound method plugs
+    into a cache directly: ``RedisCache(url).set(symbol, price,
+    ttl=adaptive.ttl_for)`` or ``cached(cache, ttl=adaptive.ttl_for)``.
+
+    Args:
+        config: the TTL table; default :class:`AdaptiveTTLConfig()`.
+        calendar: the stock market's calendar; default :data:`NYSE`. Use
+            ``NYSECalendar(extended_hours=True)`` to treat pre-market and
+            after-hours as in session.
+        volatility: a :class:`VolatilityTracker`, or any ``symbol -> bool``
+            predicate, deciding "high volatility"; ``None`` (default) means
+            never high.
+        is_crypto: ``symbol -> bool``, default :func:`is_crypto`. Answers are
+            memoised per symbol, so it must be pure.
+        rng: ``() -> float`` in [0, 1) for the jitter; default
+            :func:`random.random`. Inject a seeded one for reproducible tests.
+        max_symbols: prices remembered at most by :meth:`should_refresh`
+            (least recently refreshed forgotten first). Default 10 000.
+        clock: ``now`` for :meth:`ttl_for` when not given; default ``SystemClock()``.
+
+    Raises:
+        ConfigError: ``max_symbols`` < 1.
+
+    ``ttl_for`` raises :class:`ValueError` for a naive ``now`` and
+    :class:`~argo_perf.CalendarRangeError` when ``now`` lies outside the
+    calendar's years. Thread-safe.
+
+    Example:
+        >>> from datetime import datetime, timezone
+        >>> from argo_perf import ManualClock
+        >>> clock = ManualClock(datetime(2026, 1, 5, 14, 28, tzinfo=timezone.utc))  # 09:28 NY
+        >>> ttl = AdaptiveTTL(clock=clock)
+        >>> ttl.ttl_for("AAPL")  # closed, opens in two minutes
+        120.0
+        >>> clock.advance(120)
+        >>> ttl.ttl_for("AAPL"), ttl.ttl_for("BTC-USD")
+        (20.0, 30.0)
+    """
+
+    def __init__(
+        self,
+        config: AdaptiveTTLConfig | None = None,
+        *,
+        calendar: MarketCalendar = NYSE,
+        volatility: VolatilityTracker | Callable[[str], bool] | None = None,
+        is_crypto: Callable[[str], bool] = is_crypto,
+        rng: Callable[[], float] | None = None,
+        max_symbols: int = 10_000,
+        clock: Clock | None = None,
+    ) -> None:
+        if isinstance(max_symbols, bool) or not isinstance(max_symbols, int) or max_symbols < 1:
+            raise ConfigError("max_symbols", max_symbols, "must be an int >= 1")
+        self.config = config if config is not None else AdaptiveTTLConfig()
+        self.calendar = calendar
+        self.max_symbols = max_symbols
+        if isinstance(volatility, VolatilityTracker):
+            self._is_high: Callable[[str], bool] | None = volatility.is_high
+        else:
+            self._is_high = volatility
+        self._classify = is_crypto
+        self._kinds: dict[str, bool] = {}
+        self._rng: Callable[[], float] = rng if rng is not None else random.random
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._lock = threading.Lock()
+        self._prices: OrderedDict[str, float] = OrderedDict()
+
+    def ttl_for(self, symbol: str, now: datetime | None = None) -> float:
+        """Seconds a value for ``symbol`` written at ``now`` (default the clock's now) stays fresh.
+
+        Raises:
+            ValueError: ``now`` is naive.
+            CalendarRangeError: ``now`` is outside the calendar's years.
+        """
+        if now is None:
+            now = self._clock.now()
+        crypto = self._kinds.get(symbol)
+        if crypto is None:
+            crypto = self._kind(symbol)
+        is_high = self._is_high
+        high = is_high is not None and is_high(symbol)
+        config = self.config
+        if crypto:
+            ttl = config.crypto_high_vol_ttl if high else config.crypto_ttl
+            return self._jitter(ttl) if config.jitter else ttl
+        wait = self.calendar.seconds_until_open(now)
+        if wait == 0.0:
+            ttl = config.stock_high_vol_ttl if high else config.stock_ttl
+            return self._jitter(ttl) if config.jitter else ttl
+        ttl = self._jitter(config.closed_ttl) if config.jitter else config.closed_ttl
+        return ttl if ttl < wait else wait
+
+    def __call__(self, symbol: str) -> float:
+        """``ttl_for(symbol)``: an :class:`AdaptiveTTL` is itself a cache's ``ttl=`` callable."""
+        return self.ttl_for(symbol)
+
+    def _kind(self, symbol: str) -> bool:
+        crypto = bool(self._classify(symbol))
+        kinds = self._kinds
+        if len(kinds) >= _MAX_CLASSIFIED:  # keys, not just symbols, may come through here
+            kinds.clear()
+        kinds[symbol] = crypto
+        return crypto
+
+    def _jitter(self, ttl: float) -> float:
+        return ttl * (1.0 + self.config.jitter * (2.0 * self._rng() - 1.0))
+
+    def should_refresh(self, symbol: str, price: float) -> bool:
+        """Whether ``price`` moved more than ``refresh_threshold`` from the remembered price.
+
+        True also when no price is remembered for ``symbol``. When it answers
+        true, ``price`` becomes the remembered one: the caller is expected to
+        refresh the cached value now. :meth:`remember` sets it explicitly.
+
+        Raises:
+            ValueError: ``price`` is not a finite positive number (nothing changes).
+        """
+        value = check_price(price)
+        with self._lock:
+            last = self._prices.get(symbol)
+            if last is not None and abs(value - last) <= self.config.refresh_threshold * last:
+                return False
+            self._store(symbol, value)
+            return True
+
+    def remember(self, symbol: str, price: float) -> None:
+        """Remember ``price`` as the one the cached value for ``symbol`` was computed from.
+
+        Raises:
+            ValueError: ``price`` is not a finite positive number.
+        """
+        value = check_price(price)
+        with self._lock:
+            self._store(symbol, value)
+
+    def forget(self, symbol: str) -> None:
+        """Forget the remembered price of ``symbol`` (no error when unknown)."""
+        with self._lock:
+            self._prices.pop(symbol, None)
+
+    def _store(self, symbol: str, price: float) -> None:
+        prices = self._prices
+        prices[symbol] = price
+        prices.move_to_end(symbol)
+        if len(prices) > self.max_symbols:
+            prices.popitem(last=False)
+
+    def __repr__(self) -> str:
+        return f"AdaptiveTTL({self.config!r}, calendar={self.calendar!r})"
