@@ -10,7 +10,11 @@ import argo_perf
 EXPECTED = {
     "ArgoPerfError",
     "BackendError",
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitBreakerRegistry",
     "CircuitOpenError",
+    "CircuitState",
     "Clock",
     "ConfigError",
     "ManualClock",
