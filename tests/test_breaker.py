@@ -796,3 +796,56 @@ def _state_for(exc: BaseException) -> Any:
     state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
     state.set_exception((type(exc), exc, None))
     return state
+
+
+# -- compiled wrappers ----------------------------------------------------------------
+
+
+def test_wrappers_keep_every_kind_of_parameter(clock: ManualClock) -> None:
+    import inspect
+
+    breaker = make(clock)
+    default: list[int] = []
+
+    def fetch(a, b=default, /, c=2, *rest, k, m=3, **extra):  # type: ignore[no-untyped-def]
+        return (a, b, c, rest, k, m, extra)
+
+    wrapped = breaker(fetch)
+    assert inspect.signature(wrapped) == inspect.signature(fetch)
+    assert wrapped(1, k=5) == (1, [], 2, (), 5, 3, {})
+    assert wrapped(1, k=5)[1] is default  # the function's own default object
+    assert wrapped(1, [2], 3, 4, 5, k=6, q=7) == (1, [2], 3, (4, 5), 6, 3, {"q": 7})
+    with pytest.raises(TypeError, match="fetch"):
+        wrapped()  # a wrong call is the caller's bug, not the vendor's failure
+    assert breaker.metrics().calls == 3
+
+    def only_positional(a, /):  # type: ignore[no-untyped-def]
+        return a
+
+    def only_keywords(*, k):  # type: ignore[no-untyped-def]
+        return k
+
+    assert breaker(only_positional)(1) == 1
+    assert breaker(only_keywords)(k=2) == 2
+
+
+def test_other_callables_get_the_generic_wrapper(clock: ManualClock) -> None:
+    import functools
+    import linecache
+
+    breaker = make(clock, failure_threshold=1)
+
+    def clash(_argo_core: int) -> int:
+        return _argo_core
+
+    assert breaker(clash)(4) == 4
+    assert breaker(len)([1, 2]) == 2
+    assert breaker(functools.partial(pow, 2))(3) == 8
+    wrapped = breaker(fail)
+    with pytest.raises(VendorDown) as info:
+        wrapped()
+    frames = [str(f.path) for f in info.traceback]
+    assert any("argo_perf.breaker wrapper" in f for f in frames)
+    assert any(linecache.getline(f, 3) for f in frames if "argo_perf.breaker wrapper" in f)
+    with pytest.raises(CircuitOpenError):
+        breaker(len)([1])
