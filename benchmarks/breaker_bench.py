@@ -3,6 +3,8 @@
 Rows (medians over interleaved rounds, nanoseconds per call, same process):
 
 * sync success  — a decorated function that succeeds, minus the bare call;
+* sync call()   — ``breaker.call(fn, arg)`` (libraries with that face), minus
+  the bare call through the same ``functools.partial``;
 * async success — an awaited decorated coroutine function, minus the bare await;
 * sync rejection / async rejection — a call into an open circuit, in total:
   the call, building and raising the library's error, and catching it;
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import itertools
 import logging
@@ -143,6 +146,7 @@ async def _purgatory_async(factory: Any, fn: Callable[[bool], Awaitable[int]]) -
 
 
 def time_sync(fn: Callable[[bool], int], n: int, catch: bool) -> float:
+    gc.collect()  # rejections leave exception/traceback cycles behind
     it = itertools.repeat(False, n)
     if catch:
         t0 = time.perf_counter_ns()
@@ -159,6 +163,7 @@ def time_sync(fn: Callable[[bool], int], n: int, catch: bool) -> float:
 
 
 async def time_async(fn: Any, n: int, catch: bool) -> float:
+    gc.collect()
     it = itertools.repeat(False, n)
     if catch:
         t0 = time.perf_counter_ns()
@@ -192,21 +197,49 @@ def medians(samples: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def build_call_face() -> dict[str, Callable[[bool], int]]:
+    """``breaker.call(fn, arg)`` for the libraries that have that face (through a partial)."""
+    built: dict[str, Callable[[bool], int]] = {
+        OURS: functools.partial(CircuitBreaker("bench-call").call, plain),
+    }
+    try:
+        import pybreaker
+
+        built["pybreaker"] = functools.partial(pybreaker.CircuitBreaker().call, plain)
+    except ImportError:
+        pass
+    try:
+        import aiobreaker
+
+        built["aiobreaker"] = functools.partial(aiobreaker.CircuitBreaker().call, plain)
+    except ImportError:
+        pass
+    return built
+
+
 def run_sync_rows(n: int, rounds: int) -> dict[str, dict[str, float]]:
     ok = build_sync(plain)
+    calls = build_call_face()
     rejecting = build_sync(plain)
     trip_sync(rejecting)
+    bare_partial = functools.partial(plain)
     success: dict[str, list[float]] = {name: [] for name in ["bare", *ok]}
+    call_face: dict[str, list[float]] = {name: [] for name in ["bare", *calls]}
     reject: dict[str, list[float]] = {name: [] for name in rejecting}
     for _ in range(rounds):
         for name, fn in [("bare", plain), *ok.items()]:
             success[name].append(time_sync(fn, n, catch=False))
+        for name, fn in [("bare", bare_partial), *calls.items()]:
+            call_face[name].append(time_sync(fn, n // 2, catch=False))
         for name, fn in rejecting.items():
             reject[name].append(time_sync(fn, max(n // 4, 1000), catch=True))
     got = medians(success)
     bare = got.pop("bare")
+    got_call = medians(call_face)
+    bare_call = got_call.pop("bare")
     return {
         "sync success": {name: value - bare for name, value in got.items()},
+        "sync call()": {name: value - bare_call for name, value in got_call.items()},
         "sync rejection": medians(reject),
         "_bare_sync": {"bare": bare},
     }
@@ -289,7 +322,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a short run (a few seconds)")
     args = parser.parse_args()
     n, rounds = (20_000, 7) if args.quick else (200_000, 25)
-    gc.disable()  # no collection pauses inside timed loops
+    gc.disable()  # no collection pauses inside timed loops (collected between them)
     rows: dict[str, dict[str, float]] = {}
     rows.update(run_sync_rows(n, rounds))
     rows.update(asyncio.run(run_async_rows(n, rounds)))

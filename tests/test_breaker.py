@@ -849,3 +849,11 @@ def test_other_callables_get_the_generic_wrapper(clock: ManualClock) -> None:
     assert any(linecache.getline(f, 3) for f in frames if "argo_perf.breaker wrapper" in f)
     with pytest.raises(CircuitOpenError):
         breaker(len)([1])
+
+
+def test_circuit_open_error_pickles_and_formats_lazily() -> None:
+    import pickle
+
+    err = pickle.loads(pickle.dumps(CircuitOpenError("xai", 2.5)))
+    assert (err.name, err.retry_after) == ("xai", 2.5)
+    assert str(err) == "circuit 'xai' is open; retry after 2.500s"
