@@ -31,6 +31,7 @@ import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from argo_perf import CircuitBreaker, CircuitBreakerConfig
@@ -70,37 +71,40 @@ def slow(fail: bool) -> int:
 # -- the contenders ---------------------------------------------------------------
 
 
+# Long enough that a tripped breaker stays open for the whole run.
+OPEN_FOR = 1e6
+OPEN_DELTA = timedelta(seconds=OPEN_FOR)
+
+
 def build_sync(fn: Callable[[bool], int]) -> dict[str, Callable[[bool], int]]:
     """Each library's breaker around ``fn``, as its users write it (a decorator)."""
     built: dict[str, Callable[[bool], int]] = {}
-    built[OURS] = CircuitBreaker("bench", CircuitBreakerConfig(failure_threshold=5))(fn)
+    config = CircuitBreakerConfig(failure_threshold=5, timeout=OPEN_FOR)
+    built[OURS] = CircuitBreaker("bench", config)(fn)
     try:
         import pybreaker
 
-        built["pybreaker"] = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)(fn)
+        built["pybreaker"] = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=OPEN_FOR)(fn)
     except ImportError:
         print("pybreaker not installed: skipped", file=sys.stderr)
     try:
         import circuitbreaker
 
-        built["circuitbreaker"] = circuitbreaker.circuit(failure_threshold=5, recovery_timeout=60)(
-            fn
-        )
+        circuit = circuitbreaker.circuit(failure_threshold=5, recovery_timeout=OPEN_FOR)
+        built["circuitbreaker"] = circuit(fn)
     except ImportError:
         print("circuitbreaker not installed: skipped", file=sys.stderr)
     try:
-        from datetime import timedelta
-
         import aiobreaker
 
-        breaker = aiobreaker.CircuitBreaker(fail_max=5, timeout_duration=timedelta(seconds=60))
+        breaker = aiobreaker.CircuitBreaker(fail_max=5, timeout_duration=OPEN_DELTA)
         built["aiobreaker"] = lambda fail, _b=breaker: _b.call(fn, fail)
     except ImportError:
         print("aiobreaker not installed: skipped", file=sys.stderr)
     try:
         import purgatory
 
-        factory = purgatory.SyncCircuitBreakerFactory(default_threshold=5, default_ttl=60)
+        factory = purgatory.SyncCircuitBreakerFactory(default_threshold=5, default_ttl=OPEN_FOR)
         built["purgatory"] = factory(f"bench-{id(fn)}")(fn)
     except ImportError:
         print("purgatory not installed: skipped", file=sys.stderr)
@@ -109,28 +113,26 @@ def build_sync(fn: Callable[[bool], int]) -> dict[str, Callable[[bool], int]]:
 
 async def build_async(fn: Callable[[bool], Awaitable[int]]) -> dict[str, Any]:
     built: dict[str, Any] = {}
-    built[OURS] = CircuitBreaker("bench-async", CircuitBreakerConfig(failure_threshold=5))(fn)
+    config = CircuitBreakerConfig(failure_threshold=5, timeout=OPEN_FOR)
+    built[OURS] = CircuitBreaker("bench-async", config)(fn)
     try:
         import circuitbreaker
 
-        built["circuitbreaker"] = circuitbreaker.circuit(failure_threshold=5, recovery_timeout=60)(
-            fn
-        )
+        circuit = circuitbreaker.circuit(failure_threshold=5, recovery_timeout=OPEN_FOR)
+        built["circuitbreaker"] = circuit(fn)
     except ImportError:
         pass
     try:
-        from datetime import timedelta
-
         import aiobreaker
 
-        breaker = aiobreaker.CircuitBreaker(fail_max=5, timeout_duration=timedelta(seconds=60))
+        breaker = aiobreaker.CircuitBreaker(fail_max=5, timeout_duration=OPEN_DELTA)
         built["aiobreaker"] = breaker(fn)
     except ImportError:
         pass
     try:
         import purgatory
 
-        factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=5, default_ttl=60)
+        factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=5, default_ttl=OPEN_FOR)
         await factory.initialize()
         built["purgatory"] = await _purgatory_async(factory, fn)
     except ImportError:
@@ -321,7 +323,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (a few seconds)")
     args = parser.parse_args()
-    n, rounds = (20_000, 7) if args.quick else (200_000, 25)
+    n, rounds = (20_000, 7) if args.quick else (100_000, 15)
     gc.disable()  # no collection pauses inside timed loops (collected between them)
     rows: dict[str, dict[str, float]] = {}
     rows.update(run_sync_rows(n, rounds))
