@@ -26,7 +26,6 @@ import math
 from typing import Any, cast
 
 from .._redis import (
-    REDIS_ERRORS,
     AsyncRedisClient,
     BackendHealth,
     SyncRedisClient,
@@ -156,7 +155,7 @@ class RedisBreakerState:
             return
         try:
             self._scripts["publish"](keys=self._keys(name), args=[ms, token])
-        except REDIS_ERRORS as exc:
+        except Exception as exc:  # whatever goes wrong, the local breaker decides
             self._failed(exc, "publish_open", name)
             return
         self.health.record_success()
@@ -167,7 +166,7 @@ class RedisBreakerState:
             return None
         try:
             reply = self._sync.pttl(self._keys(name)[0])
-        except REDIS_ERRORS as exc:
+        except Exception as exc:  # whatever goes wrong, the local breaker decides
             self._failed(exc, "open_remaining", name)
             return None
         self.health.record_success()
@@ -180,7 +179,7 @@ class RedisBreakerState:
             return None
         try:
             reply = self._scripts["acquire"](keys=self._keys(name), args=[token, ms])
-        except REDIS_ERRORS as exc:
+        except Exception as exc:  # whatever goes wrong, the local breaker decides
             self._failed(exc, "acquire_probe", name)
             return None
         self.health.record_success()
@@ -192,7 +191,7 @@ class RedisBreakerState:
             return
         try:
             self._scripts["release"](keys=self._keys(name)[1:], args=[token])
-        except REDIS_ERRORS as exc:
+        except Exception as exc:  # whatever goes wrong, the local breaker decides
             self._failed(exc, "release_probe", name)
             return
         self.health.record_success()
@@ -211,7 +210,7 @@ class RedisBreakerState:
             return
         try:
             await self._async_scripts["publish"](keys=self._keys(name), args=[ms, token])
-        except REDIS_ERRORS as exc:
+        except Exception as exc:  # whatever goes wrong, the local breaker decides
             self._failed(exc, "publish_open", name)
             return
         self.health.record_success()
@@ -222,7 +221,7 @@ class RedisBreakerState:
             return None
         try:
             reply = await self._async.pttl(self._keys(name)[0])
-        except REDIS_ERRORS as exc:
+        except Exception as exc:  # whatever goes wrong, the local breaker decides
             self._failed(exc, "open_remaining", name)
             return None
         self.health.record_success()
@@ -237,7 +236,7 @@ class RedisBreakerState:
             return None
         try:
             reply = await self._async_scripts["acquire"](keys=self._keys(name), args=[token, ms])
-        except REDIS_ERRORS as exc:
+        except Exception as exc:  # whatever goes wrong, the local breaker decides
             self._failed(exc, "acquire_probe", name)
             return None
         self.health.record_success()
@@ -249,7 +248,7 @@ class RedisBreakerState:
             return
         try:
             await self._async_scripts["release"](keys=self._keys(name)[1:], args=[token])
-        except REDIS_ERRORS as exc:
+        except Exception as exc:  # whatever goes wrong, the local breaker decides
             self._failed(exc, "release_probe", name)
             return
         self.health.record_success()
