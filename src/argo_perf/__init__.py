@@ -4,6 +4,12 @@ The package face only re-exports; each concept lives in its own module.
 """
 
 from ._version import __version__
+from .breaker import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitBreakerRegistry,
+    CircuitState,
+)
 from .clock import Clock, ManualClock, SystemClock
 from .errors import (
     ArgoPerfError,
@@ -34,7 +40,11 @@ __all__ = [
     "BackendError",
     "CalendarRangeError",
     "ChangeGate",
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitBreakerRegistry",
     "CircuitOpenError",
+    "CircuitState",
     "Clock",
     "ConfigError",
     "ManualClock",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __all__ = [
     "ArgoPerfError",
     "BackendError",
@@ -45,17 +47,36 @@ class BackendError(ArgoPerfError):
 class CircuitOpenError(ArgoPerfError):
     """A circuit breaker rejected the call without running it.
 
-    A new instance is raised for every rejection.
+    A new instance is raised for every rejection, so tracebacks never pile up
+    on a shared object. The message is formatted only when the error is shown:
+    a rejection costs no more than raising a builtin exception.
 
     Attributes:
         name: the breaker's name.
-        retry_after: seconds until the breaker will admit a trial call.
+        retry_after: seconds until the breaker will admit a trial call
+            (``math.inf`` while it is forced open).
     """
 
-    def __init__(self, name: str, retry_after: float) -> None:
-        self.name = name
-        self.retry_after = retry_after
-        super().__init__(f"circuit {name!r} is open; retry after {retry_after:.3f}s")
+    # The arguments live in ``args`` (set by the C-level constructor) and the
+    # message is built lazily: a rejection is on the hot path of an outage.
+    if TYPE_CHECKING:
+
+        def __init__(self, name: str, retry_after: float) -> None: ...
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        name: str = self.args[0]
+        return name
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the breaker will admit a trial call."""
+        retry_after: float = self.args[1]
+        return retry_after
+
+    def __str__(self) -> str:
+        return f"circuit {self.args[0]!r} is open; retry after {self.args[1]:.3f}s"
 
 
 class RateLimitExceeded(ArgoPerfError):

@@ -1,0 +1,46 @@
+"""Circuit breakers: stop calling a dependency that is down, probe it, come back.
+
+The package face only re-exports. :class:`CircuitBreaker` is the breaker;
+:class:`CircuitBreakerConfig` says how it judges calls and when it opens; the
+trip rules (:class:`ConsecutiveFailures`, :class:`FailureRate`,
+:class:`SlowCallRate`) combine with ``|``; :class:`RedisBreakerState` shares
+openings between processes; :func:`retry_unless_circuit_open` and
+:class:`wait_retry_after` fit tenacity around it.
+"""
+
+from ._breaker import CircuitBreaker, CircuitBreakerRegistry, Listener, Permit
+from ._core import BreakerMetrics, CircuitBreakerConfig, CircuitState, Transition
+from ._policy import (
+    AnyRule,
+    ConsecutiveFailures,
+    FailureRate,
+    Outcome,
+    SlowCallRate,
+    TripRule,
+    backoff,
+    retry_after_of,
+)
+from ._retry import retry_unless_circuit_open, wait_retry_after
+from ._shared import RedisBreakerState
+
+__all__ = [
+    "AnyRule",
+    "BreakerMetrics",
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitBreakerRegistry",
+    "CircuitState",
+    "ConsecutiveFailures",
+    "FailureRate",
+    "Listener",
+    "Outcome",
+    "Permit",
+    "RedisBreakerState",
+    "SlowCallRate",
+    "Transition",
+    "TripRule",
+    "backoff",
+    "retry_after_of",
+    "retry_unless_circuit_open",
+    "wait_retry_after",
+]

@@ -1,0 +1,628 @@
+"""The faces of the circuit breaker: call, call_async, decorator, context managers, permits.
+
+All of them drive one :class:`~argo_perf.breaker._core.BreakerCore`. No lock is
+ever held while the protected call runs: the core is consulted before the call
+(admission) and after it (settlement), each time for a few attribute updates.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from contextvars import ContextVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from typing_extensions import ParamSpec, Self
+
+from ..clock import Clock, SystemClock
+from ..errors import CircuitOpenError, ConfigError
+from ._core import (
+    REJECTED,
+    BreakerCore,
+    BreakerMetrics,
+    CircuitBreakerConfig,
+    CircuitState,
+    Transition,
+)
+from ._policy import Outcome
+from ._wrapper import compile_wrapper
+
+if TYPE_CHECKING:
+    from ._shared import RedisBreakerState
+
+__all__ = ["CircuitBreaker", "CircuitBreakerRegistry", "Listener", "Permit"]
+
+logger = logging.getLogger("argo_perf.breaker")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Listener = Callable[[Transition], object]
+"""A function called with each :class:`Transition` (outside any lock; errors are logged)."""
+
+_OPEN = CircuitState.OPEN
+_CLOSED = CircuitState.CLOSED
+_HALF_OPEN = CircuitState.HALF_OPEN
+_FAILURE = Outcome.FAILURE
+_SUCCESS = Outcome.SUCCESS
+_IGNORED = Outcome.IGNORED
+_LOCAL_TRIPS = frozenset({"tripped", "probe failed"})
+
+
+class CircuitBreaker:
+    """A circuit breaker around calls to one dependency (a vendor, an endpoint).
+
+    CLOSED lets calls through and records their outcomes; when a trip rule
+    fires it opens, and OPEN rejects calls with a new
+    :class:`~argo_perf.errors.CircuitOpenError` (carrying ``name`` and
+    ``retry_after``) without running them. Once the open time is over the
+    breaker is HALF_OPEN: ``half_open_permits`` probe calls go through and the
+    other callers are rejected at once; ``success_threshold`` successful probes
+    close it, a failed probe opens it again. The call that trips the circuit
+    re-raises its own error.
+
+    Use it as ``breaker.call(fn, *args)``, ``await breaker.call_async(fn, *args)``,
+    as a decorator on sync or async functions (signatures are kept), as
+    ``with breaker:`` / ``async with breaker:``, or through the non-raising
+    permit API (:meth:`try_acquire`) for streams and websockets. All faces are
+    thread-safe and share one state machine; no lock is held while a protected
+    call runs, and listeners run outside the lock with their errors logged.
+
+    Args:
+        name: the dependency's name (shown in errors, logs and metrics).
+        config: a :class:`CircuitBreakerConfig` (default: the seed's
+            ``failure_threshold=5, success_threshold=2, timeout=60.0``).
+        clock: time source (default :class:`~argo_perf.clock.SystemClock`).
+        shared: a :class:`~argo_perf.breaker.RedisBreakerState` to share
+            openings and probes with other processes (default: local only).
+        listeners: functions called with each :class:`Transition`.
+
+    Raises:
+        ConfigError: an empty ``name``.
+
+    Example:
+        >>> breaker = CircuitBreaker("massive", CircuitBreakerConfig(failure_threshold=2))
+        >>> @breaker
+        ... def fetch_price(symbol: str) -> float:
+        ...     return 101.5
+        >>> fetch_price("AAPL")
+        101.5
+        >>> breaker.state
+        <CircuitState.CLOSED: 'closed'>
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: CircuitBreakerConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        shared: RedisBreakerState | None = None,
+        listeners: tuple[Listener, ...] | list[Listener] = (),
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigError("name", name, "must be a non-empty string")
+        if config is None:
+            config = CircuitBreakerConfig()
+        elif not isinstance(config, CircuitBreakerConfig):
+            raise ConfigError("config", config, "must be a CircuitBreakerConfig")
+        self.name = name
+        self.config = config
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        # The system clock's monotonic() is time.monotonic: call it directly.
+        self._now: Callable[[], float] = (
+            time.monotonic if type(self._clock) is SystemClock else self._clock.monotonic
+        )
+        self._core = BreakerCore(name, config)
+        self._listeners: list[Listener] = list(listeners)
+        self._shared = shared
+        self._token = os.urandom(8).hex()
+        self._held: ContextVar[tuple[int, float, Any] | None] = ContextVar(
+            f"argo_perf.breaker.{name}", default=None
+        )
+
+    # -- state and control --------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state; an open circuit whose open time is over reads HALF_OPEN."""
+        core = self._core
+        if core.state is _OPEN and self._now() >= core.open_until:
+            return _HALF_OPEN
+        return core.state
+
+    def force_open(self) -> None:
+        """Reject every call (``retry_after`` is ``inf``) until :meth:`reset`."""
+        self._core.force_open()
+        self._announce()
+
+    def disable(self) -> None:
+        """Admit every call and keep recording outcomes, but never open, until :meth:`reset`."""
+        self._core.disable()
+        self._announce()
+
+    def reset(self) -> None:
+        """Close the circuit, clear the trip rules, end :meth:`force_open` / :meth:`disable`."""
+        self._core.reset()
+        self._announce()
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(transition)`` on every change of state (outside the lock)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``; a listener that was never added is ignored."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def metrics(self) -> BreakerMetrics:
+        """A snapshot of the state, the counts and the failure and slow-call rates."""
+        return self._core.metrics(self._now())
+
+    # -- the sync face ------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``fn(*args, **kwargs)`` through the breaker and return its result.
+
+        Raises:
+            CircuitOpenError: the circuit is open (``fn`` did not run).
+            Exception: whatever ``fn`` raised, unchanged (also by the call that
+                trips the circuit).
+
+        Example:
+            >>> CircuitBreaker("xai").call(len, "abc")
+            3
+        """
+        core = self._core
+        ticket = core.fast
+        if ticket is not None:
+            # Closed, and a success would change nothing but a count.
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as error:
+                self._settle_error(ticket, error, 0.0, self._now())
+                raise
+            core.fast_successes += 1
+            return result
+        ticket = self._admit()
+        start = self._now()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            now = self._now()
+            self._settle_error(ticket, error, now - start, now)
+            raise
+        now = self._now()
+        self._settle(ticket, core.judge_result(result), now - start, now, None)
+        return result
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Await ``fn(*args, **kwargs)`` through the breaker and return its result.
+
+        A cancelled call (``asyncio.CancelledError``) counts for nothing and a
+        cancelled probe gives its permit back.
+
+        Raises:
+            CircuitOpenError: the circuit is open (``fn`` was not called).
+            Exception: whatever ``fn`` raised, unchanged.
+        """
+        core = self._core
+        ticket = core.fast
+        if ticket is not None:
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as error:
+                await self._settle_error_async(ticket, error, 0.0, self._now())
+                raise
+            core.fast_successes += 1
+            return result
+        ticket = self._admit() if self._shared is None else await self._admit_async()
+        start = self._now()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as error:
+            now = self._now()
+            await self._settle_error_async(ticket, error, now - start, now)
+            raise
+        now = self._now()
+        await self._settle_async(ticket, core.judge_result(result), now - start, now, None)
+        return result
+
+    # -- the decorator ------------------------------------------------------------
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
+
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate a sync or async function so each call goes through the breaker.
+
+        The wrapper keeps ``fn``'s signature for type checkers (ParamSpec) and
+        its metadata (``functools.wraps``); ``wrapper.breaker`` is this breaker.
+
+        Example:
+            >>> breaker = CircuitBreaker("alpha_vantage")
+            >>> @breaker
+            ... async def fetch_quote(symbol: str) -> dict[str, float]:
+            ...     return {"price": 1.0}
+        """
+        # The wrapper repeats call()/call_async() inline, compiled with fn's own
+        # parameters: no Python call and no *args/**kwargs packing on the way
+        # in, which is most of what a breaker would otherwise cost.
+        wrapper: Callable[P, Any] = compile_wrapper(
+            fn,
+            is_async=inspect.iscoroutinefunction(fn),
+            core=self._core,
+            now=self._now,
+            name=self.name,
+            breaker=self,
+            error=CircuitOpenError,
+        )
+        functools.update_wrapper(wrapper, fn)
+        vars(wrapper)["breaker"] = self
+        return wrapper
+
+    # -- context managers ---------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        """Admit the block (or raise :class:`CircuitOpenError`); its exception is judged on exit."""
+        ticket = self._admit()
+        self._held.set((ticket, self._now(), self._held.get()))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ticket, start, now = self._release_held()
+        if exc is None:
+            self._settle(ticket, _SUCCESS, now - start, now, None)
+        else:
+            self._settle_error(ticket, exc, now - start, now)
+
+    async def __aenter__(self) -> Self:
+        """The asyncio form of ``with breaker:``."""
+        ticket = self._admit() if self._shared is None else await self._admit_async()
+        self._held.set((ticket, self._now(), self._held.get()))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        ticket, start, now = self._release_held()
+        if exc is None:
+            await self._settle_async(ticket, _SUCCESS, now - start, now, None)
+        else:
+            await self._settle_error_async(ticket, exc, now - start, now)
+
+    def _release_held(self) -> tuple[int, float, float]:
+        held = self._held.get()
+        if held is None:
+            raise RuntimeError(f"circuit {self.name!r}: exit without a matching enter")
+        ticket, start, parent = held
+        self._held.set(parent)
+        return ticket, start, self._now()
+
+    # -- the permit API -----------------------------------------------------------
+
+    def try_acquire(self) -> Permit | None:
+        """Ask for a permit without raising: a :class:`Permit`, or None when rejected.
+
+        For streams and websockets, where the protected work is not one call:
+        report how it went with :meth:`Permit.on_success`,
+        :meth:`Permit.on_failure` or :meth:`Permit.release`.
+
+        Example:
+            >>> breaker = CircuitBreaker("sonar")
+            >>> permit = breaker.try_acquire()
+            >>> permit is not None
+            True
+            >>> permit.on_success()
+        """
+        now = self._now()
+        ticket = self._admit_local(now)
+        if ticket != REJECTED and self._shared is not None and self._core.is_probe(ticket):
+            ticket = self._lease(ticket, now)
+        if ticket == REJECTED:
+            return None
+        return Permit(self, ticket, now)
+
+    # -- admission ----------------------------------------------------------------
+
+    def _admit(self) -> int:
+        core = self._core
+        now = self._now()
+        if core.state is _OPEN and now < core.open_until:
+            # The common rejection: no lock, no further call.
+            core.rejections += 1
+            raise CircuitOpenError(self.name, core.open_until - now)
+        ticket = self._admit_local(now)
+        if ticket != REJECTED and self._shared is not None and core.is_probe(ticket):
+            ticket = self._lease(ticket, now)
+        if ticket == REJECTED:
+            raise CircuitOpenError(self.name, core.retry_after(now))
+        return ticket
+
+    async def _admit_async(self) -> int:
+        core = self._core
+        now = self._now()
+        ticket = self._admit_local(now)
+        if ticket != REJECTED and core.is_probe(ticket):
+            ticket = await self._lease_async(ticket, now)
+        if ticket == REJECTED:
+            raise CircuitOpenError(self.name, core.retry_after(now))
+        return ticket
+
+    def _admit_local(self, now: float) -> int:
+        core = self._core
+        ticket = core.admit(now)
+        if core.pending:
+            self._announce()
+        return ticket
+
+    def _lease(self, ticket: int, now: float) -> int:
+        assert self._shared is not None
+        answer = self._shared.acquire_probe(self.name, self._token, self.config.probe_timeout)
+        return self._apply_lease(ticket, now, answer)
+
+    async def _lease_async(self, ticket: int, now: float) -> int:
+        assert self._shared is not None
+        answer = await self._shared.acquire_probe_async(
+            self.name, self._token, self.config.probe_timeout
+        )
+        return self._apply_lease(ticket, now, answer)
+
+    def _apply_lease(self, ticket: int, now: float, answer: tuple[bool, float] | None) -> int:
+        if answer is None or answer[0]:
+            return ticket  # granted, or Redis unusable: the local breaker decides
+        core = self._core
+        core.release(ticket)
+        # Another process reopened the circuit or holds the probe: stay open that long.
+        core.hold_open(answer[1], now, "opened elsewhere")
+        if core.pending:
+            self._announce()
+        return REJECTED
+
+    # -- settlement ---------------------------------------------------------------
+
+    def _settle_error(self, ticket: int, error: BaseException, duration: float, now: float) -> None:
+        core = self._core
+        outcome = core.judge_error(error)
+        retry_after = core.retry_after_of(error) if outcome is _FAILURE else None
+        self._settle(ticket, outcome, duration, now, retry_after)
+
+    def _settle(
+        self,
+        ticket: int,
+        outcome: Outcome,
+        duration: float,
+        now: float,
+        retry_after: float | None,
+    ) -> None:
+        core = self._core
+        core.settle(ticket, outcome, duration, now, retry_after)
+        if core.pending:
+            self._announce()
+        elif self._shared is not None and outcome is _FAILURE and core.state is _CLOSED:
+            # A failure is already slow: the moment to learn whether another
+            # process opened this circuit. The success path never asks Redis.
+            remaining = self._shared.open_remaining(self.name)
+            if remaining is not None and core.hold_open(remaining, now, "opened elsewhere"):
+                self._announce()
+
+    async def _settle_error_async(
+        self, ticket: int, error: BaseException, duration: float, now: float
+    ) -> None:
+        core = self._core
+        outcome = core.judge_error(error)
+        retry_after = core.retry_after_of(error) if outcome is _FAILURE else None
+        await self._settle_async(ticket, outcome, duration, now, retry_after)
+
+    async def _settle_async(
+        self,
+        ticket: int,
+        outcome: Outcome,
+        duration: float,
+        now: float,
+        retry_after: float | None,
+    ) -> None:
+        shared = self._shared
+        if shared is None:
+            self._settle(ticket, outcome, duration, now, retry_after)
+            return
+        core = self._core
+        core.settle(ticket, outcome, duration, now, retry_after)
+        if core.pending:
+            await self._announce_async()
+        elif outcome is _FAILURE and core.state is _CLOSED:
+            remaining = await shared.open_remaining_async(self.name)
+            if remaining is not None and core.hold_open(remaining, now, "opened elsewhere"):
+                await self._announce_async()
+
+    # -- announcements ------------------------------------------------------------
+
+    def _announce(self) -> None:
+        shared = self._shared
+        for transition in self._core.take_pending():
+            if shared is not None:
+                if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
+                    shared.publish_open(self.name, self._token, transition.open_for)
+                elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
+                    shared.release_probe(self.name, self._token)
+            self._notify(transition)
+
+    async def _announce_async(self) -> None:
+        shared = self._shared
+        assert shared is not None
+        for transition in self._core.take_pending():
+            if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
+                await shared.publish_open_async(self.name, self._token, transition.open_for)
+            elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
+                await shared.release_probe_async(self.name, self._token)
+            self._notify(transition)
+
+    def _notify(self, transition: Transition) -> None:
+        if transition.new is _OPEN:
+            logger.warning(
+                "circuit %r opened (%s) for %.3gs",
+                self.name,
+                transition.reason,
+                transition.open_for,
+            )
+        else:
+            logger.info("circuit %r is %s (%s)", self.name, transition.new.value, transition.reason)
+        for listener in list(self._listeners):
+            try:
+                listener(transition)
+            except Exception:
+                logger.exception("circuit %r: a transition listener raised", self.name)
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker(name={self.name!r}, state={self.state.value})"
+
+
+class Permit:
+    """Permission for one unit of protected work, from :meth:`CircuitBreaker.try_acquire`.
+
+    Report the outcome once: :meth:`on_success`, :meth:`on_failure`,
+    :meth:`on_result` or :meth:`release` (counts for nothing and gives a
+    half-open permit back). Later reports are ignored. Reports made after the
+    breaker changed state are counted as stale and do not move the new state.
+    """
+
+    __slots__ = ("_breaker", "_done", "_start", "_ticket")
+
+    def __init__(self, breaker: CircuitBreaker, ticket: int, start: float) -> None:
+        self._breaker = breaker
+        self._ticket = ticket
+        self._start = start
+        self._done = False
+
+    def _report(self, outcome: Outcome, retry_after: float | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        breaker = self._breaker
+        now = breaker._now()
+        breaker._settle(self._ticket, outcome, now - self._start, now, retry_after)
+
+    def on_success(self) -> None:
+        """The work succeeded."""
+        self._report(_SUCCESS)
+
+    def on_failure(self, error: BaseException | None = None) -> None:
+        """The work failed; ``error`` (optional) may carry a server's retry-after."""
+        core = self._breaker._core
+        self._report(_FAILURE, None if error is None else core.retry_after_of(error))
+
+    def on_result(self, result: object) -> None:
+        """Judge a returned value with the configuration's ``failure_if_result``."""
+        self._report(self._breaker._core.judge_result(result))
+
+    def release(self) -> None:
+        """Give the permit back without judging (cancelled or abandoned work)."""
+        self._report(_IGNORED)
+
+    def __repr__(self) -> str:
+        return f"Permit(breaker={self._breaker.name!r}, done={self._done})"
+
+
+class CircuitBreakerRegistry:
+    """Breakers keyed by name, built on first use: one per vendor or endpoint.
+
+    Args:
+        configs: per-name configurations.
+        default: the configuration of any other name (default: the seed's).
+        clock: the clock every breaker uses.
+        shared: a :class:`~argo_perf.breaker.RedisBreakerState` every breaker uses.
+        listeners: listeners added to every breaker, present and future.
+
+    Example:
+        >>> registry = CircuitBreakerRegistry({"xai": CircuitBreakerConfig(failure_threshold=3)})
+        >>> registry["xai"].config.failure_threshold
+        3
+        >>> registry.get("massive") is registry.get("massive")
+        True
+    """
+
+    def __init__(
+        self,
+        configs: Mapping[str, CircuitBreakerConfig] | None = None,
+        *,
+        default: CircuitBreakerConfig | None = None,
+        clock: Clock | None = None,
+        shared: RedisBreakerState | None = None,
+        listeners: tuple[Listener, ...] | list[Listener] = (),
+    ) -> None:
+        self._configs = dict(configs or {})
+        for name, config in self._configs.items():
+            if not isinstance(config, CircuitBreakerConfig):
+                raise ConfigError(f"configs[{name!r}]", config, "must be a CircuitBreakerConfig")
+        self._default = default if default is not None else CircuitBreakerConfig()
+        self._clock = clock
+        self._shared = shared
+        self._listeners: list[Listener] = list(listeners)
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> CircuitBreaker:
+        """The breaker for ``name``, built on first use (thread-safe)."""
+        breaker = self._breakers.get(name)
+        if breaker is not None:
+            return breaker
+        with self._lock:
+            breaker = self._breakers.get(name)
+            if breaker is None:
+                breaker = CircuitBreaker(
+                    name,
+                    self._configs.get(name, self._default),
+                    clock=self._clock,
+                    shared=self._shared,
+                    listeners=self._listeners,
+                )
+                self._breakers[name] = breaker
+            return breaker
+
+    __getitem__ = get
+
+    def add_listener(self, listener: Listener) -> None:
+        """Add ``listener`` to every breaker, present and future."""
+        with self._lock:
+            self._listeners.append(listener)
+            for breaker in self._breakers.values():
+                breaker.add_listener(listener)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._breakers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._breakers))
+
+    def __len__(self) -> int:
+        return len(self._breakers)
+
+    def metrics(self) -> dict[str, BreakerMetrics]:
+        """A snapshot of every breaker built so far, by name."""
+        return {name: breaker.metrics() for name, breaker in list(self._breakers.items())}
+
+    def reset_all(self) -> None:
+        """Reset every breaker (see :meth:`CircuitBreaker.reset`)."""
+        for breaker in list(self._breakers.values()):
+            breaker.reset()

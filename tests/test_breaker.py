@@ -1,0 +1,859 @@
+"""CircuitBreaker: states, trip rules, half-open permits, classification, faces."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+from typing import Any
+
+import pytest
+from tenacity import Retrying, stop_after_attempt, wait_fixed
+
+from argo_perf import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitBreakerRegistry,
+    CircuitOpenError,
+    CircuitState,
+    ConfigError,
+    ManualClock,
+    RateLimitExceeded,
+)
+from argo_perf.breaker import (
+    ConsecutiveFailures,
+    FailureRate,
+    SlowCallRate,
+    Transition,
+    backoff,
+    retry_after_of,
+    retry_unless_circuit_open,
+    wait_retry_after,
+)
+
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+
+
+class VendorDown(Exception):
+    pass
+
+
+def fail() -> None:
+    raise VendorDown("down")
+
+
+def ok() -> str:
+    return "ok"
+
+
+def trip(breaker: CircuitBreaker, times: int) -> None:
+    for _ in range(times):
+        with pytest.raises(VendorDown):
+            breaker.call(fail)
+
+
+def make(clock: ManualClock, **kwargs: Any) -> CircuitBreaker:
+    return CircuitBreaker("vendor", CircuitBreakerConfig(**kwargs), clock=clock)
+
+
+# -- configuration ------------------------------------------------------------------
+
+
+def test_seed_configuration_works_as_written() -> None:
+    config = CircuitBreakerConfig(failure_threshold=5, success_threshold=2, timeout=60.0)
+    assert (config.failure_threshold, config.success_threshold, config.timeout) == (5, 2, 60.0)
+    assert CircuitBreaker("massive", config).state is CLOSED
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold"),
+        ({"failure_threshold": True}, "failure_threshold"),
+        ({"failure_threshold": None}, "failure_threshold"),
+        ({"success_threshold": 0}, "success_threshold"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": float("inf")}, "timeout"),
+        ({"timeout": "60"}, "timeout"),
+        ({"half_open_permits": 0}, "half_open_permits"),
+        ({"probe_timeout": -1.0}, "probe_timeout"),
+        ({"failure_types": [Exception]}, "failure_types"),
+        ({"ignored_types": (int,)}, "ignored_types"),
+        ({"failure_if_result": 3}, "failure_if_result"),
+        ({"retry_after_of": "x"}, "retry_after_of"),
+        ({"trip": 5}, "trip"),
+    ],
+)
+def test_bad_configuration_names_parameter_and_value(
+    kwargs: dict[str, Any], parameter: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        CircuitBreakerConfig(**kwargs)
+    assert info.value.parameter == parameter
+
+
+@pytest.mark.parametrize(
+    ("build", "parameter"),
+    [
+        (lambda: ConsecutiveFailures(0), "threshold"),
+        (lambda: FailureRate(0.0, last_calls=10), "threshold"),
+        (lambda: FailureRate(1.5, last_calls=10), "threshold"),
+        (lambda: FailureRate(0.5), "last_calls"),
+        (lambda: FailureRate(0.5, last_calls=10, window=5.0), "last_calls"),
+        (lambda: FailureRate(0.5, last_calls=5, minimum_calls=6), "minimum_calls"),
+        (lambda: FailureRate(0.5, last_calls=5, minimum_calls=0), "minimum_calls"),
+        (lambda: FailureRate(0.5, window=-1.0), "window"),
+        (lambda: FailureRate(0.5, window=10.0, buckets=0), "buckets"),
+        (lambda: SlowCallRate(0.5, slow_call_duration=0.0, last_calls=5), "slow_call_duration"),
+        (lambda: backoff(0.0), "initial"),
+        (lambda: backoff(2.0, 1.0), "maximum"),
+        (lambda: backoff(multiplier=0.5), "multiplier"),
+        (lambda: backoff(jitter=1.0), "jitter"),
+        (lambda: CircuitBreaker(""), "name"),
+        (lambda: CircuitBreaker("x", {"failure_threshold": 1}), "config"),  # type: ignore[arg-type]
+        (lambda: wait_retry_after(maximum=-1), "maximum"),
+        (lambda: CircuitBreakerRegistry({"x": 1}), "configs['x']"),  # type: ignore[dict-item]
+    ],
+)
+def test_bad_policy_arguments_raise_config_error(build: Any, parameter: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert info.value.parameter == parameter
+
+
+def test_trip_rules_alone_may_replace_the_consecutive_rule() -> None:
+    config = CircuitBreakerConfig(failure_threshold=None, trip=FailureRate(0.5, last_calls=4))
+    assert not isinstance(config.rule(), ConsecutiveFailures)
+
+
+# -- the three states ---------------------------------------------------------------
+
+
+def test_opens_after_consecutive_failures_and_the_tripping_call_reraises(
+    clock: ManualClock,
+) -> None:
+    breaker = make(clock, failure_threshold=3)
+    trip(breaker, 2)
+    assert breaker.call(ok) == "ok"  # a success starts the count again
+    trip(breaker, 2)
+    assert breaker.state is CLOSED
+    with pytest.raises(VendorDown, match="down"):
+        breaker.call(fail)
+    assert breaker.state is OPEN
+
+
+def test_rejections_raise_a_new_error_each_time_with_retry_after(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=30.0)
+    calls = []
+    trip(breaker, 1)
+    clock.advance(10.0)
+    errors = []
+    for _ in range(2):
+        with pytest.raises(CircuitOpenError) as info:
+            breaker.call(calls.append, 1)
+        errors.append(info.value)
+    assert calls == []
+    assert errors[0] is not errors[1]
+    assert errors[0].name == "vendor"
+    assert errors[0].retry_after == pytest.approx(20.0)
+    assert errors[0].__traceback__ is not None
+    assert breaker.metrics().rejections == 2
+
+
+def test_half_open_admits_one_probe_and_rejects_the_others_at_once(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=5.0)
+    trip(breaker, 1)
+    clock.advance(5.0)
+    assert breaker.state is HALF_OPEN
+    probe = breaker.try_acquire()
+    assert probe is not None
+    assert breaker.try_acquire() is None
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(ok)
+    assert info.value.retry_after == 0.0
+    probe.on_success()
+    assert breaker.state is HALF_OPEN  # success_threshold is 2
+    assert breaker.call(ok) == "ok"
+    assert breaker.state is CLOSED
+
+
+def test_failed_probe_reopens_with_the_next_backoff_step(clock: ManualClock) -> None:
+    breaker = make(
+        clock, failure_threshold=1, timeout=backoff(1.0, 8.0, jitter=0.0), success_threshold=1
+    )
+    trip(breaker, 1)
+    assert breaker.metrics().retry_after == 1.0
+    for expected in (2.0, 4.0, 8.0, 8.0):
+        clock.advance(breaker.metrics().retry_after)
+        trip(breaker, 1)  # the probe fails
+        assert breaker.metrics().retry_after == expected
+    clock.advance(8.0)
+    breaker.call(ok)
+    trip(breaker, 1)
+    assert breaker.metrics().retry_after == 1.0  # closing started the attempts again
+
+
+def test_several_permits(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=1.0, half_open_permits=3)
+    trip(breaker, 1)
+    clock.advance(1.0)
+    permits = [breaker.try_acquire() for _ in range(4)]
+    assert [p is not None for p in permits] == [True, True, True, False]
+
+
+def test_hung_probe_gives_its_permit_back_and_its_late_result_is_stale(
+    clock: ManualClock,
+) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=1.0, probe_timeout=10.0)
+    trip(breaker, 1)
+    clock.advance(1.0)
+    hung = breaker.try_acquire()
+    assert hung is not None
+    clock.advance(9.0)
+    assert breaker.try_acquire() is None
+    clock.advance(1.0)
+    second = breaker.try_acquire()
+    assert second is not None
+    hung.on_failure()  # arrives late: must not reopen the circuit
+    assert breaker.state is HALF_OPEN
+    assert breaker.metrics().stale == 1
+    second.on_success()
+    hung.on_success()  # reported twice: ignored
+    assert breaker.metrics().stale == 1
+
+
+async def test_cancelled_probe_gives_its_permit_back(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=1.0)
+    trip(breaker, 1)
+    clock.advance(1.0)
+    started = asyncio.Event()
+
+    async def hangs() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(breaker.call_async(hangs))
+    await started.wait()
+    assert breaker.try_acquire() is None
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert breaker.try_acquire() is not None
+    assert breaker.metrics().ignored == 1
+
+
+def test_results_of_calls_started_before_a_change_do_not_move_the_new_state(
+    clock: ManualClock,
+) -> None:
+    breaker = make(clock, failure_threshold=2, timeout=1.0, success_threshold=1)
+    early = breaker.try_acquire()
+    assert early is not None
+    trip(breaker, 2)
+    clock.advance(1.0)
+    breaker.call(ok)  # probe closes it again
+    assert breaker.state is CLOSED
+    trip(breaker, 1)
+    early.on_failure()  # started in an older CLOSED generation
+    assert breaker.state is CLOSED
+    assert breaker.metrics().consecutive_failures == 1
+    assert breaker.metrics().stale == 1
+
+
+# -- classification -------------------------------------------------------------------
+
+
+def test_classification_failure_ignored_and_other_types(clock: ManualClock) -> None:
+    breaker = make(
+        clock, failure_threshold=2, failure_types=(VendorDown,), ignored_types=(KeyError,)
+    )
+
+    def raises(exc: BaseException) -> None:
+        raise exc
+
+    for exc in (KeyError("k"), ValueError("v"), KeyError("k")):
+        with pytest.raises(type(exc)):
+            breaker.call(raises, exc)
+    metrics = breaker.metrics()
+    assert (metrics.ignored, metrics.successes, metrics.failures) == (2, 1, 0)
+    trip(breaker, 2)
+    assert breaker.state is OPEN
+
+
+@pytest.mark.parametrize("exc", [asyncio.CancelledError(), KeyboardInterrupt(), GeneratorExit()])
+def test_cancellation_and_interrupts_are_ignored_by_default(
+    clock: ManualClock, exc: BaseException
+) -> None:
+    breaker = make(clock, failure_threshold=1)
+
+    def raises() -> None:
+        raise exc
+
+    with pytest.raises(type(exc)):
+        breaker.call(raises)
+    assert breaker.state is CLOSED
+    assert breaker.metrics().ignored == 1
+
+
+def test_a_result_predicate_judges_returned_values(clock: ManualClock) -> None:
+    breaker = make(
+        clock, failure_threshold=2, failure_if_result=lambda r: r.get("error") is not None
+    )
+    assert breaker.call(dict, error="quota") == {"error": "quota"}
+    breaker.call(dict, price=1.0)
+    breaker.call(dict, error="quota")
+    breaker.call(dict, error="quota")
+    assert breaker.state is OPEN
+
+
+def test_a_raising_predicate_counts_a_success_and_is_logged(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    breaker = make(clock, failure_threshold=1, failure_if_result=lambda r: 1 / 0)
+    breaker.call(ok)
+    assert breaker.state is CLOSED
+    assert "failure_if_result raised" in caplog.text
+
+
+def test_the_failing_call_retry_after_sets_the_open_time(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=60.0)
+
+    def limited() -> None:
+        raise RateLimitExceeded("xai", 7.5)
+
+    with pytest.raises(RateLimitExceeded):
+        breaker.call(limited)
+    assert breaker.metrics().retry_after == 7.5
+
+
+def test_retry_after_reader_can_be_turned_off_and_its_errors_are_logged(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    off = make(clock, failure_threshold=1, retry_after_of=None)
+    with pytest.raises(RateLimitExceeded):
+        off.call(_raise, RateLimitExceeded("xai", 7.5))
+    assert off.metrics().retry_after == 60.0
+    bad = make(clock, failure_threshold=1, retry_after_of=lambda e: 1 / 0)
+    with pytest.raises(VendorDown):
+        bad.call(fail)
+    assert bad.metrics().retry_after == 60.0
+    assert "retry_after_of raised" in caplog.text
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(7, 7.0), (0.5, 0.5), (0, None), (-1, None), (True, None), ("5", None), (float("inf"), None)],
+)
+def test_retry_after_of_reads_only_positive_finite_numbers(value: object, expected: Any) -> None:
+    err = VendorDown()
+    err.retry_after = value  # type: ignore[attr-defined]
+    assert retry_after_of(err) == expected
+
+
+def test_bad_timeout_functions_fall_back_to_sixty_seconds(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    for timeout in (lambda n: 1 / 0, lambda n: -1.0):
+        breaker = make(clock, failure_threshold=1, timeout=timeout)
+        trip(breaker, 1)
+        assert breaker.metrics().retry_after == 60.0
+    assert "timeout function" in caplog.text
+
+
+def test_backoff_jitter_stays_within_bounds_and_never_overflows() -> None:
+    open_for = backoff(1.0, 60.0, jitter=0.2, rng=random.Random(7))
+    values = [open_for(n) for n in range(1, 2000)]
+    assert all(0.8 <= v <= 72.0 for v in values)
+    assert values[-1] >= 48.0
+    assert backoff(3.0, 3.0, multiplier=1.0, jitter=0.0)(50) == 3.0
+
+
+# -- trip rules -----------------------------------------------------------------------
+
+
+def test_failure_rate_over_the_last_calls_with_minimum_calls(clock: ManualClock) -> None:
+    rule = FailureRate(0.5, last_calls=4, minimum_calls=4)
+    breaker = make(clock, failure_threshold=None, trip=rule)
+    trip(breaker, 2)  # 2 of 2, but under minimum_calls
+    breaker.call(ok)
+    assert breaker.state is CLOSED
+    assert breaker.metrics().failure_rate == pytest.approx(2 / 3)
+    breaker.call(ok)  # 2 of 4: 50 % reaches the threshold
+    assert breaker.state is OPEN
+
+
+def test_count_window_forgets_the_oldest_call(clock: ManualClock) -> None:
+    breaker = make(
+        clock, failure_threshold=None, trip=FailureRate(0.75, last_calls=4, minimum_calls=4)
+    )
+    trip(breaker, 2)
+    for _ in range(4):
+        breaker.call(ok)
+    trip(breaker, 2)  # window: ok ok F F -> 50 %
+    assert breaker.state is CLOSED
+    trip(breaker, 1)  # ok F F F -> 75 %
+    assert breaker.state is OPEN
+
+
+def test_failure_rate_over_a_time_window_expires_old_buckets(clock: ManualClock) -> None:
+    rule = FailureRate(0.5, window=10.0, buckets=5, minimum_calls=3)
+    breaker = make(clock, failure_threshold=None, trip=rule)
+    trip(breaker, 2)
+    clock.advance(11.0)  # both failures expire with their bucket
+    breaker.call(ok)
+    breaker.call(ok)
+    assert breaker.metrics().failure_rate == 0.0
+    trip(breaker, 1)  # 1 of 3
+    assert breaker.state is CLOSED
+    clock.advance(4.0)
+    trip(breaker, 1)  # 2 of 4
+    assert breaker.state is OPEN
+    clock.advance(1000.0)
+    assert breaker.metrics().failure_rate == 0.0
+
+
+def test_slow_call_rate_opens_on_slow_calls(clock: ManualClock) -> None:
+    rule = SlowCallRate(0.5, slow_call_duration=2.0, last_calls=4, minimum_calls=2)
+    breaker = make(clock, failure_threshold=5, trip=rule)
+
+    def slow() -> str:
+        clock.advance(3.0)
+        return "late"
+
+    breaker.call(ok)
+    assert breaker.metrics().slow_call_rate == 0.0
+    breaker.call(slow)
+    assert breaker.state is OPEN
+    assert breaker.metrics().slow_calls == 1
+
+
+def test_a_slow_probe_counts_as_failed(clock: ManualClock) -> None:
+    rule = SlowCallRate(1.0, slow_call_duration=2.0, last_calls=1, minimum_calls=1)
+    breaker = make(clock, failure_threshold=None, trip=rule, timeout=1.0)
+
+    def slow() -> str:
+        clock.advance(3.0)
+        return "late"
+
+    breaker.call(slow)
+    clock.advance(1.0)
+    breaker.call(slow)
+    assert breaker.state is OPEN
+
+
+def test_rules_combine_with_or() -> None:
+    rule = (
+        ConsecutiveFailures(3)
+        | FailureRate(0.5, last_calls=10)
+        | SlowCallRate(0.5, slow_call_duration=1.0, window=60.0)
+    )
+    assert len(rule.rules) == 3
+    assert rule.slow_threshold() == 1.0
+    assert rule.measures_duration
+
+
+# -- manual control, listeners, metrics ------------------------------------------------
+
+
+def test_force_open_disable_and_reset(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1)
+    breaker.force_open()
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(ok)
+    assert info.value.retry_after == float("inf")
+    clock.advance(1e6)
+    assert breaker.state is OPEN
+    assert breaker.metrics().forced_open
+    breaker.disable()
+    trip(breaker, 3)
+    assert breaker.state is CLOSED
+    assert breaker.metrics().failures == 3
+    assert breaker.metrics().disabled
+    breaker.reset()
+    trip(breaker, 1)
+    assert breaker.state is OPEN
+    breaker.reset()
+    assert breaker.call(ok) == "ok"
+
+
+def test_listeners_run_outside_the_lock_and_their_errors_are_logged(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[Transition] = []
+    breaker = make(clock, failure_threshold=1, timeout=1.0, success_threshold=1)
+
+    def reads_state(t: Transition) -> None:
+        # Would deadlock if called with the (non-reentrant) lock held.
+        seen.append(t)
+        breaker.metrics()
+
+    def broken(t: Transition) -> None:
+        raise RuntimeError("listener bug")
+
+    breaker.add_listener(reads_state)
+    breaker.add_listener(broken)
+    with caplog.at_level(logging.INFO, logger="argo_perf.breaker"):
+        trip(breaker, 1)
+        clock.advance(1.0)
+        breaker.call(ok)
+    assert [(t.old, t.new, t.reason) for t in seen] == [
+        (CLOSED, OPEN, "tripped"),
+        (OPEN, HALF_OPEN, "timeout elapsed"),
+        (HALF_OPEN, CLOSED, "probes succeeded"),
+    ]
+    assert seen[0].open_for == 1.0
+    assert "a transition listener raised" in caplog.text
+    breaker.remove_listener(broken)
+    breaker.remove_listener(broken)
+    assert len(breaker._listeners) == 1
+
+
+def test_metrics_snapshot(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=3)
+    breaker.call(ok)
+    breaker.call(ok)
+    trip(breaker, 2)
+    metrics = breaker.metrics()
+    assert (metrics.calls, metrics.successes, metrics.failures) == (4, 2, 2)
+    assert metrics.consecutive_failures == 2
+    assert metrics.failure_rate == 0.5
+    assert metrics.slow_call_rate is None
+    assert metrics.state is CLOSED
+    assert repr(breaker) == "CircuitBreaker(name='vendor', state=closed)"
+
+
+# -- faces ----------------------------------------------------------------------------
+
+
+def test_sync_decorator_keeps_metadata_and_counts(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=2)
+
+    @breaker
+    def fetch(symbol: str, *, fail: bool = False) -> str:
+        """Fetch a price."""
+        if fail:
+            raise VendorDown(symbol)
+        return symbol
+
+    assert fetch.__name__ == "fetch"
+    assert fetch.__doc__ == "Fetch a price."
+    assert fetch.breaker is breaker  # type: ignore[attr-defined]
+    assert fetch("AAPL") == "AAPL"
+    for _ in range(2):
+        with pytest.raises(VendorDown):
+            fetch("AAPL", fail=True)
+    with pytest.raises(CircuitOpenError):
+        fetch("AAPL")
+    assert breaker.metrics().rejections == 1
+
+
+async def test_async_decorator_and_call_async(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=2, timeout=1.0, success_threshold=1)
+
+    @breaker
+    async def fetch(symbol: str, fail: bool = False) -> str:
+        await asyncio.sleep(0)
+        if fail:
+            raise VendorDown(symbol)
+        return symbol
+
+    assert await fetch("BTC-USD") == "BTC-USD"
+    for _ in range(2):
+        with pytest.raises(VendorDown):
+            await fetch("BTC-USD", fail=True)
+    with pytest.raises(CircuitOpenError):
+        await fetch("BTC-USD")
+    with pytest.raises(CircuitOpenError):
+        await breaker.call_async(fetch.__wrapped__, "BTC-USD")  # type: ignore[attr-defined]
+    clock.advance(1.0)
+    assert await fetch("BTC-USD") == "BTC-USD"
+    assert breaker.state is CLOSED
+    with pytest.raises(VendorDown):
+        await breaker.call_async(fetch.__wrapped__, "X", True)  # type: ignore[attr-defined]
+
+
+async def test_async_slow_path_with_a_result_predicate(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1, failure_if_result=lambda r: r is None)
+
+    async def answer(value: object) -> object:
+        return value
+
+    assert await breaker.call_async(answer, 1) == 1
+    with pytest.raises(VendorDown):
+        await breaker.call_async(_async_raise, VendorDown())
+    assert breaker.state is OPEN
+
+
+async def _async_raise(exc: BaseException) -> None:
+    raise exc
+
+
+def test_with_block(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1)
+    with breaker:
+        pass
+
+    def nested() -> None:
+        with breaker:
+            with breaker:  # nested blocks keep their own tickets
+                pass
+            raise VendorDown
+
+    with pytest.raises(VendorDown):
+        nested()
+    assert breaker.state is OPEN
+    with pytest.raises(CircuitOpenError), breaker:
+        pass
+    assert breaker.metrics().calls == 3
+    with pytest.raises(RuntimeError, match="exit without"):
+        breaker.__exit__(None, None, None)
+
+
+async def test_async_with_block(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1)
+    async with breaker:
+        await asyncio.sleep(0)
+    with pytest.raises(VendorDown):
+        async with breaker:
+            raise VendorDown
+    with pytest.raises(CircuitOpenError):
+        async with breaker:
+            pass
+
+
+def test_permit_api(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=2, failure_if_result=lambda r: r == "error")
+    permit = breaker.try_acquire()
+    assert permit is not None
+    permit.on_result("error")
+    assert "done=True" in repr(permit)
+    second = breaker.try_acquire()
+    assert second is not None
+    second.release()
+    third = breaker.try_acquire()
+    assert third is not None
+    third.on_failure(RateLimitExceeded("xai", 3.0))
+    assert breaker.state is OPEN
+    assert breaker.metrics().retry_after == 3.0
+    assert breaker.try_acquire() is None
+
+
+def test_registry_one_breaker_per_name() -> None:
+    clock = ManualClock()
+    seen: list[Transition] = []
+    registry = CircuitBreakerRegistry(
+        {"xai": CircuitBreakerConfig(failure_threshold=1)},
+        default=CircuitBreakerConfig(failure_threshold=4),
+        clock=clock,
+    )
+    massive = registry.get("massive")
+    registry.add_listener(seen.append)
+    assert registry["massive"] is massive
+    assert registry["xai"].config.failure_threshold == 1
+    assert massive.config.failure_threshold == 4
+    assert "xai" in registry
+    assert sorted(registry) == ["massive", "xai"]
+    assert len(registry) == 2
+    trip(registry["xai"], 1)
+    trip(massive, 4)
+    assert [t.name for t in seen] == ["xai", "massive"]
+    assert registry.metrics()["xai"].state is OPEN
+    registry.reset_all()
+    assert registry["xai"].state is CLOSED
+
+
+def test_one_config_serves_many_breakers_without_sharing_counts(clock: ManualClock) -> None:
+    config = CircuitBreakerConfig(failure_threshold=None, trip=FailureRate(0.5, last_calls=2))
+    first = CircuitBreaker("a", config, clock=clock)
+    second = CircuitBreaker("b", config, clock=clock)
+    trip(first, 2)
+    assert first.state is OPEN
+    assert second.state is CLOSED
+
+
+def test_the_system_clock_is_the_default() -> None:
+    breaker = CircuitBreaker("live", CircuitBreakerConfig(failure_threshold=1, timeout=30.0))
+    trip(breaker, 1)
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(ok)
+    assert 0 < info.value.retry_after <= 30.0
+
+
+# -- concurrency ----------------------------------------------------------------------
+
+
+def test_four_threads_run_their_calls_through_one_breaker_at_the_same_time() -> None:
+    """Each call waits inside the breaker until all four are inside: no lock is held."""
+    breaker = CircuitBreaker("vendor", CircuitBreakerConfig(trip=FailureRate(0.5, last_calls=8)))
+    inside = threading.Barrier(4, timeout=10.0)
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    @breaker
+    def blocking_fetch(symbol: str) -> str:
+        inside.wait()  # raises BrokenBarrierError if the others cannot get in
+        return symbol
+
+    def worker(symbol: str) -> None:
+        try:
+            results.append(blocking_fetch(symbol))
+            results.append(breaker.call(blocking_fetch.__wrapped__, symbol))  # type: ignore[attr-defined]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in "ABCD"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(results) == sorted("ABCD" * 2)
+    assert breaker.metrics().calls == 8
+
+
+def test_threads_hammering_a_flapping_breaker_keep_its_invariants() -> None:
+    clock = ManualClock()
+    breaker = CircuitBreaker(
+        "vendor",
+        CircuitBreakerConfig(failure_threshold=3, timeout=0.001, half_open_permits=2),
+        clock=clock,
+    )
+
+    def work(i: int) -> None:
+        if i % 3:
+            raise VendorDown
+
+    def worker(seed: int) -> None:
+        for i in range(2000):
+            with contextlib.suppress(VendorDown, CircuitOpenError):
+                breaker.call(work, i + seed)
+            if i % 50 == 0:
+                clock.advance(0.001)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metrics = breaker.metrics()
+    # Successes and rejections are counted without a lock: allow a lost update.
+    assert metrics.calls + metrics.rejections == pytest.approx(8000, rel=0.01)
+    assert metrics.opened > 0
+
+
+# -- tenacity -------------------------------------------------------------------------
+
+
+def test_retry_never_retries_a_circuit_open_error(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=2)
+    attempts = []
+
+    @breaker
+    def flaky() -> None:
+        attempts.append(1)
+        raise VendorDown
+
+    retrying = Retrying(
+        retry=retry_unless_circuit_open(),
+        stop=stop_after_attempt(5),
+        sleep=lambda s: None,
+        reraise=True,
+    )
+    with pytest.raises(CircuitOpenError):
+        retrying(flaky)
+    assert len(attempts) == 2  # the third attempt was rejected and not retried
+
+
+def test_wait_strategy_honours_retry_after() -> None:
+    waits: list[float] = []
+    calls = iter([RateLimitExceeded("xai", 4.0), VendorDown(), None])
+
+    def vendor() -> str:
+        exc = next(calls)
+        if exc is not None:
+            raise exc
+        return "ok"
+
+    retrying = Retrying(
+        retry=retry_unless_circuit_open(),
+        wait=wait_retry_after(wait_fixed(1.0), maximum=3.5),
+        sleep=waits.append,
+        stop=stop_after_attempt(5),
+    )
+    assert retrying(vendor) == "ok"
+    assert waits == [3.5, 1.0]
+    assert wait_retry_after(wait_fixed(float("nan")))(_state_for(VendorDown())) == 60.0
+
+
+def _state_for(exc: BaseException) -> Any:
+    from tenacity import RetryCallState
+
+    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+    state.set_exception((type(exc), exc, None))
+    return state
+
+
+# -- compiled wrappers ----------------------------------------------------------------
+
+
+def test_wrappers_keep_every_kind_of_parameter(clock: ManualClock) -> None:
+    import inspect
+
+    breaker = make(clock)
+    default: list[int] = []
+
+    def fetch(a, b=default, /, c=2, *rest, k, m=3, **extra):  # type: ignore[no-untyped-def]
+        return (a, b, c, rest, k, m, extra)
+
+    wrapped = breaker(fetch)
+    assert inspect.signature(wrapped) == inspect.signature(fetch)
+    assert wrapped(1, k=5) == (1, [], 2, (), 5, 3, {})
+    assert wrapped(1, k=5)[1] is default  # the function's own default object
+    assert wrapped(1, [2], 3, 4, 5, k=6, q=7) == (1, [2], 3, (4, 5), 6, 3, {"q": 7})
+    with pytest.raises(TypeError, match="fetch"):
+        wrapped()  # a wrong call is the caller's bug, not the vendor's failure
+    assert breaker.metrics().calls == 3
+
+    def only_positional(a, /):  # type: ignore[no-untyped-def]
+        return a
+
+    def only_keywords(*, k):  # type: ignore[no-untyped-def]
+        return k
+
+    assert breaker(only_positional)(1) == 1
+    assert breaker(only_keywords)(k=2) == 2
+
+
+def test_other_callables_get_the_generic_wrapper(clock: ManualClock) -> None:
+    import functools
+    import linecache
+
+    breaker = make(clock, failure_threshold=1)
+
+    def clash(_argo_core: int) -> int:
+        return _argo_core
+
+    assert breaker(clash)(4) == 4
+    assert breaker(len)([1, 2]) == 2
+    assert breaker(functools.partial(pow, 2))(3) == 8
+    wrapped = breaker(fail)
+    with pytest.raises(VendorDown) as info:
+        wrapped()
+    frames = [str(f.path) for f in info.traceback]
+    assert any("argo_perf.breaker wrapper" in f for f in frames)
+    assert any(linecache.getline(f, 3) for f in frames if "argo_perf.breaker wrapper" in f)
+    with pytest.raises(CircuitOpenError):
+        breaker(len)([1])
+
+
+def test_circuit_open_error_pickles_and_formats_lazily() -> None:
+    import pickle
+
+    err = pickle.loads(pickle.dumps(CircuitOpenError("xai", 2.5)))
+    assert (err.name, err.retry_after) == ("xai", 2.5)
+    assert str(err) == "circuit 'xai' is open; retry after 2.500s"

@@ -1,0 +1,312 @@
+"""Breaker state shared through a real Redis: openings, probe lease, outages, bad data."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+from argo_perf import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitOpenError,
+    CircuitState,
+    ConfigError,
+    ManualClock,
+)
+from argo_perf.breaker import RedisBreakerState
+from argo_perf.testing import RedisServer
+
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+OPEN_KEY = "argo_perf:breaker:{vendor}:open"
+PROBE_KEY = "argo_perf:breaker:{vendor}:probe"
+
+
+class VendorDown(Exception):
+    pass
+
+
+def fail() -> None:
+    raise VendorDown
+
+
+def ok() -> str:
+    return "ok"
+
+
+def config(**kwargs: Any) -> CircuitBreakerConfig:
+    base: dict[str, Any] = {"failure_threshold": 2, "success_threshold": 1, "timeout": 30.0}
+    base.update(kwargs)
+    return CircuitBreakerConfig(**base)
+
+
+@pytest.fixture
+def state(redis_url: str) -> Iterator[RedisBreakerState]:
+    shared = RedisBreakerState(redis_url)
+    yield shared
+    shared.close()
+
+
+def process(state: RedisBreakerState, clock: ManualClock, **kwargs: Any) -> CircuitBreaker:
+    """One breaker per simulated process: its own token, the same Redis."""
+    return CircuitBreaker("vendor", config(**kwargs), clock=clock, shared=state)
+
+
+def trip(breaker: CircuitBreaker, times: int = 2) -> None:
+    for _ in range(times):
+        with pytest.raises(VendorDown):
+            breaker.call(fail)
+
+
+def commands(client: redis.Redis) -> int:
+    stats: dict[str, Any] = client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+def test_a_trip_is_published_and_the_others_open_at_their_next_failure(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    first, second = process(state, clock), process(state, clock)
+    trip(first)
+    ttl = redis_client.pttl(OPEN_KEY)
+    assert 29_000 < ttl <= 30_000
+    assert int(redis_client.get(OPEN_KEY) or 0) > 0  # open-until in Redis time (ms)
+    assert second.call(ok) == "ok"
+    with pytest.raises(VendorDown):
+        second.call(fail)  # the failure asks Redis, and opens for the remaining time
+    assert second.state is OPEN
+    with pytest.raises(CircuitOpenError) as info:
+        second.call(ok)
+    assert 29.0 < info.value.retry_after <= 30.0
+
+
+def test_nothing_touches_redis_while_closed_calls_succeed(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    breaker = process(state, clock, failure_if_result=lambda r: r is None)
+    decorated = breaker(ok)
+    before = commands(redis_client)
+    for _ in range(200):
+        decorated()
+        breaker.call(ok)
+    assert commands(redis_client) == before
+
+
+def test_one_process_holds_the_probe_lease(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    first, second = process(state, clock), process(state, clock)
+    trip(first)
+    trip(second, 1)  # learns the opening from Redis
+    assert second.state is OPEN
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)  # the shared open period is over
+    probe = first.try_acquire()
+    assert probe is not None
+    assert 0 < redis_client.pttl(PROBE_KEY) <= 60_000
+    with pytest.raises(CircuitOpenError) as info:
+        second.call(ok)
+    assert 50.0 < info.value.retry_after <= 60.0
+    assert second.state is OPEN
+    probe.on_success()
+    assert first.state is CLOSED
+    assert redis_client.exists(PROBE_KEY) == 0
+
+
+def test_a_failed_probe_publishes_the_opening_again(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    breaker = process(state, clock)
+    trip(breaker)
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    trip(breaker, 1)  # the probe fails
+    assert breaker.state is OPEN
+    assert redis_client.pttl(OPEN_KEY) > 29_000
+    assert redis_client.exists(PROBE_KEY) == 0
+
+
+def test_a_process_whose_timer_ended_early_respects_a_longer_shared_opening(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    breaker = process(state, clock, timeout=1.0)
+    trip(breaker)
+    redis_client.set(OPEN_KEY, 1, px=45_000)  # another process opened it for longer
+    clock.advance(1.0)
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(ok)
+    assert 40.0 < info.value.retry_after <= 45.0
+
+
+def test_publishing_never_shortens_a_longer_opening(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    redis_client.set(OPEN_KEY, 1, px=90_000)
+    breaker = process(state, clock, failure_threshold=1)
+    trip(breaker, 1)
+    assert redis_client.pttl(OPEN_KEY) > 60_000
+
+
+def test_redis_down_falls_back_to_the_local_breaker(
+    fault_redis: RedisServer, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    shared = RedisBreakerState(fault_redis.url, clock=clock)
+    breaker = process(shared, clock)
+    fault_redis.kill()
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            trip(breaker, 1)
+            breaker.reset()
+        trip(breaker)
+    assert breaker.state is OPEN
+    assert shared.errors >= 3
+    assert not shared.health.available
+    assert "unreachable" in caplog.text
+    clock.advance(30.0)
+    assert breaker.call(ok) == "ok"  # the probe runs locally
+    assert breaker.state is CLOSED
+    shared.close()
+
+
+def test_a_frozen_redis_times_out_and_the_local_breaker_decides(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    shared = RedisBreakerState(fault_redis.url, clock=clock)
+    breaker = process(shared, clock)
+    fault_redis.pause()
+    try:
+        trip(breaker)
+        assert breaker.state is OPEN
+        assert shared.errors >= 1
+    finally:
+        fault_redis.resume()
+        shared.close()
+
+
+def test_bad_data_in_redis_is_counted_and_ignored(
+    state: RedisBreakerState,
+    redis_client: redis.Redis,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    breaker = process(state, clock)
+    trip(breaker)
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    redis_client.set(PROBE_KEY, "planted")  # no TTL: not written by a breaker
+    assert breaker.call(ok) == "ok"
+    assert state.bad_replies == 1
+    redis_client.delete(PROBE_KEY)
+    redis_client.rpush(PROBE_KEY, "x")  # WRONGTYPE for the lease script
+    trip(breaker)
+    assert breaker.state is OPEN
+    assert state.errors >= 1
+    assert "malformed" in caplog.text
+    assert state._remaining("junk", "vendor") is None
+    assert state._lease_answer([1], "vendor") is None
+
+
+def test_construction_from_clients_and_bad_arguments(redis_url: str) -> None:
+    sync = redis.Redis.from_url(redis_url)
+    from_sync = RedisBreakerState(sync)
+    assert from_sync._async is None
+    assert "redis://" in repr(from_sync)
+    from_async = RedisBreakerState(redis.asyncio.Redis.from_url(redis_url))
+    assert from_async._sync is None
+    with pytest.raises(ConfigError):
+        RedisBreakerState("http://example.com")
+    with pytest.raises(ConfigError):
+        RedisBreakerState(redis_url, prefix=3)  # type: ignore[arg-type]
+    from_sync.close()
+    sync.close()
+
+
+async def test_the_async_face_shares_through_the_async_client(
+    redis_url: str, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    shared = RedisBreakerState(redis_url)
+    first, second = process(shared, clock), process(shared, clock)
+
+    async def afail() -> None:
+        raise VendorDown
+
+    async def aok() -> str:
+        return "ok"
+
+    for _ in range(2):
+        with pytest.raises(VendorDown):
+            await first.call_async(afail)
+    assert redis_client.pttl(OPEN_KEY) > 29_000
+    assert await second.call_async(aok) == "ok"
+    with pytest.raises(VendorDown):
+        await second.call_async(afail)
+    assert second.state is OPEN
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    async with first:
+        assert redis_client.exists(PROBE_KEY) == 1
+        with pytest.raises(CircuitOpenError):
+            await second.call_async(aok)
+    assert first.state is CLOSED
+    assert redis_client.exists(PROBE_KEY) == 0
+    await shared.aclose()
+
+
+async def test_async_face_survives_redis_going_away(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    shared = RedisBreakerState(fault_redis.url, clock=clock)
+    breaker = process(shared, clock)
+
+    async def afail() -> None:
+        raise VendorDown
+
+    fault_redis.kill()
+    for _ in range(2):
+        with pytest.raises(VendorDown):
+            await breaker.call_async(afail)
+    assert breaker.state is OPEN
+    clock.advance(30.0)
+
+    async def aok() -> str:
+        return "ok"
+
+    assert await breaker.call_async(aok) == "ok"
+    assert shared.errors >= 2
+    await shared.aclose()
+
+
+async def test_async_bad_replies_and_server_errors(
+    redis_url: str, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    shared = RedisBreakerState(redis_url)
+    breaker = process(shared, clock)
+
+    async def afail() -> None:
+        raise VendorDown
+
+    async def aok() -> str:
+        return "ok"
+
+    for _ in range(2):
+        with pytest.raises(VendorDown):
+            await breaker.call_async(afail)
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    redis_client.set(PROBE_KEY, "planted")
+    assert await breaker.call_async(aok) == "ok"
+    assert shared.bad_replies == 1
+    redis_client.delete(PROBE_KEY)
+    redis_client.rpush(PROBE_KEY, "x")
+    for _ in range(2):
+        with pytest.raises(VendorDown):
+            await breaker.call_async(afail)
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    assert await breaker.call_async(aok) == "ok"  # lease script fails: local probe
+    assert shared.errors >= 2
+    await shared.aclose()
