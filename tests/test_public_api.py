@@ -17,6 +17,14 @@ EXPECTED = {
     "RateLimitExceeded",
     "SystemClock",
     "__version__",
+    # cache
+    "AsyncRedisCache",
+    "CacheStats",
+    "CachedValue",
+    "RedisCache",
+    "Serializer",
+    "cached",
+    "get_redis_cache",
 }
 
 

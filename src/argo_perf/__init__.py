@@ -4,6 +4,15 @@ The package face only re-exports; each concept lives in its own module.
 """
 
 from ._version import __version__
+from .cache import (
+    AsyncRedisCache,
+    CachedValue,
+    CacheStats,
+    RedisCache,
+    Serializer,
+    cached,
+    get_redis_cache,
+)
 from .clock import Clock, ManualClock, SystemClock
 from .errors import (
     ArgoPerfError,
@@ -15,12 +24,19 @@ from .errors import (
 
 __all__ = [
     "ArgoPerfError",
+    "AsyncRedisCache",
     "BackendError",
+    "CacheStats",
+    "CachedValue",
     "CircuitOpenError",
     "Clock",
     "ConfigError",
     "ManualClock",
     "RateLimitExceeded",
+    "RedisCache",
+    "Serializer",
     "SystemClock",
     "__version__",
+    "cached",
+    "get_redis_cache",
 ]
