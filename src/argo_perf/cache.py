@@ -53,7 +53,7 @@ from ._redis import (
     to_backend_error,
 )
 from .clock import Clock
-from .errors import ConfigError
+from .errors import BackendError, ConfigError
 
 __all__ = [
     "USE_DEFAULT",
@@ -455,6 +455,14 @@ class RedisCache(_Face):
         removed_local = core.forget_prefix(prefix)
         if self._client is None:
             return removed_local
+        if not self._admit():
+            raise BackendError(
+                f"redis at {core.target} is down; only the in-process tier was cleared"
+            )
+        if not self._admit():
+            raise BackendError(
+                f"redis at {core.target} is down; only the in-process tier was cleared"
+            )
         removed = 0
         try:
             batch: list[bytes] = []
@@ -788,6 +796,14 @@ class AsyncRedisCache(_Face):
         removed_local = core.forget_prefix(prefix)
         if self._client is None:
             return removed_local
+        if not self._admit():
+            raise BackendError(
+                f"redis at {core.target} is down; only the in-process tier was cleared"
+            )
+        if not self._admit():
+            raise BackendError(
+                f"redis at {core.target} is down; only the in-process tier was cleared"
+            )
         removed = 0
         try:
             batch: list[bytes] = []
