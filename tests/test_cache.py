@@ -30,7 +30,7 @@ from argo_perf import (
     cached,
     get_redis_cache,
 )
-from argo_perf._cache_core import _HEADER, _MAGIC
+from argo_perf._cache_core import _HEAD, _MAGIC, _TIMES
 from argo_perf.cache import USE_DEFAULT, _reset_default_cache
 from argo_perf.testing import RedisServer
 
@@ -372,8 +372,8 @@ class _Planted:
 
 
 def _envelope(name: bytes, payload: bytes, *, flags: int = 0, sig: bytes = b"") -> bytes:
-    header = _HEADER.pack(_MAGIC, 1, flags, len(name), time.time(), 60.0, 0.0)
-    return header + name + sig + payload
+    header = _HEAD.pack(_MAGIC, 1, flags, len(name)) + name
+    return header + _TIMES.pack(time.time(), 60.0, 0.0) + sig + payload
 
 
 def test_a_planted_pickle_never_executes(
@@ -410,7 +410,8 @@ def test_a_planted_pickle_never_executes(
         _envelope(b"json", b"{not json"),
         _envelope(b"json", b"1", flags=0)[:-1] + b"",
         b"AP\x02" + b"\x00" * 40,  # a future envelope version
-        _HEADER.pack(_MAGIC, 1, 0, 4, float("nan"), 1.0, 0.0) + b"json1",
+        _HEAD.pack(_MAGIC, 1, 0, 4) + b"json" + _TIMES.pack(float("nan"), 1.0, 0.0) + b"1",
+        _HEAD.pack(_MAGIC, 1, 0, 4) + b"json" + b"\x00" * 10,  # truncated times
         json.dumps({"d": 1}).encode(),
     ],
 )

@@ -97,6 +97,9 @@ class Serializer(Protocol):
         ...
 
 
+_json_decode = json.JSONDecoder().decode
+
+
 class _JSONSerializer:
     name = "json"
 
@@ -104,7 +107,8 @@ class _JSONSerializer:
         return json.dumps(value, separators=(",", ":"), allow_nan=True).encode()
 
     def loads(self, data: bytes) -> Any:
-        return json.loads(data)
+        # We only ever write UTF-8; skipping json.loads' encoding detection saves time.
+        return _json_decode(data.decode())
 
 
 class _PickleSerializer:
@@ -246,12 +250,14 @@ class _Counters:
         self.stale_served = 0
 
 
-# Envelope: magic, envelope version, flags, serializer name length, stored_at
-# (POSIX seconds), ttl (seconds, -1 for none), delta (loader seconds, for XFetch),
-# then the serializer name, the HMAC-SHA256 when signed, and the payload.
+# Envelope: magic, envelope version, flags, serializer name length, serializer name,
+# stored_at (POSIX seconds), ttl (seconds, -1 for none), delta (loader seconds, for
+# XFetch), then the HMAC-SHA256 when signed, and the payload. Everything before the
+# times is constant for one configuration, so a reader checks it with one startswith.
 _MAGIC = b"AP"
 _ENVELOPE_VERSION = 1
-_HEADER = struct.Struct(">2sBBBddd")
+_HEAD = struct.Struct(">2sBBB")
+_TIMES = struct.Struct(">ddd")
 _SIGNED = 0x01
 _SIG_LEN = 32
 _INF = math.inf
@@ -338,6 +344,12 @@ class CacheCore:
         self.signing_key = signing_key
         self.serializer = self._pick_serializer(serializer, signing_key)
         self._ser_name = self.serializer.name.encode("ascii")
+        self._loads = self.serializer.loads
+        flags = _SIGNED if signing_key is not None else 0
+        self._prefix = (
+            _HEAD.pack(_MAGIC, _ENVELOPE_VERSION, flags, len(self._ser_name)) + self._ser_name
+        )
+        self._plen = len(self._prefix)
         self.has_redis = has_redis
         self.target = target
         self.namespace = namespace
@@ -348,6 +360,9 @@ class CacheCore:
         # the in-process hit path stays well under a microsecond.
         self.monotonic: Callable[[], float] = (
             time.monotonic if type(self.clock) is SystemClock else self.clock.monotonic
+        )
+        self.wall: Callable[[], float] = (
+            time.time if type(self.clock) is SystemClock else self._clock_timestamp
         )
         self.rng = rng if rng is not None else random.Random()
         self.gate = BackendHealth(
@@ -360,6 +375,9 @@ class CacheCore:
         self.memory: LRUCache[str, Entry] | None = LRUCache(maxsize) if maxsize else None
         self.lock = threading.Lock()
         self.counters = _Counters()
+
+    def _clock_timestamp(self) -> float:
+        return self.clock.now().timestamp()
 
     @staticmethod
     def _pick_serializer(serializer: str | Serializer, key: bytes | None) -> Serializer:
@@ -615,17 +633,7 @@ class CacheCore:
     ) -> tuple[bytes, int | None]:
         """Return (envelope bytes, PX milliseconds or None) for a value stored now."""
         payload = self.serializer.dumps(value)
-        flags = _SIGNED if self.signing_key is not None else 0
-        header = _HEADER.pack(
-            _MAGIC,
-            _ENVELOPE_VERSION,
-            flags,
-            len(self._ser_name),
-            self.clock.now().timestamp(),
-            -1.0 if ttl is None else ttl,
-            delta,
-        )
-        body = header + self._ser_name
+        body = self._prefix + _TIMES.pack(self.wall(), -1.0 if ttl is None else ttl, delta)
         if self.signing_key is not None:
             sig = hmac.new(self.signing_key, rkey.encode() + body + payload, hashlib.sha256)
             body += sig.digest()
@@ -645,20 +653,39 @@ class CacheCore:
         return None
 
     def _decode(self, rkey: str, raw: object, now: float) -> Entry:
+        if self.signing_key is None and type(raw) is bytes and raw.startswith(self._prefix):
+            # The common case: an unsigned envelope written by this configuration.
+            stored_at, ttl, delta = _TIMES.unpack_from(raw, self._plen)
+            payload = raw[self._plen + _TIMES.size :]
+        else:
+            stored_at, ttl, delta, payload = self._parse(rkey, raw)
+        value = self._loads(payload)
+        age = self.wall() - stored_at
+        if not age >= 0.0:  # a clock behind the writer's, or NaN from a corrupt header
+            if age != age:
+                raise DecodeError("corrupt header")
+            age = 0.0
+        entry = self.new_entry(value, now, None if ttl < 0 else ttl, max(0.0, delta), age)
+        entry.in_redis = True
+        return entry
+
+    def _parse(self, rkey: str, raw: object) -> tuple[float, float, float, bytes]:
+        """Parse any version-1 envelope, verifying its signature when we have a key."""
         if not isinstance(raw, bytes):
             raise DecodeError(f"expected bytes, got {type(raw).__name__}")
-        if len(raw) < _HEADER.size:
+        if len(raw) < _HEAD.size:
             raise DecodeError("too short for an argo_perf envelope")
-        magic, env_version, flags, name_len, stored_at, ttl, delta = _HEADER.unpack_from(raw)
+        magic, env_version, flags, name_len = _HEAD.unpack_from(raw)
         if magic != _MAGIC:
             raise DecodeError("not an argo_perf envelope")
         if env_version != _ENVELOPE_VERSION:
             raise DecodeError(f"envelope version {env_version} is not {_ENVELOPE_VERSION}")
-        pos = _HEADER.size
-        name = raw[pos : pos + name_len]
-        pos += name_len
+        pos = _HEAD.size + name_len
+        name = raw[_HEAD.size : pos]
         if name != self._ser_name:
             raise DecodeError(f"serializer {name!r} is not {self._ser_name!r}")
+        stored_at, ttl, delta = _TIMES.unpack_from(raw, pos)
+        pos += _TIMES.size
         if self.signing_key is not None:
             if not flags & _SIGNED:
                 raise SignatureError("value is not signed")
@@ -670,14 +697,10 @@ class CacheCore:
             if not hmac.compare_digest(sig, want):
                 raise SignatureError("signature does not verify")
         else:
+            # Unsigned readers accept signed values too: only pickle needs the check,
+            # and pickle cannot be configured without a key.
             payload = raw[pos + _SIG_LEN :] if flags & _SIGNED else raw[pos:]
-        if not (math.isfinite(stored_at) and math.isfinite(delta)):
-            raise DecodeError("corrupt header")
-        value = self.serializer.loads(payload)
-        age = max(0.0, self.clock.now().timestamp() - stored_at)
-        entry = self.new_entry(value, now, None if ttl < 0 else ttl, max(0.0, delta), age)
-        entry.in_redis = True
-        return entry
+        return stored_at, ttl, delta, payload
 
     # -- stats ---------------------------------------------------------------------------
 
