@@ -350,6 +350,8 @@ class CacheCore:
             _HEAD.pack(_MAGIC, _ENVELOPE_VERSION, flags, len(self._ser_name)) + self._ser_name
         )
         self._plen = len(self._prefix)
+        # Signed values always take the general path (the signature must be checked).
+        self._fast_prefix = self._prefix if signing_key is None else b"\x00"
         self.has_redis = has_redis
         self.target = target
         self.namespace = namespace
@@ -371,6 +373,8 @@ class CacheCore:
             probe_interval=probe_interval,
             clock=self.clock,
         )
+        # Bound once: called after every successful Redis call.
+        self.redis_ok: Callable[[], None] = self.gate.record_success
         self.maxsize = maxsize
         self.memory: LRUCache[str, Entry] | None = LRUCache(maxsize) if maxsize else None
         self.lock = threading.Lock()
@@ -427,9 +431,6 @@ class CacheCore:
 
     def probe_failed(self, exc: BaseException) -> None:
         self.gate.record_failure(exc)
-
-    def redis_ok(self) -> None:
-        self.gate.record_success()
 
     # -- keys and TTLs ---------------------------------------------------------------
 
@@ -534,6 +535,33 @@ class CacheCore:
             return None, "redis", False
         self.remember(key, entry)
         return entry, "redis", False
+
+    def take(self, key: str, rkey: str, raw: object, default: Any) -> Any:
+        """What a read returns for what Redis answered, when no in-process entry is involved.
+
+        The common case (a fresh, unsigned value written by this configuration) is
+        decided here in a few lines, without building an entry: it sits on the
+        Redis-only read path, whose cost is measured against a raw GET.
+        """
+        if (
+            self.memory is None
+            and type(raw) is bytes
+            and raw.startswith(self._fast_prefix)
+            and len(raw) >= self._plen + _TIMES.size
+        ):
+            stored_at, ttl, _ = _TIMES.unpack_from(raw, self._plen)
+            age = self.wall() - stored_at
+            if 0.0 <= age < ttl or (ttl < 0.0 and age >= 0.0):
+                try:
+                    value = self._loads(raw[self._plen + _TIMES.size :])
+                except Exception:
+                    pass  # the general path below counts and logs it
+                else:
+                    self.counters.redis_hits += 1
+                    return value
+        now = self.monotonic()
+        found = self.serve(*self.merge(key, rkey, raw, None, now), now)
+        return default if found is None else found.value
 
     def split_local(
         self, keys: Iterable[str], now: float

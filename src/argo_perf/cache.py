@@ -280,14 +280,28 @@ class RedisCache(_Face):
         for Redis trouble or bad data in Redis.
         """
         core = self._core
-        now = core.monotonic()
         memory = core.memory
         if memory is not None:
             with core.lock:
-                entry = memory.get(key)
-            if entry is not None and now < entry.check_at:
+                try:
+                    entry = memory[key]
+                except KeyError:
+                    entry = None
+            if entry is not None and core.monotonic() < entry.check_at:
                 core.counters.memory_hits += 1
                 return entry.value
+        elif self._client is not None and core.gate.available:
+            # Redis only (maxsize=0) and Redis up: the lean path, measured against a raw GET.
+            rkey = core.prefix + key
+            try:
+                raw = self._client.get(rkey)
+            except REDIS_ERRORS as exc:
+                core.redis_failed(exc, "GET")
+                core.counters.misses += 1
+                return default
+            core.redis_ok()
+            return core.take(key, rkey, raw, default)
+        now = core.monotonic()
         found = core.serve(*self._find(key, now), now)
         return default if found is None else found.value
 
@@ -650,14 +664,28 @@ class AsyncRedisCache(_Face):
     async def get(self, key: str, default: Any = None) -> Any:
         """See :meth:`RedisCache.get`."""
         core = self._core
-        now = core.monotonic()
         memory = core.memory
         if memory is not None:
             with core.lock:
-                entry = memory.get(key)
-            if entry is not None and now < entry.check_at:
+                try:
+                    entry = memory[key]
+                except KeyError:
+                    entry = None
+            if entry is not None and core.monotonic() < entry.check_at:
                 core.counters.memory_hits += 1
                 return entry.value
+        elif self._client is not None and core.gate.available:
+            # Redis only (maxsize=0) and Redis up: the lean path, measured against a raw GET.
+            rkey = core.prefix + key
+            try:
+                raw = await self._client.get(rkey)
+            except REDIS_ERRORS as exc:
+                core.redis_failed(exc, "GET")
+                core.counters.misses += 1
+                return default
+            core.redis_ok()
+            return core.take(key, rkey, raw, default)
+        now = core.monotonic()
         found = core.serve(*await self._find(key, now), now)
         return default if found is None else found.value
 
