@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import threading
 import time
@@ -43,6 +44,7 @@ VALUE = {"symbol": "AAPL", "price": 231.57, "volume": 51234567, "ts": 1767623400
 TIMEOUT = 0.05  # the socket timeout every contender gets in the outage scenario
 
 Row = tuple[str, str, float, str]
+FIGURES: dict[str, float] = {}  # what the targets are checked against at the end
 
 
 def per_call_sync(fn: Callable[[str], Any], n: int) -> float:
@@ -59,9 +61,11 @@ async def per_call_async(fn: Callable[[str], Awaitable[Any]], n: int) -> float:
     return (time.perf_counter_ns() - start) / n
 
 
-def interleave_sync(contenders: dict[str, Callable[[str], Any]], n: int, rounds: int) -> dict[str, float]:
+def interleave_sync(
+    contenders: dict[str, Callable[[str], Any]], n: int, rounds: int
+) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for name, fn in contenders.items():  # warm up
+    for fn in contenders.values():  # warm up
         per_call_sync(fn, max(10, n // 10))
     for _ in range(rounds):
         for name, fn in contenders.items():
@@ -73,7 +77,7 @@ async def interleave_async(
     contenders: dict[str, Callable[[str], Awaitable[Any]]], n: int, rounds: int
 ) -> dict[str, float]:
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for name, fn in contenders.items():
+    for fn in contenders.values():
         await per_call_async(fn, max(10, n // 10))
     for _ in range(rounds):
         for name, fn in contenders.items():
@@ -124,6 +128,7 @@ def sync_scenarios(server: RedisServer, n: int, rounds: int) -> None:
         rounds,
     )
     table("in-process hit (sync)", medians, "cachetools TTLCache.get (no lock)")
+    FIGURES["memory_hit_us"] = medians["argo_perf RedisCache(url) in-process tier"] / 1000
 
     tier_off = RedisCache(server.url, maxsize=0)
     tier_off.set(KEY, VALUE)
@@ -139,6 +144,9 @@ def sync_scenarios(server: RedisServer, n: int, rounds: int) -> None:
         rounds,
     )
     table("Redis hit, in-process tier off (sync)", medians, "raw redis-py GET")
+    FIGURES["redis_hit_ratio_sync"] = (
+        medians["argo_perf RedisCache(url, maxsize=0).get"] / medians["raw redis-py GET"]
+    )
     for cache in (two_tier, tier_off):
         cache.close()
     raw.close()
@@ -197,6 +205,9 @@ async def async_scenarios(server: RedisServer, n: int, rounds: int) -> None:
         rounds,
     )
     table("Redis hit, in-process tier off (asyncio)", medians, "raw redis.asyncio GET")
+    FIGURES["redis_hit_ratio_async"] = (
+        medians["argo_perf AsyncRedisCache(url, maxsize=0).get"] / medians["raw redis.asyncio GET"]
+    )
     await tier_off.close()
     await raw.aclose()
     await cashews_redis.close()
@@ -206,9 +217,15 @@ async def async_scenarios(server: RedisServer, n: int, rounds: int) -> None:
 # -- scenario 3: a frozen Redis --------------------------------------------------------------
 
 
-def _summary(name: str, durations: list[float], served: int, back: float | None) -> None:
+def _summary(
+    name: str, durations: list[float], served: int, back: float | None, tag: str = ""
+) -> None:
     slow = sum(1 for d in durations if d >= TIMEOUT * 0.5)
     fast = [d for d in durations if d < TIMEOUT * 0.5]
+    if tag:
+        FIGURES[f"outage_slow_calls_{tag}"] = slow
+        FIGURES[f"outage_median_us_{tag}"] = statistics.median(fast) * 1e6
+        FIGURES[f"outage_back_s_{tag}"] = back if back is not None else float("inf")
     median_fast = f"{statistics.median(fast) * 1e6:.2f} µs" if fast else "-"
     back_s = "-" if back is None else f"{back:.3f} s"
     print(
@@ -248,10 +265,8 @@ def sync_outage(frozen_for: float) -> None:
         raw_durations: list[float] = []
         for _ in range(5):
             t0 = time.perf_counter()
-            try:
+            with contextlib.suppress(redis.RedisError):
                 raw.get(KEY)
-            except redis.RedisError:
-                pass
             raw_durations.append(time.perf_counter() - t0)
         resumed = time.monotonic()
         server.resume()
@@ -261,7 +276,7 @@ def sync_outage(frozen_for: float) -> None:
         back = time.monotonic() - resumed
         assert cache.set(KEY, VALUE) is True
         _outage_header()
-        _summary("argo_perf RedisCache", durations, served, back)
+        _summary("argo_perf RedisCache", durations, served, back, "sync")
         _summary("raw redis-py GET", raw_durations, 0, None)
         cache.close()
         raw.close()
@@ -310,10 +325,8 @@ async def async_outage(frozen_for: float) -> None:
             hits = 0
             for _ in range(5):
                 t0 = time.perf_counter()
-                try:
+                with contextlib.suppress(redis.RedisError, asyncio.TimeoutError, OSError):
                     hits += (await get(KEY)) == VALUE
-                except (redis.RedisError, asyncio.TimeoutError, OSError):
-                    pass
                 times.append(time.perf_counter() - t0)
             peers[name] = (times, hits)
         resumed = time.monotonic()
@@ -323,7 +336,7 @@ async def async_outage(frozen_for: float) -> None:
             await asyncio.sleep(0.001)
         back = time.monotonic() - resumed
         assert await cache.set(KEY, VALUE) is True
-        _summary("argo_perf AsyncRedisCache", durations, served, back)
+        _summary("argo_perf AsyncRedisCache", durations, served, back, "async")
         for name, (times, hits) in peers.items():
             _summary(name, times, hits, None)
         await cache.close()
@@ -343,6 +356,38 @@ def main() -> None:
         asyncio.run(async_scenarios(server, n, rounds))
     sync_outage(frozen_for)
     asyncio.run(async_outage(frozen_for))
+    report_targets()
+
+
+def report_targets() -> None:
+    f = FIGURES
+    checks = [
+        ("in-process hit median <= 1 µs", f"{f['memory_hit_us']:.3f} µs", f["memory_hit_us"] <= 1),
+        (
+            "Redis hit (tier off) <= 1.15x raw redis-py GET",
+            f"{f['redis_hit_ratio_sync']:.3f}x",
+            f["redis_hit_ratio_sync"] <= 1.15,
+        ),
+        (
+            "Redis hit (tier off) <= 1.15x raw redis.asyncio GET",
+            f"{f['redis_hit_ratio_async']:.3f}x",
+            f["redis_hit_ratio_async"] <= 1.15,
+        ),
+    ]
+    for tag in ("sync", "async"):
+        slow, median, back = (
+            f[f"outage_slow_calls_{tag}"],
+            f[f"outage_median_us_{tag}"],
+            f[f"outage_back_s_{tag}"],
+        )
+        checks += [
+            (f"frozen ({tag}): <= 3 calls pay the timeout", f"{slow:.0f}", slow <= 3),
+            (f"frozen ({tag}): served median <= 5 µs", f"{median:.2f} µs", median <= 5),
+            (f"frozen ({tag}): back within 1 s", f"{back:.3f} s", back <= 1.0),
+        ]
+    print("\ntargets")
+    for label, figure, ok in checks:
+        print(f"  {label:<52} {figure:>12}  {'met' if ok else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -976,3 +976,38 @@ def test_get_redis_cache_reads_the_environment(
         assert shared.backend == "redis"
     finally:
         _reset_default_cache()
+
+
+def test_get_with_meta_with_a_loader_says_where_the_value_came_from(
+    redis_url: str, clock: ManualClock
+) -> None:
+    cache = RedisCache(redis_url, clock=clock, default_ttl=10.0)
+    assert cache.get_with_meta("AAPL", lambda: 231.5) == CachedValue(231.5, 0.0, "loader", False)
+    clock.advance(3.0)
+    assert cache.get_with_meta("AAPL", lambda: 0.0) == CachedValue(231.5, 3.0, "memory", False)
+    assert RedisCache(redis_url, clock=clock).get_with_meta("AAPL", lambda: 0.0) == CachedValue(
+        231.5, 3.0, "redis", False
+    )
+    clock.advance(10.0)
+
+    def broken() -> float:
+        raise OSError("vendor down")
+
+    assert cache.get_with_meta("AAPL", broken) == CachedValue(231.5, 13.0, "memory", True)
+
+
+async def test_async_get_with_meta_with_a_loader(clock: ManualClock) -> None:
+    cache = AsyncRedisCache(clock=clock, default_ttl=10.0)
+
+    async def load() -> float:
+        return 231.5
+
+    async def broken() -> float:
+        raise OSError("vendor down")
+
+    assert await cache.get_with_meta("AAPL", load) == CachedValue(231.5, 0.0, "loader", False)
+    assert await cache.get_with_meta("AAPL", broken) == CachedValue(231.5, 0.0, "memory", False)
+    clock.advance(11.0)
+    assert await cache.get_with_meta("AAPL", broken) == CachedValue(231.5, 11.0, "memory", True)
+    with pytest.raises(OSError, match="vendor down"):
+        await cache.get_with_meta("MSFT", broken)

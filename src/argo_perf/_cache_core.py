@@ -751,6 +751,12 @@ class CacheCore:
             backend=self.backend,
         )
 
+    def meta_of(self, value: Any, source: Source, served: Entry | None) -> CachedValue:
+        """Describe what a load returned: a fresh load (served None) or an entry served."""
+        if served is None:
+            return CachedValue(value, 0.0, source, False)
+        return self.meta(served, self.monotonic(), source)
+
     def meta(self, entry: Entry, now: float, source: Source) -> CachedValue:
         return CachedValue(
             entry.value, max(0.0, now - entry.stored_at), source, now >= entry.fresh_until

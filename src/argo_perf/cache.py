@@ -305,9 +305,29 @@ class RedisCache(_Face):
         found = core.serve(*self._find(key, now), now)
         return default if found is None else found.value
 
-    def get_with_meta(self, key: str) -> CachedValue | None:
-        """Like :meth:`get`, but return the value with its age, source and staleness (or None)."""
+    def get_with_meta(
+        self,
+        key: str,
+        factory: Callable[[], Any] | None = None,
+        ttl: TTLArg = USE_DEFAULT,
+    ) -> CachedValue | None:
+        """Like :meth:`get`, but return the value with its age, source and staleness (or None).
+
+        With a ``factory`` it behaves like :meth:`get_or_set` and never returns
+        None: ``source`` is ``"loader"`` when the factory produced the value, and
+        ``stale`` is True when the factory failed and an older value was served.
+
+        Example:
+            >>> cache = RedisCache()
+            >>> cache.get_with_meta("AAPL", lambda: 231.5).source
+            'loader'
+            >>> cache.get_with_meta("AAPL").source
+            'memory'
+        """
         core = self._core
+        if factory is not None:
+            value, source, served = self._get_or_load(key, factory, ttl)
+            return core.meta_of(value, source, served)
         now = core.monotonic()
         entry, source, degraded = self._find(key, now)
         found = core.serve(entry, source, degraded, now)
@@ -504,6 +524,12 @@ class RedisCache(_Face):
         waiting caller. A caller interrupted while loading (KeyboardInterrupt,
         SystemExit) lets a waiting caller load instead of leaving it hanging.
         """
+        return cast(T, self._get_or_load(key, factory, ttl)[0])
+
+    def _get_or_load(
+        self, key: str, factory: Callable[[], Any], ttl: TTLArg
+    ) -> tuple[Any, Source, Entry | None]:
+        """(value, source, the entry served or None when the loader produced it)."""
         core = self._core
         while True:
             now = core.monotonic()
@@ -511,17 +537,13 @@ class RedisCache(_Face):
             if entry is not None and now < entry.fresh_until:
                 core.count_hit(source)
                 if core.should_refresh_early(entry, now):
-                    return cast(T, self._refresh_early(key, factory, ttl, entry))
-                return cast(T, entry.value)
+                    outcome = self._load(key, factory, ttl, entry, wait=False, early=True)
+                    if outcome is not _RETRY and outcome[2] is None:
+                        return cast(tuple[Any, Source, Entry | None], outcome)
+                return entry.value, source, entry
             outcome = self._load(key, factory, ttl, entry, wait=True)
             if outcome is not _RETRY:
-                return cast(T, outcome)
-
-    def _refresh_early(
-        self, key: str, factory: Callable[[], Any], ttl: TTLArg, entry: Entry
-    ) -> Any:
-        outcome = self._load(key, factory, ttl, entry, wait=False, early=True)
-        return entry.value if outcome is _RETRY else outcome
+                return cast(tuple[Any, Source, Entry | None], outcome)
 
     def _load(
         self,
@@ -548,7 +570,7 @@ class RedisCache(_Face):
                 return _RETRY
             if flight.error is not None:
                 return self._loader_failed(flight.error, stale)
-            return flight.value
+            return flight.value, "loader", None
         if early:
             core.counters.early_refreshes += 1
         try:
@@ -558,11 +580,11 @@ class RedisCache(_Face):
             delta = core.monotonic() - started
             self._store(key, value, core.resolve_ttl(key, ttl), delta)
             flight.value = value
-            return value
+            return value, "loader", None
         except Exception as exc:
             flight.error = exc
             if early and stale is not None:
-                return stale.value
+                return stale.value, "memory", stale
             return self._loader_failed(exc, stale)
         except BaseException:
             flight.abandoned = True
@@ -573,11 +595,13 @@ class RedisCache(_Face):
                     del self._flights[key]
             flight.done.set()
 
-    def _loader_failed(self, exc: Exception, stale: Entry | None) -> Any:
+    def _loader_failed(
+        self, exc: Exception, stale: Entry | None
+    ) -> tuple[Any, Source, Entry | None]:
         served = self._core.loader_failed(exc, stale, self._core.monotonic())
         if served is None:
             raise exc
-        return served.value
+        return served.value, "memory", served
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -689,9 +713,17 @@ class AsyncRedisCache(_Face):
         found = core.serve(*await self._find(key, now), now)
         return default if found is None else found.value
 
-    async def get_with_meta(self, key: str) -> CachedValue | None:
+    async def get_with_meta(
+        self,
+        key: str,
+        factory: Callable[[], Any] | None = None,
+        ttl: TTLArg = USE_DEFAULT,
+    ) -> CachedValue | None:
         """See :meth:`RedisCache.get_with_meta`."""
         core = self._core
+        if factory is not None:
+            value, source, served = await self._get_or_load(key, factory, ttl)
+            return core.meta_of(value, source, served)
         now = core.monotonic()
         entry, source, degraded = await self._find(key, now)
         found = core.serve(entry, source, degraded, now)
@@ -860,6 +892,11 @@ class AsyncRedisCache(_Face):
         The shared load runs in its own task: a caller that is cancelled stops
         waiting, and the others still get the value.
         """
+        return cast(T, (await self._get_or_load(key, factory, ttl))[0])
+
+    async def _get_or_load(
+        self, key: str, factory: Callable[[], Any], ttl: TTLArg
+    ) -> tuple[Any, Source, Entry | None]:
         core = self._core
         now = core.monotonic()
         entry, source, _ = await self._find(key, now)
@@ -868,21 +905,19 @@ class AsyncRedisCache(_Face):
             if core.should_refresh_early(entry, now) and key not in self._flights:
                 core.counters.early_refreshes += 1
                 try:
-                    return cast(T, await self._load(key, factory, ttl, None))
+                    return await self._load(key, factory, ttl), "loader", None
                 except Exception:
-                    return cast(T, entry.value)
-            return cast(T, entry.value)
+                    return entry.value, source, entry
+            return entry.value, source, entry
         try:
-            return cast(T, await self._load(key, factory, ttl, entry))
+            return await self._load(key, factory, ttl), "loader", None
         except Exception as exc:
             served = core.loader_failed(exc, entry, core.monotonic())
             if served is None:
                 raise
-            return cast(T, served.value)
+            return served.value, "memory", served
 
-    def _load(
-        self, key: str, factory: Callable[[], Any], ttl: TTLArg, _stale: Entry | None
-    ) -> Awaitable[Any]:
+    def _load(self, key: str, factory: Callable[[], Any], ttl: TTLArg) -> Awaitable[Any]:
         flight = self._flights.get(key)
         if flight is None:
             self._core.counters.loader_calls += 1
