@@ -1011,3 +1011,33 @@ async def test_async_get_with_meta_with_a_loader(clock: ManualClock) -> None:
     assert await cache.get_with_meta("AAPL", broken) == CachedValue(231.5, 11.0, "memory", True)
     with pytest.raises(OSError, match="vendor down"):
         await cache.get_with_meta("MSFT", broken)
+
+
+def test_redis_only_cache_counts_failures_and_falls_back_to_misses(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    cache = RedisCache(fault_redis.url, clock=clock, maxsize=0, failure_threshold=2)
+    assert cache.namespace == "argo_perf"
+    assert cache.version == 1
+    cache.set("AAPL", 1.0)
+    fault_redis.kill()
+    assert [cache.get("AAPL", "d") for _ in range(4)] == ["d"] * 4
+    stats = cache.stats
+    assert (stats.redis_errors, stats.short_circuited, stats.misses) == (2, 2, 4)
+    assert cache.backend == "memory"
+
+
+async def test_async_redis_only_cache_and_a_loop_change(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    cache = AsyncRedisCache(fault_redis.url, clock=clock, maxsize=0, failure_threshold=1)
+    await cache.set("AAPL", 1.0)
+    assert await cache.get("AAPL") == 1.0
+    fault_redis.kill()
+    assert await cache.get("AAPL", "d") == "d"
+    assert cache.backend == "memory"
+    stale_flight: asyncio.Future[Any] = asyncio.Future(loop=asyncio.new_event_loop())
+    cache._flights["MSFT"] = stale_flight
+    assert await cache.get_or_set("MSFT", lambda: 2.0) == 2.0
+    stale_flight.get_loop().close()
+    await cache.close()

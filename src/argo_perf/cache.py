@@ -919,7 +919,8 @@ class AsyncRedisCache(_Face):
 
     def _load(self, key: str, factory: Callable[[], Any], ttl: TTLArg) -> Awaitable[Any]:
         flight = self._flights.get(key)
-        if flight is None:
+        if flight is None or flight.get_loop() is not asyncio.get_running_loop():
+            # (A flight left by another, finished event loop is not waited for.)
             self._core.counters.loader_calls += 1
             flight = asyncio.ensure_future(self._run_loader(key, factory, ttl))
             self._flights[key] = flight
