@@ -349,7 +349,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (a few seconds)")
     args = parser.parse_args()
-    n, rounds, frozen_for = (200, 7, 1.2) if args.quick else (2000, 21, 3.5)
+    n, rounds, frozen_for = (200, 7, 1.2) if args.quick else (500, 61, 3.5)
     print(f"cache benchmark: {rounds} rounds, medians of per-call means")
     with RedisServer() as server:
         sync_scenarios(server, n, rounds)

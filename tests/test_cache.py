@@ -1041,3 +1041,35 @@ async def test_async_redis_only_cache_and_a_loop_change(
     assert await cache.get_or_set("MSFT", lambda: 2.0) == 2.0
     stale_flight.get_loop().close()
     await cache.close()
+
+
+def test_every_operation_survives_a_refused_connection(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    cache = RedisCache(fault_redis.url, clock=clock, failure_threshold=100)
+    cache.set("a", 1)
+    fault_redis.kill()
+    assert cache.get_many(["a", "b"]) == {"a": 1}
+    assert cache.set_many({"c": 3}) is False
+    assert cache.delete("a") is False
+    with pytest.raises(BackendError, match="redis at"):
+        cache.clear()
+    assert cache.get_or_set("d", lambda: 4) == 4
+    assert cache.stats.redis_errors == 6
+    assert cache.backend == "redis"  # below the threshold: still trying
+
+
+async def test_every_async_operation_survives_a_refused_connection(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    cache = AsyncRedisCache(fault_redis.url, clock=clock, failure_threshold=100)
+    await cache.set("a", 1)
+    fault_redis.kill()
+    assert await cache.get_many(["a", "b"]) == {"a": 1}
+    assert await cache.set_many({"c": 3}) is False
+    assert await cache.delete("a") is False
+    with pytest.raises(BackendError, match="redis at"):
+        await cache.clear()
+    assert await cache.get_or_set("d", lambda: 4) == 4
+    assert cache.stats.redis_errors == 6
+    await cache.close()
