@@ -35,6 +35,10 @@ from argo_perf.cache import USE_DEFAULT, _reset_default_cache
 from argo_perf.testing import RedisServer
 
 KEY = b"0123456789abcdef-signing"
+# Generous timeouts for servers that are not meant to time out, so a loaded machine
+# does not turn a slow answer into an outage; the freeze tests use FROZEN.
+ROOMY: dict[str, Any] = {"socket_timeout": 2.0, "connect_timeout": 2.0}
+FROZEN: dict[str, Any] = {"socket_timeout": 0.2, "connect_timeout": 2.0}
 
 
 def wait_until(condition: Callable[[], bool]) -> None:
@@ -219,7 +223,7 @@ def test_repr_and_logs_never_show_the_password(caplog: pytest.LogCaptureFixture)
 def test_round_trip_through_redis_in_a_versioned_json_envelope(
     redis_url: str, redis_client: redis.Redis, clock: ManualClock
 ) -> None:
-    cache = RedisCache(redis_url, namespace="sig", version=3, clock=clock, maxsize=0)
+    cache = RedisCache(redis_url, **ROOMY, namespace="sig", version=3, clock=clock, maxsize=0)
     assert cache.redis_key("AAPL") == "sig:v3:AAPL"
     assert cache.set("AAPL", {"price": 231.5, "n": [1, 2]}, ttl=10.0) is True
     raw = redis_client.get("sig:v3:AAPL")
@@ -241,8 +245,8 @@ def test_round_trip_through_redis_in_a_versioned_json_envelope(
 def test_schema_versions_share_a_redis_without_seeing_each_other(
     redis_url: str, clock: ManualClock
 ) -> None:
-    v1 = RedisCache(redis_url, version=1, clock=clock, maxsize=0)
-    v2 = RedisCache(redis_url, version=2, clock=clock, maxsize=0)
+    v1 = RedisCache(redis_url, **ROOMY, version=1, clock=clock, maxsize=0)
+    v2 = RedisCache(redis_url, **ROOMY, version=2, clock=clock, maxsize=0)
     v1.set("AAPL", {"px": 1})
     v2.set("AAPL", {"price": 1, "currency": "USD"})
     assert v1.get("AAPL") == {"px": 1}
@@ -254,8 +258,8 @@ def test_schema_versions_share_a_redis_without_seeing_each_other(
 def test_values_set_by_another_process_are_read_from_redis(
     redis_url: str, clock: ManualClock
 ) -> None:
-    writer = RedisCache(redis_url, clock=clock)
-    reader = RedisCache(redis_url, clock=clock, local_ttl=1.0)
+    writer = RedisCache(redis_url, **ROOMY, clock=clock)
+    reader = RedisCache(redis_url, **ROOMY, clock=clock, local_ttl=1.0)
     writer.set("AAPL", 1.0, ttl=60)
     assert reader.get_with_meta("AAPL") == CachedValue(1.0, 0.0, "redis", False)
     assert reader.get_with_meta("AAPL") == CachedValue(1.0, 0.0, "memory", False)
@@ -271,8 +275,8 @@ def test_values_set_by_another_process_are_read_from_redis(
 def test_get_many_uses_memory_first_then_one_mget(
     redis_url: str, redis_client: redis.Redis, clock: ManualClock
 ) -> None:
-    writer = RedisCache(redis_url, clock=clock)
-    reader = RedisCache(redis_url, clock=clock)
+    writer = RedisCache(redis_url, **ROOMY, clock=clock)
+    reader = RedisCache(redis_url, **ROOMY, clock=clock)
     writer.set_many({"a": 1, "b": 2, "c": 3})
     reader.set("a", 1)
     before = redis_client.info("commandstats").get("cmdstat_mget", {}).get("calls", 0)
@@ -286,7 +290,7 @@ def test_get_many_uses_memory_first_then_one_mget(
 
 
 def test_set_many_is_one_pipeline(redis_url: str, redis_client: redis.Redis) -> None:
-    cache = RedisCache(redis_url)
+    cache = RedisCache(redis_url, **ROOMY)
     assert cache.set_many({}) is True
     assert cache.set_many({f"k{i}": i for i in range(20)}, ttl=5.0) is True
     assert len(redis_client.keys("argo_perf:v1:k*")) == 20
@@ -294,7 +298,7 @@ def test_set_many_is_one_pipeline(redis_url: str, redis_client: redis.Redis) -> 
 
 def test_clear_uses_scan_and_unlink_in_batches(redis_url: str, redis_client: redis.Redis) -> None:
     redis_client.config_resetstat()
-    cache = RedisCache(redis_url, namespace="ns")
+    cache = RedisCache(redis_url, **ROOMY, namespace="ns")
     cache.set_many({f"px:{i}": i for i in range(1200)})
     cache.set_many({"px*:odd": 1, "other": 2})
     redis_client.set("unrelated", b"x")
@@ -327,8 +331,8 @@ def test_custom_serializer_round_trips_and_mismatches_are_misses(redis_url: str)
             return data.decode()
 
     assert isinstance(Upper(), Serializer)
-    custom = RedisCache(redis_url, serializer=Upper(), maxsize=0)
-    plain = RedisCache(redis_url, maxsize=0)
+    custom = RedisCache(redis_url, **ROOMY, serializer=Upper(), maxsize=0)
+    plain = RedisCache(redis_url, **ROOMY, maxsize=0)
     custom.set("x", "abc")
     assert custom.get("x") == "ABC"
     assert plain.get("x") is None
@@ -336,29 +340,31 @@ def test_custom_serializer_round_trips_and_mismatches_are_misses(redis_url: str)
 
 
 def test_values_that_cannot_be_serialized_raise_type_error(redis_url: str) -> None:
-    cache = RedisCache(redis_url)
+    cache = RedisCache(redis_url, **ROOMY)
     with pytest.raises(TypeError):
         cache.set("x", object())
     assert cache.get("x") is None
 
 
 def test_signed_json_and_pickle_round_trip(redis_url: str, redis_client: redis.Redis) -> None:
-    signed = RedisCache(redis_url, signing_key=KEY, maxsize=0)
+    signed = RedisCache(redis_url, **ROOMY, signing_key=KEY, maxsize=0)
     signed.set("j", [1, 2])
     assert signed.get("j") == [1, 2]
-    unsigned = RedisCache(redis_url, maxsize=0)
+    unsigned = RedisCache(redis_url, **ROOMY, maxsize=0)
     assert unsigned.get("j") == [1, 2]  # JSON is safe to read without checking
     unsigned.set("u", 1)
     assert signed.get("u") is None
     assert signed.stats.signature_failures == 1
 
-    pickled = RedisCache(redis_url, serializer="pickle", signing_key=KEY, maxsize=0)
+    pickled = RedisCache(redis_url, **ROOMY, serializer="pickle", signing_key=KEY, maxsize=0)
     assert pickled.set("t", (1, {2, 3}))
     assert pickled.get("t") == (1, {2, 3})
     # A signed value copied under another key does not verify there.
     redis_client.set("argo_perf:v1:copy", redis_client.get("argo_perf:v1:t") or b"")
     assert pickled.get("copy") is None
-    other_key = RedisCache(redis_url, serializer="pickle", signing_key=b"another-key-16-bytes")
+    other_key = RedisCache(
+        redis_url, **ROOMY, serializer="pickle", signing_key=b"another-key-16-bytes"
+    )
     assert other_key.get("t") is None
     assert other_key.stats.signature_failures == 1
 
@@ -382,8 +388,8 @@ def test_a_planted_pickle_never_executes(
     target = tmp_path / "pwned"
     evil = pickle.dumps(_Planted(target))
     rkey = "argo_perf:v1:AAPL"
-    pickled = RedisCache(redis_url, serializer="pickle", signing_key=KEY, maxsize=0)
-    plain = RedisCache(redis_url, maxsize=0)
+    pickled = RedisCache(redis_url, **ROOMY, serializer="pickle", signing_key=KEY, maxsize=0)
+    plain = RedisCache(redis_url, **ROOMY, maxsize=0)
     attempts = [
         evil,  # a bare pickle
         _envelope(b"pickle", evil),  # unsigned envelope
@@ -418,7 +424,7 @@ def test_a_planted_pickle_never_executes(
 def test_garbage_bytes_are_a_counted_miss(
     redis_url: str, redis_client: redis.Redis, garbage: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = RedisCache(redis_url, maxsize=0)
+    cache = RedisCache(redis_url, **ROOMY, maxsize=0)
     redis_client.set("argo_perf:v1:x", garbage)
     with caplog.at_level(logging.WARNING, logger="argo_perf.cache"):
         value = cache.get("x", "default")
@@ -433,7 +439,7 @@ def test_garbage_bytes_are_a_counted_miss(
 def test_a_value_of_another_redis_type_is_a_counted_miss(
     redis_url: str, redis_client: redis.Redis
 ) -> None:
-    cache = RedisCache(redis_url, maxsize=0)
+    cache = RedisCache(redis_url, **ROOMY, maxsize=0)
     redis_client.rpush("argo_perf:v1:AAPL", b"1", b"2")
     redis_client.hset("argo_perf:v1:MSFT", "a", "b")
     assert cache.get("AAPL", "default") == "default"
@@ -453,7 +459,7 @@ def test_a_value_of_another_redis_type_is_a_counted_miss(
 def test_killed_redis_serves_the_in_process_tier_then_comes_back(
     fault_redis: RedisServer, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache = RedisCache(fault_redis.url, clock=clock, default_ttl=10.0, max_stale=30.0)
+    cache = RedisCache(fault_redis.url, **ROOMY, clock=clock, default_ttl=10.0, max_stale=30.0)
     assert cache.set("AAPL", 231.5) is True
     fault_redis.kill()
     assert cache.get("AAPL") == 231.5  # fresh in the in-process tier: Redis not asked
@@ -492,7 +498,12 @@ def test_frozen_redis_costs_at_most_threshold_timeouts(
     fault_redis: RedisServer, clock: ManualClock
 ) -> None:
     cache = RedisCache(
-        fault_redis.url, clock=clock, default_ttl=10.0, local_ttl=1.0, failure_threshold=3
+        fault_redis.url,
+        **FROZEN,
+        clock=clock,
+        default_ttl=10.0,
+        local_ttl=1.0,
+        failure_threshold=3,
     )
     cache.set("AAPL", 231.5)
     clock.advance(1.0)  # past local_ttl: every read would ask Redis
@@ -526,7 +537,7 @@ def test_frozen_redis_costs_at_most_threshold_timeouts(
 def test_outage_during_writes_keeps_values_readable(
     fault_redis: RedisServer, clock: ManualClock
 ) -> None:
-    cache = RedisCache(fault_redis.url, clock=clock, failure_threshold=1, local_ttl=0.5)
+    cache = RedisCache(fault_redis.url, **ROOMY, clock=clock, failure_threshold=1, local_ttl=0.5)
     fault_redis.kill()
     assert cache.set_many({"a": 1, "b": 2}) is False
     assert cache.stats.redis_set_failures == 2
@@ -545,7 +556,7 @@ def test_maxmemory_noeviction_set_reports_failure_and_reads_keep_working(
     redis_factory: Callable[..., RedisServer], clock: ManualClock
 ) -> None:
     server = redis_factory(extra_args=["--maxmemory", "64mb", "--maxmemory-policy", "noeviction"])
-    cache = RedisCache(server.url, clock=clock, maxsize=0)
+    cache = RedisCache(server.url, **ROOMY, clock=clock, maxsize=0)
     assert cache.set("AAPL", 231.5) is True
     client = server.client()
     # Shrink the limit below what is in use: every write is now refused, reads are not.
@@ -565,12 +576,14 @@ def test_maxmemory_noeviction_set_reports_failure_and_reads_keep_working(
 async def test_async_cache_round_trip_and_outage(
     fault_redis: RedisServer, clock: ManualClock
 ) -> None:
-    cache = AsyncRedisCache(fault_redis.url, clock=clock, default_ttl=10.0, failure_threshold=2)
+    cache = AsyncRedisCache(
+        fault_redis.url, **ROOMY, clock=clock, default_ttl=10.0, failure_threshold=2
+    )
     assert await cache.set("AAPL", 231.5) is True
     assert await cache.set_many({"a": 1, "b": 2}) is True
     assert await cache.get_many(["AAPL", "a", "b", "c"]) == {"AAPL": 231.5, "a": 1, "b": 2}
     assert await cache.delete("b") is True
-    other = AsyncRedisCache(fault_redis.url, clock=clock, maxsize=0)
+    other = AsyncRedisCache(fault_redis.url, **ROOMY, clock=clock, maxsize=0)
     assert await other.get_with_meta("AAPL") == CachedValue(231.5, 0.0, "redis", False)
     assert await other.get_many(["a", "b"]) == {"a": 1}
     assert await other.clear() == 2
@@ -600,7 +613,7 @@ async def test_async_cache_round_trip_and_outage(
 
 
 async def test_async_frozen_redis(fault_redis: RedisServer, clock: ManualClock) -> None:
-    cache = AsyncRedisCache(fault_redis.url, clock=clock, local_ttl=1.0)
+    cache = AsyncRedisCache(fault_redis.url, **FROZEN, clock=clock, local_ttl=1.0)
     await cache.set("AAPL", 231.5)
     clock.advance(1.0)
     fault_redis.pause()
@@ -630,7 +643,7 @@ async def test_async_memory_only_and_bad_data(
     assert await mem.get_many(["a", "b", "c"]) == {"a": 1, "b": 2}
     assert await mem.delete("a") is False
     assert await mem.clear() == 1
-    async with AsyncRedisCache(redis_url, maxsize=0) as cache:
+    async with AsyncRedisCache(redis_url, **ROOMY, maxsize=0) as cache:
         redis_client.set("argo_perf:v1:g", b"garbage")
         redis_client.rpush("argo_perf:v1:l", b"1")
         assert await cache.get("g") is None
@@ -643,7 +656,7 @@ async def test_async_memory_only_and_bad_data(
 
 
 def test_get_or_set_loads_once_and_stores_in_both_tiers(redis_url: str, clock: ManualClock) -> None:
-    cache = RedisCache(redis_url, clock=clock)
+    cache = RedisCache(redis_url, **ROOMY, clock=clock)
     calls: list[int] = []
 
     def load() -> float:
@@ -652,7 +665,7 @@ def test_get_or_set_loads_once_and_stores_in_both_tiers(redis_url: str, clock: M
 
     assert cache.get_or_set("AAPL", load, ttl=10) == 231.5
     assert cache.get_or_set("AAPL", load, ttl=10) == 231.5
-    assert RedisCache(redis_url, clock=clock).get("AAPL") == 231.5
+    assert RedisCache(redis_url, **ROOMY, clock=clock).get("AAPL") == 231.5
     assert len(calls) == 1
     assert cache.stats.loader_calls == 1
 
@@ -909,7 +922,7 @@ async def test_async_xfetch(clock: ManualClock) -> None:
 
 
 def test_cached_decorates_sync_functions(redis_url: str, clock: ManualClock) -> None:
-    cache = RedisCache(redis_url, clock=clock)
+    cache = RedisCache(redis_url, **ROOMY, clock=clock)
     calls: list[str] = []
 
     @cached(cache, ttl=10.0)
@@ -981,13 +994,13 @@ def test_get_redis_cache_reads_the_environment(
 def test_get_with_meta_with_a_loader_says_where_the_value_came_from(
     redis_url: str, clock: ManualClock
 ) -> None:
-    cache = RedisCache(redis_url, clock=clock, default_ttl=10.0)
+    cache = RedisCache(redis_url, **ROOMY, clock=clock, default_ttl=10.0)
     assert cache.get_with_meta("AAPL", lambda: 231.5) == CachedValue(231.5, 0.0, "loader", False)
     clock.advance(3.0)
     assert cache.get_with_meta("AAPL", lambda: 0.0) == CachedValue(231.5, 3.0, "memory", False)
-    assert RedisCache(redis_url, clock=clock).get_with_meta("AAPL", lambda: 0.0) == CachedValue(
-        231.5, 3.0, "redis", False
-    )
+    assert RedisCache(redis_url, **ROOMY, clock=clock).get_with_meta(
+        "AAPL", lambda: 0.0
+    ) == CachedValue(231.5, 3.0, "redis", False)
     clock.advance(10.0)
 
     def broken() -> float:
@@ -1016,7 +1029,7 @@ async def test_async_get_with_meta_with_a_loader(clock: ManualClock) -> None:
 def test_redis_only_cache_counts_failures_and_falls_back_to_misses(
     fault_redis: RedisServer, clock: ManualClock
 ) -> None:
-    cache = RedisCache(fault_redis.url, clock=clock, maxsize=0, failure_threshold=2)
+    cache = RedisCache(fault_redis.url, **ROOMY, clock=clock, maxsize=0, failure_threshold=2)
     assert cache.namespace == "argo_perf"
     assert cache.version == 1
     cache.set("AAPL", 1.0)
@@ -1030,7 +1043,7 @@ def test_redis_only_cache_counts_failures_and_falls_back_to_misses(
 async def test_async_redis_only_cache_and_a_loop_change(
     fault_redis: RedisServer, clock: ManualClock
 ) -> None:
-    cache = AsyncRedisCache(fault_redis.url, clock=clock, maxsize=0, failure_threshold=1)
+    cache = AsyncRedisCache(fault_redis.url, **ROOMY, clock=clock, maxsize=0, failure_threshold=1)
     await cache.set("AAPL", 1.0)
     assert await cache.get("AAPL") == 1.0
     fault_redis.kill()
@@ -1046,7 +1059,7 @@ async def test_async_redis_only_cache_and_a_loop_change(
 def test_every_operation_survives_a_refused_connection(
     fault_redis: RedisServer, clock: ManualClock
 ) -> None:
-    cache = RedisCache(fault_redis.url, clock=clock, failure_threshold=100)
+    cache = RedisCache(fault_redis.url, **ROOMY, clock=clock, failure_threshold=100)
     cache.set("a", 1)
     fault_redis.kill()
     assert cache.get_many(["a", "b"]) == {"a": 1}
@@ -1062,7 +1075,7 @@ def test_every_operation_survives_a_refused_connection(
 async def test_every_async_operation_survives_a_refused_connection(
     fault_redis: RedisServer, clock: ManualClock
 ) -> None:
-    cache = AsyncRedisCache(fault_redis.url, clock=clock, failure_threshold=100)
+    cache = AsyncRedisCache(fault_redis.url, **ROOMY, clock=clock, failure_threshold=100)
     await cache.set("a", 1)
     fault_redis.kill()
     assert await cache.get_many(["a", "b"]) == {"a": 1}

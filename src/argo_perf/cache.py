@@ -281,12 +281,14 @@ class RedisCache(_Face):
         """
         core = self._core
         memory = core.memory
+        entry: Entry | None = None
         if memory is not None:
             with core.lock:
-                try:
+                # try/except, not memory.get or contextlib.suppress: the cheapest hit path.
+                try:  # noqa: SIM105
                     entry = memory[key]
                 except KeyError:
-                    entry = None
+                    pass
             if entry is not None and core.monotonic() < entry.check_at:
                 core.counters.memory_hits += 1
                 return entry.value
@@ -302,7 +304,7 @@ class RedisCache(_Face):
             core.redis_ok()
             return core.take(key, rkey, raw, default)
         now = core.monotonic()
-        found = core.serve(*self._find(key, now), now)
+        found = core.serve(*self._find(key, now, entry), now)
         return default if found is None else found.value
 
     def get_with_meta(
@@ -329,7 +331,7 @@ class RedisCache(_Face):
             value, source, served = self._get_or_load(key, factory, ttl)
             return core.meta_of(value, source, served)
         now = core.monotonic()
-        entry, source, degraded = self._find(key, now)
+        entry, source, degraded = self._find(key, now, core.recall(key))
         found = core.serve(entry, source, degraded, now)
         return None if found is None else core.meta(found, now, source)
 
@@ -361,9 +363,12 @@ class RedisCache(_Face):
             self._start_probe()
         return decision is Admission.CALL
 
-    def _find(self, key: str, now: float) -> tuple[Entry | None, Source, bool]:
+    def _find(self, key: str, now: float, local: Entry | None) -> tuple[Entry | None, Source, bool]:
+        """Ask Redis when the in-process entry ``local`` does not settle it.
+
+        Returns (entry, its source, degraded: Redis was skipped or failed).
+        """
         core = self._core
-        local = core.recall(key)
         if self._client is None or (local is not None and now < local.check_at):
             return local, "memory", False
         if not self._admit():
@@ -533,7 +538,7 @@ class RedisCache(_Face):
         core = self._core
         while True:
             now = core.monotonic()
-            entry, source, _ = self._find(key, now)
+            entry, source, _ = self._find(key, now, core.recall(key))
             if entry is not None and now < entry.fresh_until:
                 core.count_hit(source)
                 if core.should_refresh_early(entry, now):
@@ -689,12 +694,14 @@ class AsyncRedisCache(_Face):
         """See :meth:`RedisCache.get`."""
         core = self._core
         memory = core.memory
+        entry: Entry | None = None
         if memory is not None:
             with core.lock:
-                try:
+                # try/except, not memory.get or contextlib.suppress: the cheapest hit path.
+                try:  # noqa: SIM105
                     entry = memory[key]
                 except KeyError:
-                    entry = None
+                    pass
             if entry is not None and core.monotonic() < entry.check_at:
                 core.counters.memory_hits += 1
                 return entry.value
@@ -710,7 +717,7 @@ class AsyncRedisCache(_Face):
             core.redis_ok()
             return core.take(key, rkey, raw, default)
         now = core.monotonic()
-        found = core.serve(*await self._find(key, now), now)
+        found = core.serve(*await self._find(key, now, entry), now)
         return default if found is None else found.value
 
     async def get_with_meta(
@@ -725,7 +732,7 @@ class AsyncRedisCache(_Face):
             value, source, served = await self._get_or_load(key, factory, ttl)
             return core.meta_of(value, source, served)
         now = core.monotonic()
-        entry, source, degraded = await self._find(key, now)
+        entry, source, degraded = await self._find(key, now, core.recall(key))
         found = core.serve(entry, source, degraded, now)
         return None if found is None else core.meta(found, now, source)
 
@@ -756,9 +763,10 @@ class AsyncRedisCache(_Face):
             task.add_done_callback(self._tasks.discard)
         return decision is Admission.CALL
 
-    async def _find(self, key: str, now: float) -> tuple[Entry | None, Source, bool]:
+    async def _find(
+        self, key: str, now: float, local: Entry | None
+    ) -> tuple[Entry | None, Source, bool]:
         core = self._core
-        local = core.recall(key)
         if self._client is None or (local is not None and now < local.check_at):
             return local, "memory", False
         if not self._admit():
@@ -899,7 +907,7 @@ class AsyncRedisCache(_Face):
     ) -> tuple[Any, Source, Entry | None]:
         core = self._core
         now = core.monotonic()
-        entry, source, _ = await self._find(key, now)
+        entry, source, _ = await self._find(key, now, core.recall(key))
         if entry is not None and now < entry.fresh_until:
             core.count_hit(source)
             if core.should_refresh_early(entry, now) and key not in self._flights:
