@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from argo_perf import (
     AsyncRedisCache,
@@ -1086,3 +1088,60 @@ async def test_every_async_operation_survives_a_refused_connection(
     assert await cache.get_or_set("d", lambda: 4) == 4
     assert cache.stats.redis_errors == 6
     await cache.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ttl=st.floats(min_value=0.01, max_value=1000.0),
+    max_stale=st.floats(min_value=0.0, max_value=1000.0),
+    elapsed=st.floats(min_value=0.0, max_value=3000.0),
+)
+def test_freshness_and_staleness_windows(ttl: float, max_stale: float, elapsed: float) -> None:
+    clock = ManualClock()
+    cache = RedisCache(clock=clock, max_stale=max_stale)
+    cache.set("k", 1, ttl=ttl)
+    clock.advance(elapsed)
+    fresh = elapsed < ttl
+    assert (cache.get("k") == 1) is fresh
+
+    def broken() -> int:
+        raise OSError("down")
+
+    if fresh or elapsed < ttl + max_stale:
+        meta = cache.get_with_meta("k", broken)
+        assert meta is not None
+        assert meta.stale is not fresh
+    else:
+        with pytest.raises(OSError, match="down"):
+            cache.get_or_set("k", broken)
+
+
+def test_the_in_process_tier_is_safe_under_threads() -> None:
+    cache = RedisCache(maxsize=16)
+    errors: list[BaseException] = []
+
+    def hammer(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for i in range(3000):
+                key = f"k{rng.randrange(40)}"
+                op = rng.randrange(4)
+                if op == 0:
+                    cache.set(key, i)
+                elif op == 1:
+                    cache.get(key)
+                elif op == 2:
+                    cache.get_many([key, "k1", "k2"])
+                else:
+                    cache.get_or_set(key, lambda: 0)
+        except BaseException as exc:  # pragma: no cover - only on failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert cache._core.memory is not None
+    assert len(cache._core.memory) <= 16
