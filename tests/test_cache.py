@@ -1145,3 +1145,20 @@ def test_the_in_process_tier_is_safe_under_threads() -> None:
     assert errors == []
     assert cache._core.memory is not None
     assert len(cache._core.memory) <= 16
+
+
+def test_unix_socket_urls_and_infinite_ttls(
+    redis_factory: Callable[..., RedisServer], tmp_path: Path, clock: ManualClock
+) -> None:
+    sock = tmp_path / "redis.sock"
+    redis_factory(extra_args=["--unixsocket", str(sock), "--unixsocketperm", "700"])
+    cache = RedisCache(f"unix://{sock}", **ROOMY, clock=clock, max_stale=float("inf"))
+    assert repr(cache).startswith("RedisCache(target='unix://")
+    assert cache.set("forever", 1, ttl=float("inf")) is True
+    assert cache.set("stale-forever", 2, ttl=1.0) is True
+    assert cache._client is not None
+    assert cache._client.pttl(cache.redis_key("forever")) == -1
+    assert cache._client.pttl(cache.redis_key("stale-forever")) == -1
+    clock.advance(10**6)
+    assert cache.get("forever") == 1
+    cache.close()

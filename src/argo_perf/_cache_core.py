@@ -457,6 +457,8 @@ class CacheCore:
         if chosen is None:
             return None
         seconds = _check_seconds("ttl", chosen, allow_zero=False)
+        if seconds == _INF:
+            return None
         if self.jitter:
             seconds *= 1.0 - self.jitter * self.rng.random()
         return seconds
@@ -492,6 +494,14 @@ class CacheCore:
         if memory is not None:
             with self.lock:
                 memory.pop(key, None)
+
+    def _drop(self, key: str, entry: Entry) -> None:
+        """Forget ``entry`` unless another thread has stored a newer one meanwhile."""
+        memory = self.memory
+        if memory is not None:
+            with self.lock:
+                if memory.get(key) is entry:
+                    del memory[key]
 
     def forget_prefix(self, prefix: str) -> int:
         memory = self.memory
@@ -536,11 +546,12 @@ class CacheCore:
                 # Written while Redis was unreachable: still the newest value we know.
                 return local, "memory", False
             if local is not None:
-                self.forget(key)
+                self._drop(key, local)
             return None, "redis", False
         entry = self.decode(rkey, raw, now)
         if entry is None:
-            self.forget(key)
+            if local is not None:
+                self._drop(key, local)
             return None, "redis", False
         self.remember(key, entry)
         return entry, "redis", False
@@ -674,7 +685,8 @@ class CacheCore:
         if self.signing_key is not None:
             sig = hmac.new(self.signing_key, rkey.encode() + body + payload, hashlib.sha256)
             body += sig.digest()
-        px = None if ttl is None else max(1, math.ceil((ttl + self.max_stale) * 1000))
+        keep = _INF if ttl is None else ttl + self.max_stale  # Redis keeps stale values too
+        px = None if keep == _INF else max(1, math.ceil(keep * 1000))
         return body + payload, px
 
     def decode(self, rkey: str, raw: object, now: float) -> Entry | None:
