@@ -32,6 +32,14 @@ EXPECTED = {
     "VolatilityTracker",
     "__version__",
     "is_crypto",
+    # cache
+    "AsyncRedisCache",
+    "CacheStats",
+    "CachedValue",
+    "RedisCache",
+    "Serializer",
+    "cached",
+    "get_redis_cache",
 }
 
 

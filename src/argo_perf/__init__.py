@@ -10,6 +10,15 @@ from .breaker import (
     CircuitBreakerRegistry,
     CircuitState,
 )
+from .cache import (
+    AsyncRedisCache,
+    CachedValue,
+    CacheStats,
+    RedisCache,
+    Serializer,
+    cached,
+    get_redis_cache,
+)
 from .clock import Clock, ManualClock, SystemClock
 from .errors import (
     ArgoPerfError,
@@ -37,7 +46,10 @@ __all__ = [
     "AdaptiveTTL",
     "AdaptiveTTLConfig",
     "ArgoPerfError",
+    "AsyncRedisCache",
     "BackendError",
+    "CacheStats",
+    "CachedValue",
     "CalendarRangeError",
     "ChangeGate",
     "CircuitBreaker",
@@ -52,8 +64,12 @@ __all__ = [
     "MarketSession",
     "NYSECalendar",
     "RateLimitExceeded",
+    "RedisCache",
+    "Serializer",
     "SystemClock",
     "VolatilityTracker",
     "__version__",
+    "cached",
+    "get_redis_cache",
     "is_crypto",
 ]

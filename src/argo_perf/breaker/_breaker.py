@@ -12,7 +12,6 @@ import inspect
 import logging
 import os
 import threading
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextvars import ContextVar
 from types import TracebackType
@@ -115,10 +114,7 @@ class CircuitBreaker:
         self.name = name
         self.config = config
         self._clock: Clock = clock if clock is not None else SystemClock()
-        # The system clock's monotonic() is time.monotonic: call it directly.
-        self._now: Callable[[], float] = (
-            time.monotonic if type(self._clock) is SystemClock else self._clock.monotonic
-        )
+        self._now: Callable[[], float] = self._clock.monotonic
         self._core = BreakerCore(name, config)
         self._listeners: list[Listener] = list(listeners)
         self._shared = shared
