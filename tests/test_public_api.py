@@ -15,6 +15,12 @@ EXPECTED = {
     "ConfigError",
     "ManualClock",
     "RateLimitExceeded",
+    "Quota",
+    "RateLimitConfig",
+    "RateLimiter",
+    "RedisTokenBucket",
+    "TokenBucket",
+    "get_rate_limiter",
     "SystemClock",
     "__version__",
 }

@@ -12,6 +12,14 @@ from .errors import (
     ConfigError,
     RateLimitExceeded,
 )
+from .ratelimit import (
+    Quota,
+    RateLimitConfig,
+    RateLimiter,
+    RedisTokenBucket,
+    TokenBucket,
+    get_rate_limiter,
+)
 
 __all__ = [
     "ArgoPerfError",
@@ -20,7 +28,13 @@ __all__ = [
     "Clock",
     "ConfigError",
     "ManualClock",
+    "Quota",
+    "RateLimitConfig",
     "RateLimitExceeded",
+    "RateLimiter",
+    "RedisTokenBucket",
     "SystemClock",
+    "TokenBucket",
     "__version__",
+    "get_rate_limiter",
 ]
