@@ -459,7 +459,8 @@ class TokenBucket:
 # TIME, so every process and host shares one clock and a client whose own clock
 # is wrong cannot take more than its share.
 #
-# KEYS[1]  the bucket: its theoretical arrival times, one per window, space-separated
+# KEYS[1]  the bucket: its theoretical arrival times, one per window, then the key's
+#          expiry in ms, space-separated
 # ARGV[1]  "r" reserve, "f" refund, "p" penalize
 # ARGV[2]  tokens (r, f) or the penalty in microseconds (p)
 # ARGV[3]  the most microseconds a reserving caller will wait; -1 for no limit
@@ -468,21 +469,23 @@ class TokenBucket:
 # have been needed (nothing taken).
 _SCRIPT = """
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local op = ARGV[1]
-local amount = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
-local n = (#ARGV - 3) / 2
-local tats = {}
+local now = t[1] * 1000000 + t[2]
 local raw = redis.call('GET', KEYS[1])
+local op, amount, max_wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = (#ARGV - 3) / 2
+local tats, iv, tol = {}, {}, {}
+local expires = 0
 if raw then
   local i = 0
   for v in string.gmatch(raw, '%S+') do
     i = i + 1
     tats[i] = tonumber(v)
   end
+  local e = tats[n + 1]
+  if type(e) == 'number' and e == e then expires = e end
 end
 for j = 1, n do
+  iv[j], tol[j] = tonumber(ARGV[2 + 2 * j]), tonumber(ARGV[3 + 2 * j])
   -- missing or unreadable state counts as a full bucket
   local v = tats[j]
   if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge then tats[j] = now end
@@ -491,8 +494,7 @@ local wait = 0
 if op == 'r' then
   wait = -1e300
   for j = 1, n do
-    local w = math.max(tats[j], now) + amount * tonumber(ARGV[2 + 2 * j])
-      - tonumber(ARGV[3 + 2 * j]) - now
+    local w = math.max(tats[j], now) + amount * iv[j] - tol[j] - now
     if w > wait then wait = w end
   end
   if wait <= 0 then
@@ -501,28 +503,35 @@ if op == 'r' then
     return -math.max(1, math.ceil(wait))
   end
   local grant = now + wait
-  for j = 1, n do
-    tats[j] = math.max(tats[j], grant) + amount * tonumber(ARGV[2 + 2 * j])
-  end
+  for j = 1, n do tats[j] = math.max(tats[j], grant) + amount * iv[j] end
 elseif op == 'f' then
-  for j = 1, n do tats[j] = tats[j] - amount * tonumber(ARGV[2 + 2 * j]) end
+  for j = 1, n do tats[j] = tats[j] - amount * iv[j] end
 else
-  for j = 1, n do
-    tats[j] = math.max(tats[j], now + amount + tonumber(ARGV[3 + 2 * j])
-      - tonumber(ARGV[2 + 2 * j]))
-  end
+  for j = 1, n do tats[j] = math.max(tats[j], now + amount + tol[j] - iv[j]) end
 end
-local horizon = 0
-local out = {}
+-- Whole microseconds, rounded up: never early, and exact in a Lua double.
+local last = now
 for j = 1, n do
-  out[j] = string.format('%.17g', tats[j])
-  if tats[j] - now > horizon then horizon = tats[j] - now end
+  local v = math.ceil(tats[j])
+  if v > last then last = v end
+  tats[j] = string.format('%d', v)
 end
-if horizon > 0 then
-  -- expires once every window is full again, when the state says nothing
-  redis.call('SET', KEYS[1], table.concat(out, ' '), 'PX', math.ceil(horizon / 1000) + 1)
+if last <= now then
+  redis.call('DEL', KEYS[1])  -- every window is full: the state says nothing
+  return math.ceil(wait)
+end
+-- The key expires when idle: once every window is full again. Setting an
+-- expiry costs as much as the rest of the write, so it is set with slack and
+-- its deadline (in ms) kept as the value's last field, and rewritten only when
+-- the state outlives it.
+local needed = math.ceil(last / 1000) + 1
+if expires >= needed then
+  tats[n + 1] = string.format('%d', expires)
+  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'KEEPTTL')
 else
-  redis.call('DEL', KEYS[1])
+  local deadline = needed + math.max(1000, needed - now / 1000)
+  tats[n + 1] = string.format('%d', deadline)
+  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'PX', math.ceil(deadline - now / 1000))
 end
 return math.ceil(wait)
 """
@@ -647,12 +656,15 @@ class RedisTokenBucket:
         self.stats = RedisBucketStats()
         # Everything but the tokens and the wait is fixed: encode it once.
         self._windows_args = [repr(value * 1e6).encode() for pair in windows for value in pair]
+        self._try_one = [_SCRIPT_SHA, 1, self.key, b"r", b"1", b"0", *self._windows_args]
 
     # -- the one round trip -------------------------------------------------
 
     def _args(self, op: bytes, amount: float, max_wait: float) -> list[Any]:
-        wait_us = -1 if max_wait == math.inf else math.floor(max_wait * 1e6)
-        return [_SCRIPT_SHA, 1, self.key, op, repr(amount), wait_us, *self._windows_args]
+        if op == b"r" and amount == 1 and max_wait == 0.0:
+            return self._try_one  # the common request, encoded once
+        wait_us = b"-1" if max_wait == math.inf else str(math.floor(max_wait * 1e6)).encode()
+        return [_SCRIPT_SHA, 1, self.key, op, repr(amount).encode(), wait_us, *self._windows_args]
 
     def _reply(self, reply: object) -> float | None:
         """Seconds to wait (0.0 granted, < 0 denied), or None for a reply that makes no sense."""
@@ -670,13 +682,12 @@ class RedisTokenBucket:
         else:
             logger.warning("redis at %s: rate limit script failed: %s", self.target, exc)
 
-    def _call(self, op: bytes, amount: float, max_wait: float) -> float | None:
+    def _call(self, args: list[Any]) -> float | None:
         """Run the script (sync); None when Redis is skipped or failed."""
         if self._sync is None:
             raise TypeError(f"{self!r} has no sync client; pass a URL or a redis.Redis")
         if self.health.admit() is Admission.SKIP:
             return None
-        args = self._args(op, amount, max_wait)
         try:
             try:
                 reply = self._sync.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
@@ -690,12 +701,11 @@ class RedisTokenBucket:
         self.health.record_success()
         return self._reply(reply)
 
-    async def _call_async(self, op: bytes, amount: float, max_wait: float) -> float | None:
+    async def _call_async(self, args: list[Any]) -> float | None:
         """Run the script (asyncio); None when Redis is skipped or failed."""
         client = self._async_client()
         if self.health.admit() is Admission.SKIP:
             return None
-        args = self._args(op, amount, max_wait)
         try:
             try:
                 reply = await client.execute_command("EVALSHA", *args)
@@ -743,7 +753,7 @@ class RedisTokenBucket:
             ValueError: ``tokens`` is not positive or exceeds the burst.
         """
         self._check_tokens(tokens)
-        wait = self._call(b"r", tokens, 0.0)
+        wait = self._call(self._args(b"r", tokens, 0.0))
         if wait is None:
             return self.fallback.try_acquire(self._fallback_tokens(tokens))
         return wait == 0.0
@@ -756,7 +766,7 @@ class RedisTokenBucket:
         """
         self._check_tokens(tokens)
         max_wait = _check_timeout(timeout)
-        wait = self._call(b"r", tokens, max_wait)
+        wait = self._call(self._args(b"r", tokens, max_wait))
         if wait is None:
             return self.fallback.acquire(self._fallback_tokens(tokens), timeout)
         if wait == 0.0:
@@ -766,7 +776,7 @@ class RedisTokenBucket:
         try:
             self._clock.sleep(wait)
         except BaseException:
-            self._call(b"f", tokens, 0.0)
+            self._call(self._args(b"f", tokens, 0.0))
             raise
         return True
 
@@ -774,7 +784,7 @@ class RedisTokenBucket:
         """The asyncio face of :meth:`acquire`; a cancelled waiter hands its tokens back."""
         self._check_tokens(tokens)
         max_wait = _check_timeout(timeout)
-        wait = await self._call_async(b"r", tokens, max_wait)
+        wait = await self._call_async(self._args(b"r", tokens, max_wait))
         if wait is None:
             return await self.fallback.acquire_async(self._fallback_tokens(tokens), timeout)
         if wait == 0.0:
@@ -785,7 +795,7 @@ class RedisTokenBucket:
             await self._clock.sleep_async(wait)
         except BaseException:
             # Shielded: the refund must reach Redis although this task is cancelled.
-            await asyncio.shield(self._call_async(b"f", tokens, 0.0))
+            await asyncio.shield(self._call_async(self._args(b"f", tokens, 0.0)))
             raise
         return True
 
@@ -796,12 +806,12 @@ class RedisTokenBucket:
         """
         self.fallback.penalize(retry_after)
         if self._sync is not None:
-            self._call(b"p", retry_after * 1e6, 0.0)
+            self._call(self._args(b"p", retry_after * 1e6, 0.0))
 
     async def penalize_async(self, retry_after: float) -> None:
         """The asyncio face of :meth:`penalize`."""
         self.fallback.penalize(retry_after)
-        await self._call_async(b"p", retry_after * 1e6, 0.0)
+        await self._call_async(self._args(b"p", retry_after * 1e6, 0.0))
 
     @property
     def backend(self) -> str:
