@@ -55,8 +55,8 @@ def test_grants_the_burst_then_denies(redis_url: str, redis_client: redis.Redis)
         assert bucket.backend == "redis"
         assert bucket.stats.redis_calls == 4
         assert bucket.key == "argo_perf:ratelimit:{vendor}"
-        # The key outlives the state (full again in 6 s at 0.5/s), with bounded slack.
-        assert 6000 < redis_client.pttl(bucket.key) <= 2 * 6002 + 1000
+        # The key outlives the state (full again in 6 s at 0.5/s) by at most 2 s.
+        assert 6000 < redis_client.pttl(bucket.key) <= 8000
         with pytest.raises(ValueError, match="burst"):
             bucket.try_acquire(4)
         assert "vendor" in repr(bucket)
@@ -65,7 +65,7 @@ def test_grants_the_burst_then_denies(redis_url: str, redis_client: redis.Redis)
 def test_idle_keys_expire(redis_url: str, redis_client: redis.Redis) -> None:
     bucket = RedisTokenBucket(redis_url, "idle", rate=100, burst=1)
     assert bucket.try_acquire()
-    assert 0 < redis_client.pttl(bucket.key) <= 1100
+    assert 0 < redis_client.pttl(bucket.key) <= 2100
     # A refund that leaves every window full deletes the key at once.
     bucket._call(bucket._args(b"f", 5, 0.0))
     assert redis_client.exists(bucket.key) == 0

@@ -459,8 +459,7 @@ class TokenBucket:
 # TIME, so every process and host shares one clock and a client whose own clock
 # is wrong cannot take more than its share.
 #
-# KEYS[1]  the bucket: its theoretical arrival times, one per window, then the key's
-#          expiry in ms, space-separated
+# KEYS[1]  the bucket: its theoretical arrival times, one per window, space-separated
 # ARGV[1]  "r" reserve, "f" refund, "p" penalize
 # ARGV[2]  tokens (r, f) or the penalty in microseconds (p)
 # ARGV[3]  the most microseconds a reserving caller will wait; -1 for no limit
@@ -474,21 +473,25 @@ local raw = redis.call('GET', KEYS[1])
 local op, amount, max_wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local n = (#ARGV - 3) / 2
 local tats, iv, tol = {}, {}, {}
-local expires = 0
-if raw then
+if n == 1 then
+  tats[1] = tonumber(raw)
+elseif raw then
   local i = 0
   for v in string.gmatch(raw, '%S+') do
     i = i + 1
     tats[i] = tonumber(v)
   end
-  local e = tats[n + 1]
-  if type(e) == 'number' and e == e then expires = e end
 end
+local last = 0
 for j = 1, n do
   iv[j], tol[j] = tonumber(ARGV[2 + 2 * j]), tonumber(ARGV[3 + 2 * j])
   -- missing or unreadable state counts as a full bucket
   local v = tats[j]
-  if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge then tats[j] = now end
+  if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge then
+    v = now
+    tats[j] = v
+  end
+  if v > last then last = v end
 end
 local wait = 0
 if op == 'r' then
@@ -510,28 +513,29 @@ else
   for j = 1, n do tats[j] = math.max(tats[j], now + amount + tol[j] - iv[j]) end
 end
 -- Whole microseconds, rounded up: never early, and exact in a Lua double.
-local last = now
+local new_last = now
 for j = 1, n do
-  local v = math.ceil(tats[j])
-  if v > last then last = v end
-  tats[j] = string.format('%d', v)
+  tats[j] = math.ceil(tats[j])
+  if tats[j] > new_last then new_last = tats[j] end
 end
-if last <= now then
+if new_last <= now then
   redis.call('DEL', KEYS[1])  -- every window is full: the state says nothing
   return math.ceil(wait)
 end
--- The key expires when idle: once every window is full again. Setting an
--- expiry costs as much as the rest of the write, so it is set with slack and
--- its deadline (in ms) kept as the value's last field, and rewritten only when
--- the state outlives it.
-local needed = math.ceil(last / 1000) + 1
-if expires >= needed then
-  tats[n + 1] = string.format('%d', expires)
-  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'KEEPTTL')
+local value = tats[1]
+if n > 1 then
+  for j = 1, n do tats[j] = string.format('%d', tats[j]) end
+  value = table.concat(tats, ' ')
+end
+-- The key expires when idle, within two seconds of every window being full
+-- again. Setting an expiry costs as much as the rest of the write, so it is
+-- set only when the latest arrival time crosses into a new second; until then
+-- the expiry already set (the end of the next second) outlives the state.
+local second = math.floor(new_last / 1000000)
+if second > math.floor(last / 1000000) or last <= now then
+  redis.call('SET', KEYS[1], value, 'PX', (second + 2) * 1000 - math.floor(now / 1000))
 else
-  local deadline = needed + math.max(1000, needed - now / 1000)
-  tats[n + 1] = string.format('%d', deadline)
-  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'PX', math.ceil(deadline - now / 1000))
+  redis.call('SET', KEYS[1], value, 'KEEPTTL')
 end
 return math.ceil(wait)
 """
@@ -565,7 +569,7 @@ class RedisTokenBucket:
       and replies how long to sleep;
     * time is Redis ``TIME``, so hosts whose clocks disagree share one limit;
     * the key is ``{prefix}{{{key}}}`` (a hash tag, so it works on Redis
-      Cluster) and expires as soon as the bucket is full again;
+      Cluster) and expires when idle (within 2 s of the bucket being full again);
     * while Redis is unreachable (the shared backend-health gate, which stops
       touching Redis after a few consecutive failures and probes it once per
       ``probe_interval``), acquires are decided by a local :class:`TokenBucket`
@@ -668,7 +672,7 @@ class RedisTokenBucket:
 
     def _reply(self, reply: object) -> float | None:
         """Seconds to wait (0.0 granted, < 0 denied), or None for a reply that makes no sense."""
-        if isinstance(reply, int) and not isinstance(reply, bool):
+        if type(reply) is int:
             self.stats.redis_calls += 1
             return reply / 1e6
         self.stats.errors += 1
@@ -684,21 +688,23 @@ class RedisTokenBucket:
 
     def _call(self, args: list[Any]) -> float | None:
         """Run the script (sync); None when Redis is skipped or failed."""
-        if self._sync is None:
+        client = self._sync
+        if client is None:
             raise TypeError(f"{self!r} has no sync client; pass a URL or a redis.Redis")
-        if self.health.admit() is Admission.SKIP:
+        health = self.health
+        if not health.available and health.admit() is Admission.SKIP:
             return None
         try:
             try:
-                reply = self._sync.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
+                reply = client.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
             except NoScriptError:
-                self._sync.execute_command("SCRIPT", "LOAD", _SCRIPT)  # type: ignore[no-untyped-call]
+                client.execute_command("SCRIPT", "LOAD", _SCRIPT)  # type: ignore[no-untyped-call]
                 self.stats.script_loads += 1
-                reply = self._sync.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
+                reply = client.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return None
-        self.health.record_success()
+        health.record_success()
         return self._reply(reply)
 
     async def _call_async(self, args: list[Any]) -> float | None:
@@ -752,8 +758,11 @@ class RedisTokenBucket:
         Raises:
             ValueError: ``tokens`` is not positive or exceeds the burst.
         """
-        self._check_tokens(tokens)
-        wait = self._call(self._args(b"r", tokens, 0.0))
+        if tokens == 1:  # the common request: arguments encoded once
+            wait = self._call(self._try_one)
+        else:
+            self._check_tokens(tokens)
+            wait = self._call(self._args(b"r", tokens, 0.0))
         if wait is None:
             return self.fallback.try_acquire(self._fallback_tokens(tokens))
         return wait == 0.0
