@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from argo_perf import ConfigError, ManualClock, Quota, RedisTokenBucket
+from argo_perf import ConfigError, ManualClock, Quota, RedisTokenBucket, TokenBucket
 from argo_perf.testing import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,6 +204,49 @@ def test_unexpected_reply_is_a_counted_miss(redis_url: str) -> None:
     bucket = RedisTokenBucket(redis_url, "reply", rate=1, burst=1)
     assert bucket._reply(b"garbage") is None
     assert bucket.stats.errors == 1
+
+
+def test_interrupted_blocking_acquire_gives_its_tokens_back(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    class Interrupted(Exception):
+        pass
+
+    class InterruptingClock(ManualClock):
+        def sleep(self, seconds: float) -> None:
+            raise Interrupted
+
+    bucket = RedisTokenBucket(redis_url, "interrupt", rate=1, burst=1, clock=InterruptingClock())
+    assert bucket.try_acquire()
+    before = redis_client.get(bucket.key)
+    with pytest.raises(Interrupted):
+        bucket.acquire()
+    assert redis_client.get(bucket.key) == before
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    burst=st.integers(1, 8),
+    quota=st.one_of(st.none(), st.integers(1, 12)),
+    requests=st.lists(st.integers(1, 8), max_size=15),
+)
+def test_the_script_decides_as_the_in_process_arithmetic(
+    redis_url: str, burst: int, quota: int | None, requests: list[int]
+) -> None:
+    # Rates so slow that the milliseconds the test takes refill nothing.
+    quotas = [] if quota is None else [Quota(quota, 1e6)]
+    local = TokenBucket(1e-6, burst, quotas=quotas, clock=ManualClock())
+    shared = RedisTokenBucket(redis_url, "parity", 1e-6, burst, quotas=quotas)
+    shared._sync.delete(shared.key)  # type: ignore[union-attr]
+    for tokens in requests:
+        if tokens > local._max:
+            continue
+        assert shared.try_acquire(tokens) == local.try_acquire(tokens)
+    shared.close()
 
 
 def test_killed_redis_falls_back_to_a_share_and_returns(
