@@ -472,6 +472,27 @@ local now = t[1] * 1000000 + t[2]
 local raw = redis.call('GET', KEYS[1])
 local op, amount, max_wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local n = (#ARGV - 3) / 2
+if n == 1 and op == 'r' then
+  -- The hot path (one window, a reservation): the general code below, unrolled.
+  local old = tonumber(raw)
+  local known = old ~= nil and old == math.floor(old) and old > 0 and old < 1e17
+  if not known then old = now end
+  local tat = math.max(old, now) + amount * tonumber(ARGV[4])
+  local wait = tat - tonumber(ARGV[5]) - now
+  if wait <= 0 then
+    wait = 0
+  elseif max_wait >= 0 and wait > max_wait then
+    return -math.max(1, math.ceil(wait))
+  end
+  tat = math.ceil(tat)
+  local second = math.floor(tat / 1000000)
+  if not known or second > math.floor(old / 1000000) then
+    redis.call('SET', KEYS[1], tat, 'PX', (second + 2) * 1000 - math.floor(now / 1000))
+  else
+    redis.call('INCRBY', KEYS[1], tat - old)
+  end
+  return math.ceil(wait)
+end
 local tats, iv, tol = {}, {}, {}
 if n == 1 then
   tats[1] = tonumber(raw)
@@ -482,14 +503,15 @@ elseif raw then
     tats[i] = tonumber(v)
   end
 end
-local last = 0
+local last, known = 0, true
 for j = 1, n do
   iv[j], tol[j] = tonumber(ARGV[2 + 2 * j]), tonumber(ARGV[3 + 2 * j])
   -- missing or unreadable state counts as a full bucket
   local v = tats[j]
-  if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge then
+  if type(v) ~= 'number' or v ~= math.floor(v) or v <= 0 or v >= 1e17 then
     v = now
     tats[j] = v
+    known = false
   end
   if v > last then last = v end
 end
@@ -522,20 +544,26 @@ if new_last <= now then
   redis.call('DEL', KEYS[1])  -- every window is full: the state says nothing
   return math.ceil(wait)
 end
-local value = tats[1]
-if n > 1 then
-  for j = 1, n do tats[j] = string.format('%d', tats[j]) end
-  value = table.concat(tats, ' ')
-end
 -- The key expires when idle, within two seconds of every window being full
 -- again. Setting an expiry costs as much as the rest of the write, so it is
 -- set only when the latest arrival time crosses into a new second; until then
 -- the expiry already set (the end of the next second) outlives the state.
 local second = math.floor(new_last / 1000000)
-if second > math.floor(last / 1000000) or last <= now then
-  redis.call('SET', KEYS[1], value, 'PX', (second + 2) * 1000 - math.floor(now / 1000))
+local renew = not known or second > math.floor(last / 1000000)
+if n == 1 then
+  if renew then
+    redis.call('SET', KEYS[1], tats[1], 'PX', (second + 2) * 1000 - math.floor(now / 1000))
+  else
+    redis.call('INCRBY', KEYS[1], tats[1] - last)  -- in place, keeping the expiry
+  end
+  return math.ceil(wait)
+end
+for j = 1, n do tats[j] = string.format('%d', tats[j]) end
+if renew then
+  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'PX',
+    (second + 2) * 1000 - math.floor(now / 1000))
 else
-  redis.call('SET', KEYS[1], value, 'KEEPTTL')
+  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'KEEPTTL')
 end
 return math.ceil(wait)
 """
