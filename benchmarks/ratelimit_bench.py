@@ -133,6 +133,9 @@ def in_process(quick: bool) -> None:
 
 
 _NOOP = "return 0"
+# What any limiter on Redis time must do at least: read the time and the state,
+# write the state. No decision logic; a second reference line below the floor.
+_BARE = "redis.call('TIME') redis.call('GET', KEYS[1]) redis.call('INCRBY', KEYS[1], 1) return 0"
 
 
 def over_redis(server: RedisServer, quick: bool) -> None:
@@ -142,8 +145,14 @@ def over_redis(server: RedisServer, quick: bool) -> None:
     ours.try_acquire()  # loads our script
     noop_args = ours._args(b"r", 1, 0.0)[1:]  # the very arguments our acquire sends
 
+    bare_sha = noop_client.script_load(_BARE)
+    bare_args = [1, "bare-reference", *noop_args[2:]]
+
     def noop() -> object:
         return noop_client.execute_command("EVALSHA", noop_sha, *noop_args)
+
+    def bare() -> object:
+        return noop_client.execute_command("EVALSHA", bare_sha, *bare_args)
 
     item = limits.RateLimitItemPerSecond(HUGE)
     storage = limits.storage.storage_from_string(server.url)
@@ -158,6 +167,7 @@ def over_redis(server: RedisServer, quick: bool) -> None:
     )
     fns: dict[str, Callable[[], object]] = {
         "no-op EVALSHA (floor)": noop,
+        "reference: script doing only TIME + GET + INCRBY": bare,
         "argo_perf RedisTokenBucket.try_acquire": ours.try_acquire,
         "limits FixedWindow (redis) hit": lambda: fixed.hit(item, "fixed"),
         "limits MovingWindow (redis) hit": lambda: moving.hit(item, "moving"),
