@@ -37,6 +37,14 @@ from .market import (
     NYSECalendar,
     is_crypto,
 )
+from .ratelimit import (
+    Quota,
+    RateLimitConfig,
+    RateLimiter,
+    RedisTokenBucket,
+    TokenBucket,
+    get_rate_limiter,
+)
 from .ttl import AdaptiveTTL, AdaptiveTTLConfig
 from .volatility import VolatilityTracker
 
@@ -63,13 +71,19 @@ __all__ = [
     "MarketCalendar",
     "MarketSession",
     "NYSECalendar",
+    "Quota",
+    "RateLimitConfig",
     "RateLimitExceeded",
+    "RateLimiter",
     "RedisCache",
+    "RedisTokenBucket",
     "Serializer",
     "SystemClock",
+    "TokenBucket",
     "VolatilityTracker",
     "__version__",
     "cached",
+    "get_rate_limiter",
     "get_redis_cache",
     "is_crypto",
 ]

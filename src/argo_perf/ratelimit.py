@@ -1,0 +1,1118 @@
+"""Rate limiting: token buckets in process and in Redis, and a per-source registry.
+
+The arithmetic is GCRA (the generic cell rate algorithm), which is a token
+bucket kept as one number per window: the *theoretical arrival time* ``tat``,
+the instant at which the bucket would be full again. A request for ``n``
+tokens at time ``now`` would move it to ``max(tat, now) + n / rate``; it is
+admitted when that is no later than ``now + burst / rate``.
+
+Waiting is a *reservation*: a waiter that is allowed to wait moves ``tat``
+forward at once and learns how long to sleep until its tokens exist. Whoever
+arrives later is scheduled after it, so waiters are served first come, first
+served (a waiter for 5 tokens is never overtaken by a stream of 1-token
+requests), there is no waiter queue to poll, and the Redis bucket needs exactly
+one round trip per acquire, waiting or not. A waiter that gives up (a cancelled
+task) hands its tokens back.
+
+:class:`_TokenMath` holds that arithmetic once, as plain code that takes the
+time as an argument. :class:`TokenBucket` keeps its state in process behind a
+lock; :class:`RedisTokenBucket` keeps the same state in Redis and runs the same
+formulas in a Lua script (Redis cannot call Python), with
+:class:`TokenBucket` as its fallback while Redis is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from ._redis import (
+    REDIS_ERRORS,
+    Admission,
+    AsyncRedisClient,
+    BackendHealth,
+    SyncRedisClient,
+    async_client,
+    describe_client,
+    is_outage,
+    redact_url,
+    sync_client,
+)
+from .clock import Clock, SystemClock
+from .errors import ConfigError, RateLimitExceeded
+
+__all__ = [
+    "Quota",
+    "RateLimitConfig",
+    "RateLimiter",
+    "RedisTokenBucket",
+    "TokenBucket",
+    "get_rate_limiter",
+]
+
+logger = logging.getLogger("argo_perf.ratelimit")
+
+# Grants within a nanosecond of their due time count as due: repeated float
+# additions of 1/rate must not turn an exact refill into a denial.
+_EPSILON = 1e-9
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_rate(name: str, value: object) -> float:
+    if not _is_number(value) or not (0 < value < math.inf):  # type: ignore[operator]
+        raise ConfigError(name, value, "must be a positive, finite number per second")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _check_burst(name: str, value: object) -> float:
+    if not _is_number(value) or not (1 <= value < math.inf):  # type: ignore[operator]
+        raise ConfigError(name, value, "must be a finite number >= 1")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _check_timeout(timeout: float | None) -> float:
+    if timeout is None:
+        return math.inf
+    if not _is_number(timeout) or math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+    return float(timeout)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """An extra window on a bucket: at most ``limit`` tokens per ``period`` seconds.
+
+    Vendors' free tiers combine a rate with a daily allowance (5/s and 25/day).
+    A quota is a token bucket of its own with rate ``limit / period`` and burst
+    ``limit``; an acquire succeeds only when the main rate and every quota
+    admit it, and a denied acquire takes nothing from any of them.
+
+    Raises:
+        ConfigError: ``limit`` below 1 or ``period`` not a positive number.
+
+    Example:
+        >>> bucket = TokenBucket(5, 5, quotas=[Quota(25, 86_400)])
+    """
+
+    limit: float
+    """Tokens allowed per ``period`` (also the most that can be taken at once)."""
+    period: float
+    """Seconds."""
+
+    def __post_init__(self) -> None:
+        _check_burst("limit", self.limit)
+        if not _is_number(self.period) or not (0 < self.period < math.inf):
+            raise ConfigError("period", self.period, "must be a positive, finite number of seconds")
+
+    @property
+    def rate(self) -> float:
+        """Tokens per second (``limit / period``)."""
+        return self.limit / self.period
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Quota:
+        """Build from ``{"limit": 25, "period": 86400}`` (e.g. parsed JSON or YAML)."""
+        return cls(**_known_keys(data, ("limit", "period"), "quota"))
+
+
+def _known_keys(data: Mapping[str, Any], allowed: Sequence[str], what: str) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(what, data, "must be a mapping")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ConfigError(what, unknown, f"has unknown keys; allowed are {list(allowed)}")
+    return dict(data)
+
+
+def _windows(rate: float, burst: float, quotas: Iterable[Quota]) -> list[tuple[float, float]]:
+    """``(interval, tolerance)`` per window: seconds per token, and burst in seconds."""
+    windows = [(1.0 / rate, burst / rate)]
+    for quota in quotas:
+        if not isinstance(quota, Quota):
+            raise ConfigError("quotas", quota, "must contain Quota objects")
+        windows.append((quota.period / quota.limit, float(quota.period)))
+    return windows
+
+
+class _TokenMath:
+    """GCRA over a main window and any quotas. Plain logic: no I/O, no locks, time passed in.
+
+    The state is one theoretical arrival time per window: ``tat`` for the main
+    rate, ``quota_tats`` for the quotas (kept apart because a bucket without
+    quotas is the common case, and it is on every request). The Lua script in
+    :data:`_SCRIPT` is the same arithmetic for state kept in Redis.
+    """
+
+    __slots__ = (
+        "burst",
+        "interval",
+        "quota_intervals",
+        "quota_tats",
+        "quota_tolerances",
+        "tat",
+        "tolerance",
+    )
+
+    def __init__(self, windows: Sequence[tuple[float, float]], burst: float) -> None:
+        (self.interval, self.tolerance), *quotas = windows
+        self.quota_intervals = [interval for interval, _ in quotas]
+        self.quota_tolerances = [tolerance for _, tolerance in quotas]
+        self.tat = -math.inf  # full since forever
+        self.quota_tats = [-math.inf] * len(quotas)
+        self.burst = burst
+
+    @property
+    def windows(self) -> list[tuple[float, float, float]]:
+        """``(tat, interval, tolerance)`` of every window, the main one first."""
+        return [
+            (self.tat, self.interval, self.tolerance),
+            *zip(self.quota_tats, self.quota_intervals, self.quota_tolerances, strict=True),
+        ]
+
+    def reserve(self, now: float, tokens: float, max_wait: float) -> float:
+        """Take ``tokens`` if they exist within ``max_wait`` seconds.
+
+        Returns 0.0 when granted now, the seconds to wait (> 0) when reserved
+        for later, or minus the seconds that would have been needed (< 0, and
+        nothing taken) when that is longer than ``max_wait``.
+        """
+        tat = self.tat
+        new = (tat if tat > now else now) + tokens * self.interval
+        wait = new - self.tolerance - now
+        if self.quota_tats:
+            return self._reserve_with_quotas(now, tokens, max_wait, wait)
+        if wait <= _EPSILON:
+            self.tat = new
+            return 0.0
+        if wait > max_wait:
+            return -wait
+        self.tat = new  # with one window ``tat >= now + wait`` here: no clamp needed
+        return wait
+
+    def _reserve_with_quotas(
+        self, now: float, tokens: float, max_wait: float, wait: float
+    ) -> float:
+        for tat, interval, tolerance in zip(
+            self.quota_tats, self.quota_intervals, self.quota_tolerances, strict=True
+        ):
+            wait = max(wait, (tat if tat > now else now) + tokens * interval - tolerance - now)
+        if wait <= _EPSILON:
+            wait = 0.0
+        elif wait > max_wait:
+            return -wait
+        # Every window records the grant at the time it really happens: the
+        # latest of the windows' due times.
+        grant = now + wait
+        self.tat = max(self.tat, grant) + tokens * self.interval
+        for i, interval in enumerate(self.quota_intervals):
+            self.quota_tats[i] = max(self.quota_tats[i], grant) + tokens * interval
+        return wait
+
+    def refund(self, tokens: float) -> None:
+        """Give back ``tokens`` taken by :meth:`reserve` (a waiter that gave up)."""
+        self.tat -= tokens * self.interval
+        for i, interval in enumerate(self.quota_intervals):
+            self.quota_tats[i] -= tokens * interval
+
+    def wait_time(self, now: float, tokens: float) -> float:
+        """Seconds until ``tokens`` could be granted, taking nothing."""
+        wait = max(
+            max(tat, now) + tokens * interval - tolerance - now
+            for tat, interval, tolerance in self.windows
+        )
+        return wait if wait > _EPSILON else 0.0
+
+    def available(self, now: float) -> float:
+        """Tokens that could be taken now (the tightest window; 0.0 while waiters are queued)."""
+        return max(
+            0.0,
+            min(
+                (tolerance - max(0.0, tat - now)) / interval
+                for tat, interval, tolerance in self.windows
+            ),
+        )
+
+    def penalize(self, now: float, seconds: float) -> None:
+        """Grant nothing for ``seconds``; then one token is there, and the rate refills."""
+        until = now + seconds
+        self.tat = max(self.tat, until + self.tolerance - self.interval)
+        for i, (interval, tolerance) in enumerate(
+            zip(self.quota_intervals, self.quota_tolerances, strict=True)
+        ):
+            self.quota_tats[i] = max(self.quota_tats[i], until + tolerance - interval)
+
+    def rescaled(
+        self, now: float, windows: Sequence[tuple[float, float]], burst: float
+    ) -> _TokenMath:
+        """The same spending under new windows: tokens owed stay owed, at the new rates.
+
+        Windows are matched by position (the main rate first, then the quotas);
+        a new window starts full.
+        """
+        new = _TokenMath(windows, burst)
+        tats = []
+        for (tat, interval, _), (new_interval, _) in zip(self.windows, windows, strict=False):
+            owed_tokens = max(0.0, tat - now) / interval
+            tats.append(now + owed_tokens * new_interval if owed_tokens else -math.inf)
+        new.tat = tats[0]
+        new.quota_tats[: len(tats) - 1] = tats[1:]
+        return new
+
+
+class TokenBucket:
+    """An in-process token bucket: ``rate`` tokens per second, at most ``burst`` at once.
+
+    The bucket starts full. :meth:`try_acquire` never waits; :meth:`acquire`
+    blocks the calling thread and :meth:`acquire_async` suspends the calling
+    task until the tokens exist. Waiters are served first come, first served:
+    a waiter reserves its tokens when it arrives and sleeps (on ``clock``)
+    exactly until they exist, so a later request, however small, cannot take
+    them first. When the tokens would not be there within ``timeout`` the call
+    returns False at once, takes nothing and does not wait. A cancelled
+    :meth:`acquire_async` hands its tokens back.
+
+    Thread-safe; the sync and async faces may be used together.
+
+    Args:
+        rate: tokens added per second (> 0).
+        burst: bucket size, the most tokens available at once (>= 1).
+        quotas: extra windows that must also admit each acquire, e.g.
+            ``[Quota(25, 86_400)]`` for 25 a day.
+        clock: time source and sleeper (default :class:`SystemClock`).
+
+    Raises:
+        ConfigError: a non-positive rate, a burst below 1, or a bad quota.
+
+    Example:
+        >>> bucket = TokenBucket(rate=5, burst=10)
+        >>> bucket.try_acquire()
+        True
+        >>> bucket.acquire(3, timeout=1.0)
+        True
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        quotas: Iterable[Quota] = (),
+        clock: Clock | None = None,
+    ) -> None:
+        self.rate = _check_rate("rate", rate)
+        self.burst = _check_burst("burst", burst)
+        self.quotas = tuple(quotas)
+        self._clock = clock if clock is not None else SystemClock()
+        self._lock = threading.Lock()
+        self._now = self._clock.monotonic
+        self._use(_TokenMath(_windows(self.rate, self.burst, self.quotas), self._max_tokens()))
+
+    def _use(self, token_math: _TokenMath) -> None:
+        # Bound methods and the limit are cached: try_acquire is on every request.
+        self._math = token_math
+        self._reserve = token_math.reserve
+        self._max = token_math.burst
+
+    def _max_tokens(self) -> float:
+        return min([self.burst, *(quota.limit for quota in self.quotas)])
+
+    def _too_many(self, tokens: float) -> ValueError:
+        return ValueError(f"tokens must be > 0 and <= {self._max:g} (the burst), got {tokens!r}")
+
+    def try_acquire(self, tokens: float = 1) -> bool:
+        """Take ``tokens`` if they are available now; never waits.
+
+        Raises:
+            ValueError: ``tokens`` is not positive or exceeds the burst.
+        """
+        if not 0 < tokens <= self._max:
+            raise self._too_many(tokens)
+        lock = self._lock
+        lock.acquire()  # cheaper than ``with`` on CPython, and this is the hot path
+        try:
+            return self._reserve(self._now(), tokens, 0.0) == 0.0
+        finally:
+            lock.release()
+
+    def acquire(self, tokens: float = 1, timeout: float | None = None) -> bool:
+        """Take ``tokens``, blocking the thread until they exist.
+
+        Returns True once they are taken, or False at once (taking nothing)
+        when they would not exist within ``timeout`` seconds. ``timeout=None``
+        waits as long as needed.
+
+        Raises:
+            ValueError: ``tokens`` is not positive or exceeds the burst (waiting
+                could never end), or ``timeout`` is negative.
+        """
+        if not 0 < tokens <= self._max:
+            raise self._too_many(tokens)
+        max_wait = math.inf if timeout is None else _check_timeout(timeout)
+        lock = self._lock
+        lock.acquire()
+        try:
+            wait = self._reserve(self._now(), tokens, max_wait)
+        finally:
+            lock.release()
+        if wait == 0.0:
+            return True
+        if wait < 0.0:
+            return False
+        try:
+            self._clock.sleep(wait)
+        except BaseException:  # interrupted: the reservation is void
+            self._refund(tokens)
+            raise
+        return True
+
+    async def acquire_async(self, tokens: float = 1, timeout: float | None = None) -> bool:
+        """Take ``tokens``, suspending the task until they exist (see :meth:`acquire`).
+
+        When the task is cancelled while it waits, its tokens go back to the
+        bucket and :class:`asyncio.CancelledError` propagates.
+        """
+        if not 0 < tokens <= self._max:
+            raise self._too_many(tokens)
+        max_wait = math.inf if timeout is None else _check_timeout(timeout)
+        lock = self._lock
+        lock.acquire()
+        try:
+            wait = self._reserve(self._now(), tokens, max_wait)
+        finally:
+            lock.release()
+        if wait == 0.0:
+            return True
+        if wait < 0.0:
+            return False
+        try:
+            await self._clock.sleep_async(wait)
+        except BaseException:
+            self._refund(tokens)
+            raise
+        return True
+
+    def _refund(self, tokens: float) -> None:
+        with self._lock:
+            self._math.refund(tokens)
+
+    def wait_time(self, tokens: float = 1) -> float:
+        """Seconds until ``tokens`` could be taken (0.0 when now); takes nothing."""
+        with self._lock:
+            return self._math.wait_time(self._clock.monotonic(), tokens)
+
+    @property
+    def available(self) -> float:
+        """Tokens that could be taken now (0.0 while waiters hold reservations)."""
+        with self._lock:
+            return self._math.available(self._clock.monotonic())
+
+    def penalize(self, retry_after: float) -> None:
+        """Grant nothing for ``retry_after`` seconds (a vendor answered 429 Retry-After).
+
+        At the end of the penalty one token is available and the bucket refills
+        at its rate; a penalty never shortens an earlier, longer one.
+        """
+        if not _is_number(retry_after) or math.isnan(retry_after) or retry_after < 0:
+            raise ValueError(f"retry_after must be a number of seconds >= 0, got {retry_after!r}")
+        with self._lock:
+            self._math.penalize(self._clock.monotonic(), retry_after)
+
+    def reconfigure(self, rate: float, burst: float, quotas: Iterable[Quota] = ()) -> None:
+        """Change the rate, burst and quotas in place, keeping what has been spent.
+
+        Tokens taken (and reserved by waiters) stay taken: they count against
+        the new burst and are paid back at the new rate; nothing is refilled by
+        reconfiguring. Quotas are matched by position; a new one starts full.
+
+        Raises:
+            ConfigError: as the constructor.
+        """
+        rate = _check_rate("rate", rate)
+        burst = _check_burst("burst", burst)
+        quotas = tuple(quotas)
+        windows = _windows(rate, burst, quotas)
+        with self._lock:
+            self.rate, self.burst, self.quotas = rate, burst, quotas
+            now = self._clock.monotonic()
+            self._use(self._math.rescaled(now, windows, self._max_tokens()))
+
+    def __repr__(self) -> str:
+        quotas = f", quotas={list(self.quotas)!r}" if self.quotas else ""
+        return f"TokenBucket(rate={self.rate:g}, burst={self.burst:g}{quotas})"
+
+
+# The arithmetic of _TokenMath for state kept in Redis, in microseconds of Redis
+# TIME, so every process and host shares one clock and a client whose own clock
+# is wrong cannot take more than its share.
+#
+# KEYS[1]  the bucket: its theoretical arrival times, one per window, space-separated
+# ARGV[1]  "r" reserve, "f" refund, "p" penalize
+# ARGV[2]  tokens (r, f) or the penalty in microseconds (p)
+# ARGV[3]  the most microseconds a reserving caller will wait; -1 for no limit
+# ARGV[4..] interval and tolerance per window, in microseconds
+# Reply: 0 granted now; n > 0 reserved, wait n microseconds; n < 0 denied, n would
+# have been needed (nothing taken).
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
+local raw = redis.call('GET', KEYS[1])
+local op, amount, max_wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = (#ARGV - 3) / 2
+if n == 1 and op == 'r' then
+  -- The hot path (one window, a reservation): the general code below, unrolled.
+  local old = tonumber(raw)
+  local known = old ~= nil and old == math.floor(old) and old > 0 and old < 1e17
+  if not known then old = now end
+  local tat = math.max(old, now) + amount * tonumber(ARGV[4])
+  local wait = tat - tonumber(ARGV[5]) - now
+  if wait <= 0 then
+    wait = 0
+  elseif max_wait >= 0 and wait > max_wait then
+    return -math.max(1, math.ceil(wait))
+  end
+  tat = math.ceil(tat)
+  local second = math.floor(tat / 1000000)
+  if not known or second > math.floor(old / 1000000) then
+    redis.call('SET', KEYS[1], tat, 'PX', (second + 2) * 1000 - math.floor(now / 1000))
+  else
+    redis.call('INCRBY', KEYS[1], tat - old)
+  end
+  return math.ceil(wait)
+end
+local tats, iv, tol = {}, {}, {}
+if n == 1 then
+  tats[1] = tonumber(raw)
+elseif raw then
+  local i = 0
+  for v in string.gmatch(raw, '%S+') do
+    i = i + 1
+    tats[i] = tonumber(v)
+  end
+end
+local last, known = 0, true
+for j = 1, n do
+  iv[j], tol[j] = tonumber(ARGV[2 + 2 * j]), tonumber(ARGV[3 + 2 * j])
+  -- missing or unreadable state counts as a full bucket
+  local v = tats[j]
+  if type(v) ~= 'number' or v ~= math.floor(v) or v <= 0 or v >= 1e17 then
+    v = now
+    tats[j] = v
+    known = false
+  end
+  if v > last then last = v end
+end
+local wait = 0
+if op == 'r' then
+  wait = -1e300
+  for j = 1, n do
+    local w = math.max(tats[j], now) + amount * iv[j] - tol[j] - now
+    if w > wait then wait = w end
+  end
+  if wait <= 0 then
+    wait = 0
+  elseif max_wait >= 0 and wait > max_wait then
+    return -math.max(1, math.ceil(wait))
+  end
+  local grant = now + wait
+  for j = 1, n do tats[j] = math.max(tats[j], grant) + amount * iv[j] end
+elseif op == 'f' then
+  for j = 1, n do tats[j] = tats[j] - amount * iv[j] end
+else
+  for j = 1, n do tats[j] = math.max(tats[j], now + amount + tol[j] - iv[j]) end
+end
+-- Whole microseconds, rounded up: never early, and exact in a Lua double.
+local new_last = now
+for j = 1, n do
+  tats[j] = math.ceil(tats[j])
+  if tats[j] > new_last then new_last = tats[j] end
+end
+if new_last <= now then
+  redis.call('DEL', KEYS[1])  -- every window is full: the state says nothing
+  return math.ceil(wait)
+end
+-- The key expires when idle, within two seconds of every window being full
+-- again. Setting an expiry costs as much as the rest of the write, so it is
+-- set only when the latest arrival time crosses into a new second; until then
+-- the expiry already set (the end of the next second) outlives the state.
+local second = math.floor(new_last / 1000000)
+local renew = not known or second > math.floor(last / 1000000)
+if n == 1 then
+  if renew then
+    redis.call('SET', KEYS[1], tats[1], 'PX', (second + 2) * 1000 - math.floor(now / 1000))
+  else
+    redis.call('INCRBY', KEYS[1], tats[1] - last)  -- in place, keeping the expiry
+  end
+  return math.ceil(wait)
+end
+for j = 1, n do tats[j] = string.format('%d', tats[j]) end
+if renew then
+  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'PX',
+    (second + 2) * 1000 - math.floor(now / 1000))
+else
+  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'KEEPTTL')
+end
+return math.ceil(wait)
+"""
+_SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
+
+
+@dataclass
+class RedisBucketStats:
+    """Counters of a :class:`RedisTokenBucket` (read them; they are not reset)."""
+
+    redis_calls: int = 0
+    """Acquires decided by Redis."""
+    fallback_calls: int = 0
+    """Acquires decided by the local fallback bucket while Redis was unreachable."""
+    errors: int = 0
+    """Redis errors: outages plus answers that were not a valid reply (each logged)."""
+    script_loads: int = 0
+    """Times the script was (re)loaded after ``NOSCRIPT``."""
+
+
+class RedisTokenBucket:
+    """A token bucket kept in Redis: one limit shared by every process and host.
+
+    Same surface and semantics as :class:`TokenBucket` (first come, first
+    served waiting; ``timeout``; cancelled waiters hand their tokens back),
+    with these properties:
+
+    * exactly one round trip per acquire, waiting or not: a Lua script run
+      with ``EVALSHA`` (reloaded by itself after ``NOSCRIPT``, e.g. when Redis
+      restarted) decides and, when the caller may wait, reserves the tokens
+      and replies how long to sleep;
+    * time is Redis ``TIME``, so hosts whose clocks disagree share one limit;
+    * the key is ``{prefix}{{{key}}}`` (a hash tag, so it works on Redis
+      Cluster) and expires when idle (within 2 s of the bucket being full again);
+    * while Redis is unreachable (the shared backend-health gate, which stops
+      touching Redis after a few consecutive failures and probes it once per
+      ``probe_interval``), acquires are decided by a local :class:`TokenBucket`
+      with ``fallback_share`` of the rate and burst: never unlimited, never
+      blocked on a dead server; it returns to Redis by itself when a probe
+      succeeds.
+
+    ``client_or_url`` is a URL (both the sync and the async faces work; the
+    clients get 50 ms timeouts and no hidden retries), a sync redis-py client
+    (sync face only) or an asyncio one (async face only). A face without a
+    client raises :class:`TypeError`.
+
+    Args:
+        client_or_url: ``redis://...`` URL or a redis-py client.
+        key: the bucket's name; every process using the same key and Redis
+            shares the limit (they should agree on ``rate``, ``burst`` and
+            ``quotas``).
+        rate: tokens added per second (> 0).
+        burst: bucket size (>= 1).
+        quotas: extra windows, as for :class:`TokenBucket`.
+        prefix: key prefix (default ``"argo_perf:ratelimit:"``).
+        fallback_share: fraction of rate and burst the local fallback bucket
+            gets (default 0.25, in (0, 1]); e.g. 1 / number of processes.
+        health: a :class:`~argo_perf._redis.BackendHealth` gate to share with
+            other Redis-backed objects on the same server (default: its own).
+        clock: sleeper for waits and the fallback bucket's time.
+
+    Raises:
+        ConfigError: bad URL, key, rate, burst, quotas or share.
+
+    Example:
+        >>> bucket = RedisTokenBucket("redis://localhost:6379/0", "vendor:massive", 5, 10)
+        >>> bucket.try_acquire()  # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self,
+        client_or_url: str | SyncRedisClient | AsyncRedisClient,
+        key: str,
+        rate: float,
+        burst: float,
+        *,
+        quotas: Iterable[Quota] = (),
+        prefix: str = "argo_perf:ratelimit:",
+        fallback_share: float = 0.25,
+        health: BackendHealth | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not isinstance(key, str) or not key:
+            raise ConfigError("key", key, "must be a non-empty string")
+        if not isinstance(prefix, str):
+            raise ConfigError("prefix", prefix, "must be a string")
+        if not _is_number(fallback_share) or not (0 < fallback_share <= 1):
+            raise ConfigError("fallback_share", fallback_share, "must be in (0, 1]")
+        self.rate = _check_rate("rate", rate)
+        self.burst = _check_burst("burst", burst)
+        self.quotas = tuple(quotas)
+        windows = _windows(self.rate, self.burst, self.quotas)
+        self._max_tokens = min([self.burst, *(quota.limit for quota in self.quotas)])
+        self._clock = clock if clock is not None else SystemClock()
+        self.key = f"{prefix}{{{key}}}"
+        self._sync: SyncRedisClient | None = None
+        self._async: AsyncRedisClient | None = None
+        self._url: str | None = None
+        self._owned = False
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        if isinstance(client_or_url, str):
+            self._sync, self._owned = sync_client(client_or_url)
+            self._url = client_or_url
+            target = redact_url(client_or_url)
+        else:
+            try:
+                self._sync, self._owned = sync_client(client_or_url)  # type: ignore[arg-type]
+            except ConfigError:
+                self._async, self._owned = async_client(client_or_url)  # type: ignore[arg-type]
+            target = describe_client(self._sync or self._async)  # type: ignore[arg-type]
+        self.target = target
+        self.health = health if health is not None else BackendHealth(target, clock=self._clock)
+        share = float(fallback_share)
+        self.fallback_share = share
+        self.fallback = TokenBucket(
+            self.rate * share,
+            max(1.0, self.burst * share),
+            quotas=[Quota(max(1.0, q.limit * share), q.period) for q in self.quotas],
+            clock=self._clock,
+        )
+        self.stats = RedisBucketStats()
+        # Everything but the tokens and the wait is fixed: encode it once.
+        self._windows_args = [repr(value * 1e6).encode() for pair in windows for value in pair]
+        self._try_one = [_SCRIPT_SHA, 1, self.key, b"r", b"1", b"0", *self._windows_args]
+
+    # -- the one round trip -------------------------------------------------
+
+    def _args(self, op: bytes, amount: float, max_wait: float) -> list[Any]:
+        if op == b"r" and amount == 1 and max_wait == 0.0:
+            return self._try_one  # the common request, encoded once
+        wait_us = b"-1" if max_wait == math.inf else str(math.floor(max_wait * 1e6)).encode()
+        return [_SCRIPT_SHA, 1, self.key, op, repr(amount).encode(), wait_us, *self._windows_args]
+
+    def _reply(self, reply: object) -> float | None:
+        """Seconds to wait (0.0 granted, < 0 denied), or None for a reply that makes no sense."""
+        if type(reply) is int:
+            self.stats.redis_calls += 1
+            return reply / 1e6
+        self.stats.errors += 1
+        logger.warning("redis at %s: unexpected rate limit reply %r", self.target, reply)
+        return None
+
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.errors += 1
+        if is_outage(exc):
+            self.health.record_failure(exc)
+        else:
+            logger.warning("redis at %s: rate limit script failed: %s", self.target, exc)
+
+    def _call(self, args: list[Any]) -> float | None:
+        """Run the script (sync); None when Redis is skipped or failed."""
+        client = self._sync
+        if client is None:
+            raise TypeError(f"{self!r} has no sync client; pass a URL or a redis.Redis")
+        health = self.health
+        if not health.available and health.admit() is Admission.SKIP:
+            return None
+        try:
+            try:
+                reply = client.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
+            except NoScriptError:
+                client.execute_command("SCRIPT", "LOAD", _SCRIPT)  # type: ignore[no-untyped-call]
+                self.stats.script_loads += 1
+                reply = client.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
+        except REDIS_ERRORS as exc:
+            self._failed(exc)
+            return None
+        health.record_success()
+        return self._reply(reply)
+
+    async def _call_async(self, args: list[Any]) -> float | None:
+        """Run the script (asyncio); None when Redis is skipped or failed."""
+        client = self._async_client()
+        if self.health.admit() is Admission.SKIP:
+            return None
+        try:
+            try:
+                reply = await client.execute_command("EVALSHA", *args)
+            except NoScriptError:
+                await client.execute_command("SCRIPT", "LOAD", _SCRIPT)
+                self.stats.script_loads += 1
+                reply = await client.execute_command("EVALSHA", *args)
+        except REDIS_ERRORS as exc:
+            self._failed(exc)
+            return None
+        self.health.record_success()
+        return self._reply(reply)
+
+    def _async_client(self) -> AsyncRedisClient:
+        if self._url is None:
+            if self._async is None:
+                raise TypeError(
+                    f"{self!r} has no asyncio client; pass a URL or a redis.asyncio.Redis"
+                )
+            return self._async
+        # A client built from a URL belongs to the event loop it first ran on.
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async_loop is not loop:
+            self._async, _ = async_client(self._url)
+            self._async_loop = loop
+        return self._async
+
+    # -- the public surface ---------------------------------------------------
+
+    def _check_tokens(self, tokens: float) -> None:
+        if not 0 < tokens <= self._max_tokens:
+            raise ValueError(
+                f"tokens must be > 0 and <= {self._max_tokens:g} (the burst), got {tokens!r}"
+            )
+
+    def _fallback_tokens(self, tokens: float) -> float:
+        # The fallback's burst is a share of ours; a larger request takes all of it.
+        self.stats.fallback_calls += 1
+        return min(tokens, self.fallback._max)
+
+    def try_acquire(self, tokens: float = 1) -> bool:
+        """Take ``tokens`` if Redis says they are available now; never waits.
+
+        Raises:
+            ValueError: ``tokens`` is not positive or exceeds the burst.
+        """
+        if tokens == 1:  # the common request: arguments encoded once
+            wait = self._call(self._try_one)
+        else:
+            self._check_tokens(tokens)
+            wait = self._call(self._args(b"r", tokens, 0.0))
+        if wait is None:
+            return self.fallback.try_acquire(self._fallback_tokens(tokens))
+        return wait == 0.0
+
+    def acquire(self, tokens: float = 1, timeout: float | None = None) -> bool:
+        """Take ``tokens``, blocking until they exist; False at once if not within ``timeout``.
+
+        Redis reserves the tokens and replies how long to wait; the thread then
+        sleeps that long on the clock, with no further round trip.
+        """
+        self._check_tokens(tokens)
+        max_wait = _check_timeout(timeout)
+        wait = self._call(self._args(b"r", tokens, max_wait))
+        if wait is None:
+            return self.fallback.acquire(self._fallback_tokens(tokens), timeout)
+        if wait == 0.0:
+            return True
+        if wait < 0.0:
+            return False
+        try:
+            self._clock.sleep(wait)
+        except BaseException:
+            self._call(self._args(b"f", tokens, 0.0))
+            raise
+        return True
+
+    async def acquire_async(self, tokens: float = 1, timeout: float | None = None) -> bool:
+        """The asyncio face of :meth:`acquire`; a cancelled waiter hands its tokens back."""
+        self._check_tokens(tokens)
+        max_wait = _check_timeout(timeout)
+        wait = await self._call_async(self._args(b"r", tokens, max_wait))
+        if wait is None:
+            return await self.fallback.acquire_async(self._fallback_tokens(tokens), timeout)
+        if wait == 0.0:
+            return True
+        if wait < 0.0:
+            return False
+        try:
+            await self._clock.sleep_async(wait)
+        except BaseException:
+            # Shielded: the refund must reach Redis although this task is cancelled.
+            await asyncio.shield(self._call_async(self._args(b"f", tokens, 0.0)))
+            raise
+        return True
+
+    def penalize(self, retry_after: float) -> None:
+        """Grant nothing for ``retry_after`` seconds, in every process sharing the key.
+
+        The local fallback bucket is penalized too, so the pause holds during an outage.
+        """
+        self.fallback.penalize(retry_after)
+        if self._sync is not None:
+            self._call(self._args(b"p", retry_after * 1e6, 0.0))
+
+    async def penalize_async(self, retry_after: float) -> None:
+        """The asyncio face of :meth:`penalize`."""
+        self.fallback.penalize(retry_after)
+        await self._call_async(self._args(b"p", retry_after * 1e6, 0.0))
+
+    @property
+    def backend(self) -> str:
+        """``"redis"`` while Redis decides, ``"memory"`` while the fallback does."""
+        return "redis" if self.health.available else "memory"
+
+    def close(self) -> None:
+        """Close the sync client if this bucket created it."""
+        if self._owned and self._sync is not None:
+            self._sync.close()
+
+    async def aclose(self) -> None:
+        """Close the asyncio client if this bucket created it."""
+        if (self._owned or self._url is not None) and self._async is not None:
+            await self._async.aclose()
+            self._async = None
+
+    def __enter__(self) -> RedisTokenBucket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RedisTokenBucket:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisTokenBucket(target={self.target!r}, key={self.key!r}, "
+            f"rate={self.rate:g}, burst={self.burst:g}, backend={self.backend!r})"
+        )
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    """The limit of one data source: ``requests_per_second`` with bursts of ``burst_size``.
+
+    ``quotas`` adds windows a vendor also enforces, e.g. ``(Quota(25, 86_400),)``
+    for 25 requests a day.
+
+    Raises:
+        ConfigError: a non-positive rate, a burst below 1, or a bad quota.
+
+    Example:
+        >>> RateLimitConfig(requests_per_second=5, burst_size=10)
+        RateLimitConfig(requests_per_second=5, burst_size=10, quotas=())
+    """
+
+    requests_per_second: float
+    burst_size: float
+    quotas: tuple[Quota, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        _check_rate("requests_per_second", self.requests_per_second)
+        _check_burst("burst_size", self.burst_size)
+        if not isinstance(self.quotas, tuple):
+            object.__setattr__(self, "quotas", tuple(self.quotas))
+        for quota in self.quotas:
+            if not isinstance(quota, Quota):
+                raise ConfigError("quotas", quota, "must contain Quota objects")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RateLimitConfig:
+        """Build from a plain mapping, e.g. parsed JSON, YAML or environment settings.
+
+        Example:
+            >>> RateLimitConfig.from_mapping(
+            ...     {"requests_per_second": 1, "burst_size": 5,
+            ...      "quotas": [{"limit": 25, "period": 86400}]}
+            ... ).quotas
+            (Quota(limit=25, period=86400),)
+        """
+        values = _known_keys(data, ("requests_per_second", "burst_size", "quotas"), "config")
+        quotas = values.get("quotas", ())
+        if isinstance(quotas, (str, bytes)) or not isinstance(quotas, Iterable):
+            raise ConfigError("quotas", quotas, "must be a list of quotas")
+        values["quotas"] = tuple(
+            quota if isinstance(quota, Quota) else Quota.from_mapping(quota) for quota in quotas
+        )
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a required key is missing
+            raise ConfigError("config", dict(data), f"is incomplete ({exc})") from None
+
+
+DEFAULT_CONFIGS: Mapping[str, RateLimitConfig] = {
+    "massive": RateLimitConfig(5, 10),
+    "alpha_vantage": RateLimitConfig(0.2, 5),
+    "xai": RateLimitConfig(1, 5),
+    "sonar": RateLimitConfig(1, 5),
+}
+"""The seed limits :class:`RateLimiter` uses when given no configs."""
+
+
+def _as_config(source: str, value: RateLimitConfig | Mapping[str, Any]) -> RateLimitConfig:
+    if isinstance(value, RateLimitConfig):
+        return value
+    if isinstance(value, Mapping):
+        return RateLimitConfig.from_mapping(value)
+    raise ConfigError(f"configs[{source!r}]", value, "must be a RateLimitConfig or a mapping")
+
+
+class RateLimiter:
+    """A registry of token buckets, one per data source.
+
+    Args:
+        configs: source name -> :class:`RateLimitConfig` or a plain mapping
+            with the same keys (``{"requests_per_second": 5, "burst_size": 10}``).
+            None: the seed defaults (massive 5/s burst 10, alpha_vantage
+            0.2/s burst 5, xai 1/s burst 5, sonar 1/s burst 5).
+        default: the limit of a source that is not configured, each such
+            source getting a bucket of its own. None (the default): an
+            unknown source is a :class:`ConfigError`, never an unlimited source.
+        clock: time source of every bucket.
+
+    Thread-safe; sources are independent (one source's waiters never delay another's).
+
+    Raises:
+        ConfigError: a bad config, or (on use) an unknown source without a default.
+
+    Example:
+        >>> limiter = RateLimiter({"massive": {"requests_per_second": 5, "burst_size": 10}})
+        >>> limiter.try_acquire("massive")
+        True
+        >>> limiter.try_acquire("nobody")
+        Traceback (most recent call last):
+        ...
+        argo_perf.errors.ConfigError: source is not configured (known: ['massive']), got 'nobody'
+    """
+
+    def __init__(
+        self,
+        configs: Mapping[str, RateLimitConfig | Mapping[str, Any]] | None = None,
+        *,
+        default: RateLimitConfig | Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if configs is None:
+            configs = DEFAULT_CONFIGS
+        if not isinstance(configs, Mapping):
+            raise ConfigError("configs", configs, "must be a mapping of source name to config")
+        self._clock = clock if clock is not None else SystemClock()
+        self.default = None if default is None else _as_config("default", default)
+        self._lock = threading.Lock()
+        self._configs: dict[str, RateLimitConfig] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        for source, value in configs.items():
+            if not isinstance(source, str) or not source:
+                raise ConfigError("source", source, "must be a non-empty string")
+            self._add(source, _as_config(source, value))
+
+    def _add(self, source: str, config: RateLimitConfig) -> TokenBucket:
+        bucket = TokenBucket(
+            config.requests_per_second,
+            config.burst_size,
+            quotas=config.quotas,
+            clock=self._clock,
+        )
+        self._configs[source] = config
+        self._buckets[source] = bucket
+        return bucket
+
+    def bucket(self, source: str) -> TokenBucket:
+        """The bucket of ``source`` (created from ``default`` on first use when unknown).
+
+        Raises:
+            ConfigError: ``source`` is not configured and there is no default.
+        """
+        try:
+            return self._buckets[source]
+        except KeyError:
+            pass
+        with self._lock:
+            if source in self._buckets:
+                return self._buckets[source]
+            if self.default is None:
+                raise ConfigError(
+                    "source", source, f"is not configured (known: {sorted(self._buckets)})"
+                ) from None
+            return self._add(source, self.default)
+
+    @property
+    def sources(self) -> list[str]:
+        """The configured source names (sorted)."""
+        return sorted(self._buckets)
+
+    def config(self, source: str) -> RateLimitConfig:
+        """The current config of ``source``."""
+        self.bucket(source)
+        return self._configs[source]
+
+    def try_acquire(self, source: str, tokens: float = 1) -> bool:
+        """Take ``tokens`` for ``source`` if available now; never waits."""
+        return self.bucket(source).try_acquire(tokens)
+
+    async def wait_for_permission(
+        self, source: str, timeout: float | None = None, tokens: float = 1
+    ) -> None:
+        """Wait (asyncio) until ``source`` may make a request, first come, first served.
+
+        Args:
+            source: the data source.
+            timeout: seconds to wait at most; None waits as long as needed.
+            tokens: requests to account for (default 1).
+
+        Raises:
+            RateLimitExceeded: permission would not come within ``timeout``;
+                raised at once (nothing is taken) and carrying ``retry_after``.
+            ConfigError: unknown source and no default.
+
+        Example:
+            >>> async def fetch(symbol):  # doctest: +SKIP
+            ...     await limiter.wait_for_permission("massive", timeout=2.0)
+            ...     return await client.get(symbol)
+        """
+        bucket = self.bucket(source)
+        if not await bucket.acquire_async(tokens, timeout):
+            raise RateLimitExceeded(source, bucket.wait_time(tokens))
+
+    def wait_for_permission_sync(
+        self, source: str, timeout: float | None = None, tokens: float = 1
+    ) -> None:
+        """The blocking face of :meth:`wait_for_permission` (blocks the calling thread)."""
+        bucket = self.bucket(source)
+        if not bucket.acquire(tokens, timeout):
+            raise RateLimitExceeded(source, bucket.wait_time(tokens))
+
+    def reconfigure(self, source: str, config: RateLimitConfig | Mapping[str, Any]) -> None:
+        """Set the limit of ``source`` at run time (adding it when new).
+
+        What has been spent stays spent: tokens taken count against the new
+        burst and are paid back at the new rate; reconfiguring refills nothing.
+        """
+        new = _as_config(source, config)
+        with self._lock:
+            bucket = self._buckets.get(source)
+            if bucket is None:
+                self._add(source, new)
+                return
+            bucket.reconfigure(new.requests_per_second, new.burst_size, new.quotas)
+            self._configs[source] = new
+
+    def penalize(self, source: str, retry_after: float) -> None:
+        """Grant ``source`` nothing for ``retry_after`` seconds (a 429 with Retry-After)."""
+        self.bucket(source).penalize(retry_after)
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(sources={self.sources!r})"
+
+
+_default_limiter: RateLimiter | None = None
+_default_lock = threading.Lock()
+
+
+def get_rate_limiter() -> RateLimiter:
+    """The process-wide :class:`RateLimiter` with the seed defaults, created on first use.
+
+    Example:
+        >>> get_rate_limiter() is get_rate_limiter()
+        True
+    """
+    global _default_limiter
+    if _default_limiter is None:
+        with _default_lock:
+            if _default_limiter is None:
+                _default_limiter = RateLimiter()
+    return _default_limiter

@@ -1,0 +1,507 @@
+"""TokenBucket, RateLimiter and their arithmetic: specifications run on a ManualClock."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from argo_perf import (
+    ConfigError,
+    ManualClock,
+    Quota,
+    RateLimitConfig,
+    RateLimiter,
+    RateLimitExceeded,
+    TokenBucket,
+    get_rate_limiter,
+)
+from argo_perf.ratelimit import DEFAULT_CONFIGS, _TokenMath, _windows
+
+# -- configuration ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "parameter"),
+    [
+        (0, 1, "rate"),
+        (-1.0, 1, "rate"),
+        (math.nan, 1, "rate"),
+        (math.inf, 1, "rate"),
+        (True, 1, "rate"),
+        ("5", 1, "rate"),
+        (1, 0, "burst"),
+        (1, 0.5, "burst"),
+        (1, math.inf, "burst"),
+    ],
+)
+def test_bad_rate_or_burst_is_a_config_error_naming_the_parameter(
+    rate: object, burst: object, parameter: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        TokenBucket(rate, burst)  # type: ignore[arg-type]
+    assert info.value.parameter == parameter
+    assert repr(info.value.value) in str(info.value)
+
+
+def test_bad_quotas_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="limit"):
+        Quota(0, 60)
+    with pytest.raises(ConfigError, match="period"):
+        Quota(5, 0)
+    with pytest.raises(ConfigError, match="quotas"):
+        TokenBucket(1, 1, quotas=[(5, 60)])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="quotas"):
+        RateLimitConfig(1, 1, quotas=[(5, 60)])  # type: ignore[arg-type]
+
+
+def test_config_from_a_plain_mapping() -> None:
+    config = RateLimitConfig.from_mapping(
+        {"requests_per_second": 5, "burst_size": 5, "quotas": [{"limit": 25, "period": 86400}]}
+    )
+    assert config == RateLimitConfig(5, 5, (Quota(25, 86400),))
+    assert Quota(25, 86400).rate == pytest.approx(25 / 86400)
+    with pytest.raises(ConfigError, match="unknown keys"):
+        RateLimitConfig.from_mapping({"requests_per_second": 5, "burst": 5})
+    with pytest.raises(ConfigError, match="incomplete"):
+        RateLimitConfig.from_mapping({"requests_per_second": 5})
+    with pytest.raises(ConfigError, match="quotas"):
+        RateLimitConfig.from_mapping({"requests_per_second": 5, "burst_size": 1, "quotas": 3})
+    with pytest.raises(ConfigError, match="mapping"):
+        Quota.from_mapping([25, 60])  # type: ignore[arg-type]
+
+
+def test_too_many_tokens_raise_value_error_at_once(clock: ManualClock) -> None:
+    bucket = TokenBucket(1, 5, quotas=[Quota(3, 60)], clock=clock)
+    for call in (bucket.try_acquire, bucket.acquire):
+        with pytest.raises(ValueError, match="burst"):
+            call(4)
+        with pytest.raises(ValueError, match="burst"):
+            call(0)
+    with pytest.raises(ValueError, match="burst"):
+        asyncio.run(bucket.acquire_async(6))
+    with pytest.raises(ValueError, match="timeout"):
+        bucket.acquire(1, timeout=-1)
+    with pytest.raises(ValueError, match="retry_after"):
+        bucket.penalize(-1)
+    assert clock.sleepers == 0
+
+
+# -- in-process bucket -----------------------------------------------------------
+
+
+def test_bucket_starts_full_and_refills_at_its_rate(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=2, burst=4, clock=clock)
+    assert [bucket.try_acquire() for _ in range(5)] == [True] * 4 + [False]
+    assert bucket.wait_time() == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert bucket.try_acquire()
+    assert not bucket.try_acquire()
+    clock.advance(100)
+    assert bucket.available == pytest.approx(4)
+    assert bucket.try_acquire(4)
+    assert "rate=2" in repr(bucket)
+
+
+def test_exact_refills_are_not_lost_to_rounding(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=3, burst=1, clock=clock)
+    for _ in range(1000):
+        assert bucket.try_acquire()
+        clock.advance(1 / 3)
+
+
+def test_acquire_that_cannot_succeed_in_time_returns_false_at_once(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=2, clock=clock)
+    assert bucket.try_acquire(2)
+    assert bucket.acquire(1, timeout=0.5) is False
+    assert asyncio.run(bucket.acquire_async(2, timeout=1.5)) is False
+    assert clock.sleepers == 0
+    clock.advance(1)
+    assert bucket.try_acquire()  # the denials took nothing
+
+
+def test_blocking_acquire_sleeps_exactly_until_the_tokens_exist(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=3, clock=clock)
+    assert bucket.try_acquire(3)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: done.set() if bucket.acquire(2) else None)
+    thread.start()
+    while clock.sleepers == 0:
+        threading.Event().wait(0.001)
+    clock.advance(1.999)
+    assert not done.wait(0.05)
+    clock.advance(0.001)
+    thread.join(5)
+    assert done.is_set()
+
+
+def test_autoadvance_clock_runs_waiting_code_instantly() -> None:
+    clock = ManualClock(autoadvance=True)
+    bucket = TokenBucket(rate=10, burst=1, clock=clock)
+    for _ in range(20):
+        assert bucket.acquire()
+    assert clock.monotonic() == pytest.approx(1.9)
+
+
+async def test_acquire_async_with_tokens_available_does_not_sleep(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=2, clock=clock)
+    assert await bucket.acquire_async()
+    assert await bucket.acquire_async(timeout=0)
+    assert not await bucket.acquire_async(timeout=0)
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_waiter_for_five_tokens_is_not_overtaken_by_one_token_requests(
+    clock: ManualClock,
+) -> None:
+    bucket = TokenBucket(rate=1, burst=5, clock=clock)
+    assert bucket.try_acquire(5)
+    big = asyncio.create_task(bucket.acquire_async(5))
+    await _settle()
+    for _ in range(4):
+        clock.advance(1)
+        await _settle()
+        assert not bucket.try_acquire(1)
+        assert not big.done()
+    clock.advance(1)
+    assert await big
+    assert not bucket.try_acquire(1)
+
+
+async def test_waiters_are_served_in_arrival_order(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=2, burst=3, clock=clock)
+    assert bucket.try_acquire(3)
+    served: list[int] = []
+
+    async def waiter(i: int, tokens: int) -> None:
+        await bucket.acquire_async(tokens)
+        served.append(i)
+
+    sizes = [3, 1, 2, 1, 3, 1]
+    tasks = []
+    for i, tokens in enumerate(sizes):
+        tasks.append(asyncio.create_task(waiter(i, tokens)))
+        await _settle()
+    while not all(task.done() for task in tasks):
+        clock.advance(0.25)
+        await _settle()
+    assert served == list(range(len(sizes)))
+    assert clock.monotonic() == pytest.approx(sum(sizes) / 2, abs=0.25)
+
+
+async def test_cancelled_waiter_gives_its_place_back(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=2, clock=clock)
+    assert bucket.try_acquire(2)
+    first = asyncio.create_task(bucket.acquire_async(2))
+    await _settle()
+    assert bucket.wait_time(1) == pytest.approx(3)  # queued behind the first waiter
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert bucket.wait_time(1) == pytest.approx(1)
+    clock.advance(1)
+    assert bucket.try_acquire(1)
+    assert clock.sleepers == 0
+
+
+async def test_cancelled_waiter_does_not_delay_those_behind_it(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=1, clock=clock)
+    assert bucket.try_acquire()
+    first = asyncio.create_task(bucket.acquire_async())
+    await _settle()
+    second = asyncio.create_task(bucket.acquire_async())
+    await _settle()
+    first.cancel()
+    await _settle()
+    clock.advance(2)
+    await _settle()
+    assert await second
+
+
+def test_interrupted_blocking_acquire_gives_its_tokens_back(clock: ManualClock) -> None:
+    class Interrupted(Exception):
+        pass
+
+    class InterruptingClock(ManualClock):
+        def sleep(self, seconds: float) -> None:
+            raise Interrupted
+
+    clock = InterruptingClock()
+    bucket = TokenBucket(rate=1, burst=1, clock=clock)
+    assert bucket.try_acquire()
+    with pytest.raises(Interrupted):
+        bucket.acquire()
+    assert bucket.wait_time() == pytest.approx(1)
+
+
+def test_threads_never_take_more_than_the_burst(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=100, clock=clock)
+    granted: list[bool] = []
+
+    def hammer() -> None:
+        granted.extend(bucket.try_acquire() for _ in range(200))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(granted) == 100
+
+
+# -- several windows ---------------------------------------------------------------
+
+
+def test_acquire_needs_every_window_and_a_denial_takes_from_none(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=5, burst=5, quotas=[Quota(25, 86_400)], clock=clock)
+    granted = 0
+    for _ in range(100):
+        granted += bucket.try_acquire()
+        clock.advance(0.1)
+    assert granted == 25  # the daily quota, reached within seconds
+    main_state = bucket._math.tat
+    assert not bucket.try_acquire()
+    assert bucket._math.tat == main_state
+    assert bucket.wait_time() == pytest.approx(86_400 / 25 - 10 + 0.1 * 5, rel=0.01)
+
+
+def test_quota_denial_leaves_the_rate_window_untouched(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=2, quotas=[Quota(3, 100)], clock=clock)
+    assert bucket.try_acquire(2)
+    assert not bucket.try_acquire()  # main window empty: the quota keeps its token
+    clock.advance(1)
+    assert bucket.try_acquire()  # the quota's third token
+    clock.advance(10)
+    assert not bucket.try_acquire()
+    assert bucket.available < 1  # the quota is the tightest window
+    assert bucket._math.tat <= clock.monotonic()  # the rate window is full again
+
+
+async def test_waiting_with_quotas_is_scheduled_by_the_tightest_window(
+    clock: ManualClock,
+) -> None:
+    bucket = TokenBucket(rate=10, burst=1, quotas=[Quota(2, 10)], clock=clock)
+    assert bucket.try_acquire()
+    assert bucket.try_acquire() is False
+    clock.advance(0.1)
+    assert bucket.try_acquire()
+    waiter = asyncio.create_task(bucket.acquire_async())
+    await _settle()
+    assert bucket.wait_time() > 5
+    clock.advance(4.8)
+    await _settle()
+    assert not waiter.done()
+    clock.advance(0.2)
+    assert await waiter
+    assert not bucket.try_acquire()
+
+
+# -- penalties and reconfiguration ---------------------------------------------
+
+
+def test_penalize_grants_nothing_until_retry_after(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=10, burst=10, quotas=[Quota(100, 60)], clock=clock)
+    bucket.penalize(30)
+    clock.advance(29.9)
+    assert not bucket.try_acquire()
+    clock.advance(0.1)
+    assert bucket.try_acquire()
+    assert not bucket.try_acquire()
+    bucket.penalize(0)  # never shortens a penalty nor refills
+
+
+def test_reconfigure_keeps_what_was_spent(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=5, clock=clock)
+    assert bucket.try_acquire(5)
+    bucket.reconfigure(10, 5)
+    assert not bucket.try_acquire()  # nothing refilled by reconfiguring
+    clock.advance(0.1)  # the 5 spent tokens are paid back at the new rate of 10/s
+    assert bucket.try_acquire(1)
+    assert not bucket.try_acquire(1)
+    bucket.reconfigure(10, 10)  # the 5 spent still count against the larger burst
+    assert bucket.try_acquire(5)
+    assert not bucket.try_acquire(1)
+    bucket.reconfigure(10, 10, [Quota(2, 60)])  # a new window starts full
+    clock.advance(10)
+    assert bucket.try_acquire(2)
+    assert not bucket.try_acquire(1)
+    bucket.reconfigure(10, 20)  # quota dropped; the 2 just spent still count
+    assert bucket.try_acquire(18)
+    assert not bucket.try_acquire(1)
+    assert bucket.quotas == ()
+    with pytest.raises(ConfigError):
+        bucket.reconfigure(0, 1)
+
+
+# -- invariants --------------------------------------------------------------------
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("try"), st.integers(1, 5)),
+        st.tuples(st.just("reserve"), st.integers(1, 5), st.floats(0, 20)),
+        st.tuples(st.just("advance"), st.floats(0, 3)),
+        st.tuples(st.just("cancel"), st.integers(0, 50)),
+    ),
+    max_size=60,
+)
+
+
+def _assert_within_every_window(
+    grants: list[tuple[float, float]], windows: list[tuple[float, float]]
+) -> None:
+    """Tokens granted in any interval [s, t] <= burst + rate * (t - s), for every window."""
+    grants = sorted(grants)
+    for rate, burst in windows:
+        for i, (start, _) in enumerate(grants):
+            total = 0.0
+            for when, tokens in grants[i:]:
+                total += tokens
+                assert total <= burst + rate * (when - start) + 1e-6, (rate, burst, grants)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rate=st.floats(0.1, 50),
+    burst=st.integers(5, 20),
+    quota=st.one_of(st.none(), st.tuples(st.integers(5, 40), st.floats(1, 100))),
+    ops=operations,
+)
+def test_granted_never_exceeds_burst_plus_rate_times_elapsed(
+    rate: float, burst: int, quota: tuple[int, float] | None, ops: list[tuple[object, ...]]
+) -> None:
+    quotas = [] if quota is None else [Quota(*quota)]
+    windows = [(rate, float(burst))] + [(q.rate, q.limit) for q in quotas]
+    math_ = _TokenMath(_windows(rate, burst, quotas), float(burst))
+    now = 0.0
+    granted: list[tuple[float, float]] = []
+    pending: list[tuple[float, float]] = []  # reservations: (grant time, tokens)
+    for op in ops:
+        if op[0] == "advance":
+            now += op[1]  # type: ignore[operator]
+            granted += [p for p in pending if p[0] <= now]
+            pending = [p for p in pending if p[0] > now]
+        elif op[0] == "cancel":
+            if pending:
+                _when, tokens = pending.pop(op[1] % len(pending))  # type: ignore[operator]
+                math_.refund(tokens)
+        else:
+            tokens = float(op[1])  # type: ignore[arg-type]
+            max_wait = 0.0 if op[0] == "try" else float(op[2])  # type: ignore[arg-type]
+            wait = math_.reserve(now, tokens, max_wait)
+            assert wait <= max_wait
+            if wait == 0.0:
+                granted.append((now, tokens))
+            elif wait > 0:
+                pending.append((now + wait, tokens))
+    granted += pending
+    _assert_within_every_window(granted, windows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 5), min_size=1, max_size=12),
+    rate=st.floats(0.5, 10),
+)
+def test_reservations_are_granted_in_arrival_order(sizes: list[int], rate: float) -> None:
+    math_ = _TokenMath(_windows(rate, 5, ()), 5.0)
+    now = 0.0
+    grant_times = []
+    for tokens in sizes:
+        grant_times.append(now + math_.reserve(now, tokens, math.inf))
+        now += 0.01
+    assert grant_times == sorted(grant_times)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(st.tuples(st.integers(1, 3), st.floats(0, 1)), max_size=40),
+)
+def test_blocking_face_keeps_the_invariant(steps: list[tuple[int, float]]) -> None:
+    clock = ManualClock(autoadvance=True)
+    bucket = TokenBucket(rate=4, burst=3, clock=clock)
+    grants: list[tuple[float, float]] = []
+    for tokens, pause in steps:
+        if bucket.acquire(tokens, timeout=1.0):
+            grants.append((clock.monotonic(), tokens))
+        clock.advance(pause)
+    _assert_within_every_window(grants, [(4.0, 3.0)])
+
+
+# -- the registry ------------------------------------------------------------------
+
+
+def test_registry_has_the_seed_defaults() -> None:
+    limiter = RateLimiter()
+    assert limiter.sources == ["alpha_vantage", "massive", "sonar", "xai"]
+    assert limiter.config("massive") == RateLimitConfig(5, 10)
+    assert limiter.config("alpha_vantage") == RateLimitConfig(0.2, 5)
+    assert limiter.config("xai") == RateLimitConfig(1, 5)
+    assert limiter.config("sonar") == RateLimitConfig(1, 5)
+    assert dict(DEFAULT_CONFIGS) == {s: limiter.config(s) for s in limiter.sources}
+    assert get_rate_limiter() is get_rate_limiter()
+    assert "massive" in repr(limiter)
+
+
+def test_unknown_source_is_a_config_error_unless_a_default_is_set(clock: ManualClock) -> None:
+    limiter = RateLimiter({"massive": {"requests_per_second": 5, "burst_size": 10}}, clock=clock)
+    with pytest.raises(ConfigError, match="nobody"):
+        limiter.try_acquire("nobody")
+    with_default = RateLimiter({}, default={"requests_per_second": 1, "burst_size": 1}, clock=clock)
+    assert with_default.try_acquire("a")
+    assert with_default.try_acquire("b")  # each unknown source has a bucket of its own
+    assert not with_default.try_acquire("a")
+    assert with_default.bucket("a") is with_default.bucket("a")
+
+
+def test_registry_rejects_bad_configs() -> None:
+    with pytest.raises(ConfigError, match="configs"):
+        RateLimiter([("a", RateLimitConfig(1, 1))])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="source"):
+        RateLimiter({"": RateLimitConfig(1, 1)})
+    with pytest.raises(ConfigError, match="configs"):
+        RateLimiter({"a": 5})  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match="burst_size"):
+        RateLimiter({"a": {"requests_per_second": 1, "burst_size": 0}})
+
+
+async def test_wait_for_permission_raises_when_it_gives_up(clock: ManualClock) -> None:
+    limiter = RateLimiter({"xai": RateLimitConfig(1, 2)}, clock=clock)
+    await limiter.wait_for_permission("xai")
+    await limiter.wait_for_permission("xai", timeout=0)
+    with pytest.raises(RateLimitExceeded) as info:
+        await limiter.wait_for_permission("xai", timeout=0.5)
+    assert info.value.source == "xai"
+    assert info.value.retry_after == pytest.approx(1)
+    waiter = asyncio.create_task(limiter.wait_for_permission("xai", timeout=2))
+    await _settle()
+    clock.advance(1)
+    await waiter
+    with pytest.raises(RateLimitExceeded):
+        limiter.wait_for_permission_sync("xai", timeout=0.1)
+    clock.advance(1)
+    limiter.wait_for_permission_sync("xai", timeout=0)
+
+
+def test_reconfigure_and_penalize_through_the_registry(clock: ManualClock) -> None:
+    limiter = RateLimiter({"massive": RateLimitConfig(5, 10)}, clock=clock)
+    assert limiter.try_acquire("massive", 10)
+    limiter.reconfigure("massive", {"requests_per_second": 50, "burst_size": 10})
+    assert limiter.config("massive") == RateLimitConfig(50, 10)
+    assert not limiter.try_acquire("massive")
+    clock.advance(0.2)
+    assert limiter.try_acquire("massive", 10)
+    limiter.penalize("massive", 60)
+    clock.advance(59)
+    assert not limiter.try_acquire("massive")
+    clock.advance(1)
+    assert limiter.try_acquire("massive")
+    limiter.reconfigure("sonar", RateLimitConfig(1, 5))
+    assert limiter.try_acquire("sonar", 5)

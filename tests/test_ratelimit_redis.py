@@ -1,0 +1,346 @@
+"""RedisTokenBucket against real redis-server processes (killed, frozen and restarted)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from argo_perf import ConfigError, ManualClock, Quota, RedisTokenBucket, TokenBucket
+from argo_perf.testing import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def redis_now(client: redis.Redis) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+async def _until_sleeping(clock: ManualClock) -> None:
+    """Let the event loop run until a waiter sleeps on ``clock`` (a Redis round trip)."""
+    for _ in range(5000):
+        if clock.sleepers:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("no waiter started sleeping")
+
+
+def test_bad_construction_is_a_config_error(redis_url: str) -> None:
+    with pytest.raises(ConfigError, match="key"):
+        RedisTokenBucket(redis_url, "", 1, 1)
+    with pytest.raises(ConfigError, match="fallback_share"):
+        RedisTokenBucket(redis_url, "k", 1, 1, fallback_share=0)
+    with pytest.raises(ConfigError, match="prefix"):
+        RedisTokenBucket(redis_url, "k", 1, 1, prefix=None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="url"):
+        RedisTokenBucket("http://example.com", "k", 1, 1)
+    with pytest.raises(ConfigError, match="url_or_client"):
+        RedisTokenBucket(42, "k", 1, 1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="rate"):
+        RedisTokenBucket(redis_url, "k", 0, 1)
+
+
+def test_grants_the_burst_then_denies(redis_url: str, redis_client: redis.Redis) -> None:
+    with RedisTokenBucket(redis_url, "vendor", rate=0.5, burst=3) as bucket:
+        assert [bucket.try_acquire() for _ in range(4)] == [True, True, True, False]
+        assert bucket.backend == "redis"
+        assert bucket.stats.redis_calls == 4
+        assert bucket.key == "argo_perf:ratelimit:{vendor}"
+        # The key outlives the state (full again in 6 s at 0.5/s) by at most 2 s.
+        assert 6000 < redis_client.pttl(bucket.key) <= 8000
+        with pytest.raises(ValueError, match="burst"):
+            bucket.try_acquire(4)
+        assert "vendor" in repr(bucket)
+
+
+def test_idle_keys_expire(redis_url: str, redis_client: redis.Redis) -> None:
+    bucket = RedisTokenBucket(redis_url, "idle", rate=100, burst=1)
+    assert bucket.try_acquire()
+    assert 0 < redis_client.pttl(bucket.key) <= 2100
+    # A refund that leaves every window full deletes the key at once.
+    bucket._call(bucket._args(b"f", 5, 0.0))
+    assert redis_client.exists(bucket.key) == 0
+
+
+def test_processes_sharing_a_key_share_one_limit(redis_url: str) -> None:
+    a = RedisTokenBucket(redis_url, "shared", rate=0.1, burst=4)
+    b = RedisTokenBucket(redis_url, "shared", rate=0.1, burst=4)
+    granted = [a.try_acquire(), b.try_acquire(), a.try_acquire(2), b.try_acquire()]
+    assert granted == [True, True, True, False]
+    a.close()
+    b.close()
+
+
+def test_a_client_clock_running_ahead_gains_nothing(redis_url: str) -> None:
+    ahead = ManualClock()
+    ahead.advance(3600)  # this process's clock is an hour ahead
+    fast = RedisTokenBucket(redis_url, "skew", rate=0.1, burst=2, clock=ahead)
+    normal = RedisTokenBucket(redis_url, "skew", rate=0.1, burst=2)
+    assert fast.try_acquire(2)
+    assert not normal.try_acquire()
+    assert not fast.try_acquire()
+
+
+def test_waiting_acquire_reserves_and_sleeps_what_redis_says(
+    redis_url: str, clock: ManualClock
+) -> None:
+    bucket = RedisTokenBucket(redis_url, "wait", rate=1, burst=2, clock=clock)
+    other = RedisTokenBucket(redis_url, "wait", rate=1, burst=2)
+    assert bucket.try_acquire(2)
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(bucket.acquire(2, timeout=5)))
+    thread.start()
+    while clock.sleepers == 0:
+        threading.Event().wait(0.001)
+    # Reserved in Redis: another process's 1-token request does not overtake it.
+    assert not other.try_acquire()
+    calls = bucket.stats.redis_calls
+    clock.advance(2)
+    thread.join(5)
+    assert result == [True]
+    assert bucket.stats.redis_calls == calls  # no second round trip after the sleep
+    assert bucket.acquire(2, timeout=0.5) is False  # too long: refused at once
+    assert clock.sleepers == 0
+
+
+async def test_async_face_and_cancelled_waiter_refund(
+    redis_url: str, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    async with RedisTokenBucket(redis_url, "async", rate=1, burst=2, clock=clock) as bucket:
+        assert await bucket.acquire_async(2)
+        assert not await bucket.acquire_async(1, timeout=0.1)
+        before = float((redis_client.get(bucket.key) or b"0").split()[0])
+        waiter = asyncio.create_task(bucket.acquire_async(2))
+        await _until_sleeping(clock)
+        reserved = float((redis_client.get(bucket.key) or b"0").split()[0])
+        assert reserved == pytest.approx(before + 2e6)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert float((redis_client.get(bucket.key) or b"0").split()[0]) == pytest.approx(before)
+        waiter = asyncio.create_task(bucket.acquire_async(1))
+        await _until_sleeping(clock)
+        clock.advance(1)
+        assert await waiter
+
+
+async def test_penalize_holds_every_process_back(redis_url: str) -> None:
+    sync_bucket = RedisTokenBucket(redis_url, "pen", rate=100, burst=100)
+    async_bucket = RedisTokenBucket(
+        redis.asyncio.Redis.from_url(redis_url), "pen", rate=100, burst=100
+    )
+    sync_bucket.penalize(30)
+    assert not sync_bucket.try_acquire()
+    assert not await async_bucket.acquire_async(timeout=0)
+    await async_bucket.penalize_async(60)
+    assert not await async_bucket.acquire_async(timeout=29)
+    with pytest.raises(TypeError, match="sync client"):
+        async_bucket.try_acquire()
+    async_bucket.penalize(1)  # no sync client: only the local fallback is penalized
+    sync_only = RedisTokenBucket(redis.Redis.from_url(redis_url), "pen", rate=1, burst=1)
+    with pytest.raises(TypeError, match="asyncio client"):
+        await sync_only.acquire_async()
+    assert async_bucket.backend == "redis"
+
+
+def test_quotas_are_enforced_in_redis(redis_url: str) -> None:
+    bucket = RedisTokenBucket(redis_url, "quota", rate=1000, burst=10, quotas=[Quota(3, 86400)])
+    assert [bucket.try_acquire() for _ in range(4)] == [True, True, True, False]
+    assert bucket.acquire(1, timeout=60) is False
+
+
+def test_script_is_reloaded_after_noscript(redis_url: str, redis_client: redis.Redis) -> None:
+    bucket = RedisTokenBucket(redis_url, "reload", rate=1, burst=5)
+    redis_client.script_flush()
+    assert bucket.try_acquire()
+    redis_client.script_flush()
+    assert bucket.try_acquire()
+    assert bucket.stats.script_loads == 2
+
+
+async def test_script_is_reloaded_after_noscript_async(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    bucket = RedisTokenBucket(redis_url, "reload", rate=1, burst=5)
+    redis_client.script_flush()
+    assert await bucket.acquire_async()
+    assert bucket.stats.script_loads == 1
+    await bucket.aclose()
+
+
+def test_garbage_state_counts_as_a_full_bucket(redis_url: str, redis_client: redis.Redis) -> None:
+    bucket = RedisTokenBucket(redis_url, "bad", rate=1, burst=2)
+    for junk in (b"not a number", b"inf", b"nan -inf", b""):
+        redis_client.set(bucket.key, junk)
+        assert bucket.try_acquire(2)
+        assert not bucket.try_acquire()
+        redis_client.delete(bucket.key)
+
+
+def test_wrong_type_key_is_a_counted_miss_not_a_crash(
+    redis_url: str, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    bucket = RedisTokenBucket(redis_url, "wrongtype", rate=1, burst=4, fallback_share=0.5)
+    redis_client.rpush(bucket.key, "x")
+    assert bucket.try_acquire()  # decided by the fallback bucket (burst 2)
+    assert bucket.stats.errors == 1
+    assert bucket.stats.fallback_calls == 1
+    assert bucket.backend == "redis"  # an answer with an error is not an outage
+    assert "script failed" in caplog.text
+
+
+def test_unexpected_reply_is_a_counted_miss(redis_url: str) -> None:
+    bucket = RedisTokenBucket(redis_url, "reply", rate=1, burst=1)
+    assert bucket._reply(b"garbage") is None
+    assert bucket.stats.errors == 1
+
+
+def test_interrupted_blocking_acquire_gives_its_tokens_back(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    class Interrupted(Exception):
+        pass
+
+    class InterruptingClock(ManualClock):
+        def sleep(self, seconds: float) -> None:
+            raise Interrupted
+
+    bucket = RedisTokenBucket(redis_url, "interrupt", rate=1, burst=1, clock=InterruptingClock())
+    assert bucket.try_acquire()
+    before = redis_client.get(bucket.key)
+    with pytest.raises(Interrupted):
+        bucket.acquire()
+    assert redis_client.get(bucket.key) == before
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    burst=st.integers(1, 8),
+    quota=st.one_of(st.none(), st.integers(1, 12)),
+    requests=st.lists(st.integers(1, 8), max_size=15),
+)
+def test_the_script_decides_as_the_in_process_arithmetic(
+    redis_url: str, burst: int, quota: int | None, requests: list[int]
+) -> None:
+    # Rates so slow that the milliseconds the test takes refill nothing.
+    quotas = [] if quota is None else [Quota(quota, 1e6)]
+    local = TokenBucket(1e-6, burst, quotas=quotas, clock=ManualClock())
+    shared = RedisTokenBucket(redis_url, "parity", 1e-6, burst, quotas=quotas)
+    shared._sync.delete(shared.key)  # type: ignore[union-attr]
+    for tokens in requests:
+        if tokens > local._max:
+            continue
+        assert shared.try_acquire(tokens) == local.try_acquire(tokens)
+    shared.close()
+
+
+def test_killed_redis_falls_back_to_a_share_and_returns(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    bucket = RedisTokenBucket(fault_redis.url, "outage", rate=10, burst=8, clock=clock)
+    assert bucket.try_acquire(8)
+    fault_redis.kill()
+    results = [bucket.try_acquire() for _ in range(6)]
+    # Local share: a quarter of burst 8 is 2; never unlimited.
+    assert sum(results) == 2
+    assert bucket.backend == "memory"
+    assert bucket.stats.fallback_calls == 6
+    # Requests larger than the fallback's burst take all of it instead of failing forever.
+    clock.advance(1)
+    assert bucket.acquire(5, timeout=0)
+    fault_redis.start()
+    assert not bucket.try_acquire(5)  # still skipping Redis until the probe is due
+    clock.advance(1.0)
+    assert bucket.try_acquire(8)  # the probe: Redis restarted empty, the bucket is full
+    assert bucket.backend == "redis"
+
+
+def test_frozen_redis_times_out_into_the_fallback(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    bucket = RedisTokenBucket(fault_redis.url, "frozen", rate=10, burst=8, clock=clock)
+    assert bucket.try_acquire()
+    fault_redis.pause()
+    try:
+        results = [bucket.try_acquire() for _ in range(5)]
+        assert bucket.backend == "memory"
+        assert sum(results) == 2
+        assert bucket.stats.errors == 3  # then the gate stops touching Redis
+    finally:
+        fault_redis.resume()
+    clock.advance(1.0)
+    assert bucket.try_acquire()
+    assert bucket.backend == "redis"
+
+
+async def test_killed_redis_async_face_falls_back(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    bucket = RedisTokenBucket(fault_redis.url, "outage", rate=10, burst=4, clock=clock)
+    assert await bucket.acquire_async(4)
+    fault_redis.kill()
+    results = [await bucket.acquire_async(timeout=0) for _ in range(4)]
+    assert sum(results) == 1
+    assert bucket.backend == "memory"
+    fault_redis.start()
+    clock.advance(1.0)
+    assert await bucket.acquire_async()
+    assert bucket.backend == "redis"
+    await bucket.aclose()
+
+
+_WORKER = textwrap.dedent(
+    """
+    import json, sys, time
+    from argo_perf import RedisTokenBucket
+    url, seconds, mode = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    bucket = RedisTokenBucket(url, "accuracy", rate=40, burst=10)
+    granted = 0
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        if mode == "try":
+            granted += bucket.try_acquire()
+        else:
+            granted += bucket.acquire(timeout=max(0.0, stop - time.monotonic()))
+    print(json.dumps({"granted": granted, "errors": bucket.stats.errors}))
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["try", "wait"])
+def test_processes_hammering_one_bucket_stay_within_the_limit(
+    redis_url: str, redis_client: redis.Redis, mode: str
+) -> None:
+    seconds = 0.8
+    start = redis_now(redis_client)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, redis_url, str(seconds), mode],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(3)
+    ]
+    reports = [json.loads(proc.communicate(timeout=60)[0]) for proc in procs]
+    end = redis_now(redis_client)
+    total = sum(report["granted"] for report in reports)
+    assert all(report["errors"] == 0 for report in reports)
+    # Redis TIME bounds the run from outside, so this is exact: never above the limit.
+    assert total <= 10 + 40 * (end - start)
+    assert total >= 10 + 40 * seconds * 0.5  # and the limit was actually used
