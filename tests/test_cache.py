@@ -1162,3 +1162,25 @@ def test_unix_socket_urls_and_infinite_ttls(
     clock.advance(10**6)
     assert cache.get("forever") == 1
     cache.close()
+
+
+def test_a_failing_loader_is_reported_once_per_minute_not_per_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    cache = RedisCache(clock=clock, max_stale=600.0)
+    assert cache.get_or_set("AAPL", lambda: 1.0, ttl=1.0) == 1.0
+
+    def failing() -> float:
+        raise ConnectionError("vendor down")
+
+    caplog.set_level(logging.WARNING, logger="argo_perf")
+    for _ in range(5):
+        clock.advance(2.0)
+        assert cache.get_or_set("AAPL", failing, ttl=1.0) == 1.0
+    assert len(caplog.records) == 1
+    clock.advance(60.0)
+    assert cache.get_or_set("AAPL", failing, ttl=1.0) == 1.0
+    assert len(caplog.records) == 2
+    assert "4 more stale values served" in caplog.records[1].getMessage()
+    assert cache.stats.stale_served == 6

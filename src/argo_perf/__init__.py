@@ -3,6 +3,8 @@
 The package face only re-exports; each concept lives in its own module.
 """
 
+import logging as _logging
+
 from ._version import __version__
 from .breaker import (
     CircuitBreaker,
@@ -87,3 +89,6 @@ __all__ = [
     "get_redis_cache",
     "is_crypto",
 ]
+
+# A library never prints on its own: log records go to the application's handlers.
+_logging.getLogger("argo_perf").addHandler(_logging.NullHandler())

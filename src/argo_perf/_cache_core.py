@@ -40,6 +40,9 @@ __all__ = [
     "UseDefault",
 ]
 
+_STALE_REPORT_INTERVAL = 60.0
+"""Seconds between log lines about stale values served because a loader failed."""
+
 logger = logging.getLogger("argo_perf.cache")
 
 
@@ -383,6 +386,8 @@ class CacheCore:
         self.memory: LRUCache[str, Entry] | None = LRUCache(maxsize) if maxsize else None
         self.lock = threading.Lock()
         self.counters = _Counters()
+        self._next_stale_report = -_INF
+        self._stale_unreported = 0
 
     def _clock_timestamp(self) -> float:
         return self.clock.now().timestamp()
@@ -655,9 +660,19 @@ class CacheCore:
         """A loader raised: return a value within ``max_stale`` to serve instead, or None."""
         if stale is not None and now < stale.stale_until:
             self.counters.stale_served += 1
-            logger.warning(
-                "loader failed (%r); serving a value %.3gs old", exc, now - stale.stored_at
-            )
+            # A vendor outage fails every lookup: report it once per interval, not per call.
+            if now >= self._next_stale_report:
+                more = self._stale_unreported
+                logger.warning(
+                    "loader failed (%r); serving a value %.3gs old%s",
+                    exc,
+                    now - stale.stored_at,
+                    f" ({more} more stale values served since the last report)" if more else "",
+                )
+                self._next_stale_report = now + _STALE_REPORT_INTERVAL
+                self._stale_unreported = 0
+            else:
+                self._stale_unreported += 1
             return stale
         return None
 
