@@ -174,6 +174,11 @@ def test_delete_and_clear_by_prefix_in_memory(clock: ManualClock) -> None:
         ({"early_refresh": -1}, "early_refresh"),
         ({"failure_threshold": 0}, "failure_threshold"),
         ({"probe_interval": 0}, "probe_interval"),
+        ({"probe_interval": float("inf")}, "probe_interval"),
+        ({"probe_interval": "1"}, "probe_interval"),
+        ({"failure_threshold": 2.5}, "failure_threshold"),
+        ({"failure_threshold": "3"}, "failure_threshold"),
+        ({"early_refresh": float("inf")}, "early_refresh"),
     ],
 )
 def test_bad_configuration_names_the_parameter(kwargs: dict[str, Any], parameter: str) -> None:
@@ -975,6 +980,23 @@ def test_cached_rejects_a_mismatched_cache() -> None:
         cached(object())  # type: ignore[call-overload]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"ttl": -1.0}, "ttl"),
+        ({"ttl": 0}, "ttl"),
+        ({"ttl": "10"}, "ttl"),
+        ({"key": "AAPL"}, "key"),
+    ],
+)
+def test_cached_rejects_bad_ttl_and_key_when_decorating(
+    kwargs: dict[str, Any], parameter: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        cached(RedisCache(), **kwargs)
+    assert info.value.parameter == parameter
+
+
 def test_get_redis_cache_reads_the_environment(
     monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
@@ -1184,3 +1206,25 @@ def test_a_failing_loader_is_reported_once_per_minute_not_per_call(
     assert len(caplog.records) == 2
     assert "4 more stale values served" in caplog.records[1].getMessage()
     assert cache.stats.stale_served == 6
+
+
+async def test_a_probe_cancelled_before_it_ran_does_not_strand_the_gate(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    client = redis.asyncio.Redis.from_url(
+        fault_redis.url, socket_timeout=2.0, socket_connect_timeout=2.0
+    )
+    cache = AsyncRedisCache(client, clock=clock)
+    fault_redis.kill()
+    for _ in range(3):
+        await cache.get("AAPL")
+    assert cache.backend == "memory"
+    clock.advance(1.0)
+    await cache.get("AAPL")  # hands out the probe: a task that has not run yet
+    await cache.close()  # cancels it before it ran; the client is not the cache's
+    fault_redis.start()
+    clock.advance(1.0)
+    await cache.get("AAPL")
+    await join_async_probe(cache)
+    assert cache.backend == "redis"
+    await client.aclose()

@@ -348,6 +348,18 @@ class CacheCore:
             raise ConfigError("jitter", jitter, "must be a fraction in [0, 1)")
         self.jitter = float(jitter)
         self.early_refresh = _check_seconds("early_refresh", early_refresh, allow_zero=True)
+        if self.early_refresh == _INF:
+            raise ConfigError("early_refresh", early_refresh, "must be finite")
+        # Checked here, not only by the gate: a string must be a ConfigError, not a
+        # TypeError, and an infinite interval would never probe Redis again.
+        if (
+            isinstance(failure_threshold, bool)
+            or not isinstance(failure_threshold, int)
+            or failure_threshold < 1
+        ):
+            raise ConfigError("failure_threshold", failure_threshold, "must be an int >= 1")
+        if _check_seconds("probe_interval", probe_interval, allow_zero=False) == _INF:
+            raise ConfigError("probe_interval", probe_interval, "must be finite")
         if signing_key is not None and (
             not isinstance(signing_key, bytes) or len(signing_key) < 16
         ):

@@ -38,6 +38,7 @@ from ._cache_core import (
     Source,
     TTLArg,
     UseDefault,
+    _check_ttl,
 )
 from ._redis import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -498,10 +499,6 @@ class RedisCache(_Face):
             raise BackendError(
                 f"redis at {core.target} is down; only the in-process tier was cleared"
             )
-        if not self._admit():
-            raise BackendError(
-                f"redis at {core.target} is down; only the in-process tier was cleared"
-            )
         removed = 0
         try:
             batch: list[bytes] = []
@@ -760,8 +757,15 @@ class AsyncRedisCache(_Face):
         if decision is Admission.PROBE:
             task = asyncio.get_running_loop().create_task(self._probe())
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._probe_done)
         return decision is Admission.CALL
+
+    def _probe_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        # A probe cancelled before it ran (close(), its event loop shutting down) never
+        # reached its own except clause; the gate must hear back, or it never probes again.
+        if task.cancelled() or task.exception() is not None:
+            self._core.probe_failed(asyncio.CancelledError())
 
     async def _find(
         self, key: str, now: float, local: Entry | None
@@ -784,10 +788,8 @@ class AsyncRedisCache(_Face):
         assert self._client is not None
         try:
             await cast(Awaitable[Any], self._client.ping())
-        except BaseException as exc:  # the gate must hear back, whatever happened
+        except Exception as exc:  # cancellation and the like: see _probe_done
             self._core.probe_failed(exc)
-            if not isinstance(exc, Exception):
-                raise
         else:
             self._core.redis_ok()
 
@@ -864,10 +866,6 @@ class AsyncRedisCache(_Face):
         removed_local = core.forget_prefix(prefix)
         if self._client is None:
             return removed_local
-        if not self._admit():
-            raise BackendError(
-                f"redis at {core.target} is down; only the in-process tier was cleared"
-            )
         if not self._admit():
             raise BackendError(
                 f"redis at {core.target} is down; only the in-process tier was cleared"
@@ -957,9 +955,15 @@ class AsyncRedisCache(_Face):
     # -- lifecycle -----------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the Redis client when this cache created it from a URL (idempotent)."""
-        for task in list(self._tasks):
+        """Close the Redis client when this cache created it from a URL (idempotent).
+
+        A probe still running is cancelled and waited for first.
+        """
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None and self._owned:
             await self._client.aclose()
 
@@ -1031,7 +1035,9 @@ def cached(
 
     Raises:
         ConfigError: a sync function with an :class:`AsyncRedisCache` or an
-            ``async def`` function with a :class:`RedisCache`.
+            ``async def`` function with a :class:`RedisCache`, a ``ttl`` that is
+            not seconds > 0, None, a callable or :data:`USE_DEFAULT`, or a ``key``
+            that is not callable (all raised when decorating).
 
     Example:
         >>> cache = RedisCache()
@@ -1043,6 +1049,10 @@ def cached(
     """
     if not isinstance(cache, (RedisCache, AsyncRedisCache)):
         raise ConfigError("cache", type(cache).__name__, "must be a RedisCache or AsyncRedisCache")
+    if not isinstance(ttl, UseDefault):
+        _check_ttl(ttl, "ttl")  # at decoration, not after the first call's loader ran
+    if key is not None and not callable(key):
+        raise ConfigError("key", key, "must be a callable (*args, **kwargs) -> str or None")
 
     def decorate(fn: Callable[P, Any]) -> Callable[P, Any]:
         make_key = key if key is not None else _default_key(fn)
