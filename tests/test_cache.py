@@ -1228,3 +1228,57 @@ async def test_a_probe_cancelled_before_it_ran_does_not_strand_the_gate(
     await join_async_probe(cache)
     assert cache.backend == "redis"
     await client.aclose()
+
+
+def test_a_read_racing_a_write_never_replaces_the_newer_value(
+    redis_url: str, clock: ManualClock
+) -> None:
+    reading = threading.Event()
+    release = threading.Event()
+
+    class Paused:
+        """JSON whose decoding waits, to hold a reader between its GET and storing what it read."""
+
+        name = "paused"
+        pause = False
+
+        def dumps(self, value: Any) -> bytes:
+            return json.dumps(value).encode()
+
+        def loads(self, data: bytes) -> Any:
+            if self.pause:
+                reading.set()
+                assert release.wait(5.0)
+            return json.loads(data)
+
+    RedisCache(redis_url, **ROOMY, serializer=Paused(), clock=clock).set("AAPL", "old")
+    serializer = Paused()
+    cache = RedisCache(redis_url, **ROOMY, serializer=serializer, clock=clock)
+    serializer.pause = True
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(cache.get("AAPL")))
+    reader.start()
+    assert reading.wait(5.0)  # the reader has GET "old" and is decoding it
+    serializer.pause = False
+    assert cache.set("AAPL", "new") is True
+    release.set()
+    reader.join(5.0)
+    assert got == ["old"]  # what Redis said when it asked
+    assert cache.get("AAPL") == "new"  # but it did not replace this process's newer write
+
+
+def test_set_many_with_an_unserializable_value_stores_nothing(redis_url: str) -> None:
+    cache = RedisCache(redis_url, **ROOMY)
+    with pytest.raises(TypeError):
+        cache.set_many({"a": 1, "b": object()})
+    assert cache.get("a") is None
+    assert cache.stats.sets == 0
+
+
+async def test_async_set_many_with_an_unserializable_value_stores_nothing(redis_url: str) -> None:
+    cache = AsyncRedisCache(redis_url, **ROOMY)
+    with pytest.raises(TypeError):
+        await cache.set_many({"a": 1, "b": object()})
+    assert await cache.get("a") is None
+    assert cache.stats.sets == 0
+    await cache.close()

@@ -515,6 +515,19 @@ class CacheCore:
                 if memory.get(key) is entry:
                     del memory[key]
 
+    def _replace(self, key: str, old: Entry | None, new: Entry) -> None:
+        """Keep ``new`` (read from Redis) unless another entry replaced ``old`` meanwhile.
+
+        A write in this process (or a later read) while this read's GET was in
+        flight stored a value at least as new as what that GET returned.
+        """
+        memory = self.memory
+        if memory is not None:
+            with self.lock:
+                current = memory.get(key)
+                if current is None or current is old:
+                    memory[key] = new
+
     def forget_prefix(self, prefix: str) -> int:
         memory = self.memory
         if memory is None:
@@ -565,7 +578,7 @@ class CacheCore:
             if local is not None:
                 self._drop(key, local)
             return None, "redis", False
-        self.remember(key, entry)
+        self._replace(key, local, entry)
         return entry, "redis", False
 
     def take(self, key: str, rkey: str, raw: object, default: Any) -> Any:
@@ -640,6 +653,20 @@ class CacheCore:
         data, px = self.encode(rkey, value, ttl, delta)
         entry = self.store_local(key, value, ttl, delta, now)
         return rkey, data, px, entry
+
+    def prepare_many(
+        self, items: list[tuple[str, Any, float | None]], now: float
+    ) -> list[tuple[str, bytes, int | None, Entry]]:
+        """:meth:`prepare` for several items: all are encoded before any is kept,
+        so a value that cannot be encoded leaves nothing half stored."""
+        encoded = []
+        for key, value, ttl in items:
+            rkey = self.redis_key(key)
+            encoded.append((key, value, ttl, rkey, *self.encode(rkey, value, ttl, 0.0)))
+        return [
+            (rkey, data, px, self.store_local(key, value, ttl, 0.0, now))
+            for key, value, ttl, rkey, data, px in encoded
+        ]
 
     def store_local(
         self, key: str, value: Any, ttl: float | None, delta: float, now: float

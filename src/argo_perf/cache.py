@@ -445,7 +445,7 @@ class RedisCache(_Face):
             for k, v, t in items:
                 core.store_local(k, v, t, 0.0, now)
             return False
-        prepared = [core.prepare(k, v, t, 0.0, now) for k, v, t in items]
+        prepared = core.prepare_many(items, now)
         if not prepared:
             return True
         if not self._admit():
@@ -828,7 +828,7 @@ class AsyncRedisCache(_Face):
             for k, v, t in items:
                 core.store_local(k, v, t, 0.0, now)
             return False
-        prepared = [core.prepare(k, v, t, 0.0, now) for k, v, t in items]
+        prepared = core.prepare_many(items, now)
         if not prepared:
             return True
         if not self._admit():
