@@ -327,6 +327,18 @@ def test_existing_clients_are_used_and_not_closed(redis_url: str) -> None:
     client.close()
 
 
+def test_a_client_that_decodes_responses_is_a_config_error(redis_url: str) -> None:
+    # Every value would come back as str and be a decode failure: refuse it up front.
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(ConfigError) as info:
+        RedisCache(client)
+    assert info.value.parameter == "url_or_client"
+    aclient = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(ConfigError, match="decode_responses"):
+        AsyncRedisCache(aclient)
+    client.close()
+
+
 def test_custom_serializer_round_trips_and_mismatches_are_misses(redis_url: str) -> None:
     class Upper:
         name = "upper"
@@ -1282,3 +1294,24 @@ async def test_async_set_many_with_an_unserializable_value_stores_nothing(redis_
     assert await cache.get("a") is None
     assert cache.stats.sets == 0
     await cache.close()
+
+
+def test_a_write_that_missed_redis_is_not_replaced_by_the_older_value_there(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    cache = RedisCache(fault_redis.url, **ROOMY, clock=clock, local_ttl=1.0, failure_threshold=1)
+    assert cache.set("AAPL", "old") is True
+    with raw_client(fault_redis) as client:
+        old = client.get(cache.redis_key("AAPL"))
+    fault_redis.kill()
+    clock.advance(1.0)
+    assert cache.set("AAPL", "new") is False  # kept in the in-process tier only
+    fault_redis.start()
+    with raw_client(fault_redis) as client:
+        client.set(cache.redis_key("AAPL"), old)  # Redis still holds the older value
+    clock.advance(1.0)
+    assert cache.get("AAPL") == "new"  # hands out the probe
+    join_probe(cache)
+    assert cache.backend == "redis"
+    assert cache.get("AAPL") == "new"  # asked Redis (local_ttl passed): its value is older
+    assert cache.get_many(["AAPL"]) == {"AAPL": "new"}

@@ -578,6 +578,9 @@ class CacheCore:
             if local is not None:
                 self._drop(key, local)
             return None, "redis", False
+        if local is not None and not local.in_redis and local.stored_at >= entry.stored_at:
+            # Written here while Redis refused it: newer than what Redis still holds.
+            return local, "memory", False
         self._replace(key, local, entry)
         return entry, "redis", False
 

@@ -84,6 +84,17 @@ def _target(url_or_client: object) -> str:
     return describe_client(url_or_client)  # type: ignore[arg-type]
 
 
+def _check_bytes_client(client: object) -> None:
+    """Refuse a client that decodes replies: every value would read back as a decode failure."""
+    get_encoder = getattr(client, "get_encoder", None)
+    if get_encoder is not None and getattr(get_encoder(), "decode_responses", False):
+        raise ConfigError(
+            "url_or_client",
+            _target(client),
+            "must not decode responses (decode_responses=True): the cache stores bytes",
+        )
+
+
 class _Face:
     """What both faces share that is not I/O: construction, properties, repr."""
 
@@ -213,7 +224,8 @@ class RedisCache(_Face):
 
     Raises:
         ConfigError: a parameter is out of range, ``"pickle"`` without a
-            ``signing_key``, or ``url_or_client`` is not a redis URL or sync client.
+            ``signing_key``, or ``url_or_client`` is not a redis URL or sync client
+            (or is a client built with ``decode_responses=True``).
 
     Example:
         >>> cache = RedisCache(namespace="prices", default_ttl=10.0)
@@ -267,6 +279,7 @@ class RedisCache(_Face):
             self._client, self._owned = sync_client(
                 url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
             )
+            _check_bytes_client(self._client)
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._probe_thread: threading.Thread | None = None
@@ -682,6 +695,7 @@ class AsyncRedisCache(_Face):
             self._client, self._owned = async_client(
                 url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
             )
+            _check_bytes_client(self._client)
         self._flights: dict[str, asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
