@@ -574,7 +574,7 @@ class RedisBucketStats:
     """Counters of a :class:`RedisTokenBucket` (read them; they are not reset)."""
 
     redis_calls: int = 0
-    """Acquires decided by Redis."""
+    """Script calls answered by Redis: acquires, and the refunds and penalties it applied."""
     fallback_calls: int = 0
     """Acquires decided by the local fallback bucket while Redis was unreachable."""
     errors: int = 0
