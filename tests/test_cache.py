@@ -1279,6 +1279,40 @@ def test_a_read_racing_a_write_never_replaces_the_newer_value(
     assert cache.get("AAPL") == "new"  # but it did not replace this process's newer write
 
 
+def test_a_read_racing_a_delete_does_not_bring_the_value_back(
+    redis_url: str, clock: ManualClock
+) -> None:
+    reading = threading.Event()
+    release = threading.Event()
+
+    class Paused:
+        name = "paused"
+        pause = False
+
+        def dumps(self, value: Any) -> bytes:
+            return json.dumps(value).encode()
+
+        def loads(self, data: bytes) -> Any:
+            if self.pause:
+                reading.set()
+                assert release.wait(5.0)
+            return json.loads(data)
+
+    serializer = Paused()
+    cache = RedisCache(redis_url, **ROOMY, serializer=serializer, clock=clock, local_ttl=1.0)
+    cache.set("AAPL", 231.5)
+    clock.advance(1.0)  # the in-process entry asks Redis again
+    serializer.pause = True
+    reader = threading.Thread(target=cache.get, args=("AAPL",))
+    reader.start()
+    assert reading.wait(5.0)  # the reader has GET the value and is decoding it
+    serializer.pause = False
+    assert cache.delete("AAPL") is True
+    release.set()
+    reader.join(5.0)
+    assert cache.get("AAPL") is None
+
+
 def test_set_many_with_an_unserializable_value_stores_nothing(redis_url: str) -> None:
     cache = RedisCache(redis_url, **ROOMY)
     with pytest.raises(TypeError):

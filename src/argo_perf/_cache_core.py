@@ -516,16 +516,16 @@ class CacheCore:
                     del memory[key]
 
     def _replace(self, key: str, old: Entry | None, new: Entry) -> None:
-        """Keep ``new`` (read from Redis) unless another entry replaced ``old`` meanwhile.
+        """Keep ``new`` (read from Redis) unless the entry changed from ``old`` meanwhile.
 
         A write in this process (or a later read) while this read's GET was in
-        flight stored a value at least as new as what that GET returned.
+        flight stored a value at least as new as what that GET returned, and a
+        delete meanwhile must not be undone by the value read before it.
         """
         memory = self.memory
         if memory is not None:
             with self.lock:
-                current = memory.get(key)
-                if current is None or current is old:
+                if memory.get(key) is old:
                     memory[key] = new
 
     def forget_prefix(self, prefix: str) -> int:
