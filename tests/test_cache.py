@@ -1349,3 +1349,25 @@ def test_a_write_that_missed_redis_is_not_replaced_by_the_older_value_there(
     assert cache.backend == "redis"
     assert cache.get("AAPL") == "new"  # asked Redis (local_ttl passed): its value is older
     assert cache.get_many(["AAPL"]) == {"AAPL": "new"}
+
+
+def test_a_probe_thread_that_cannot_start_neither_raises_nor_strands_the_gate(
+    fault_redis: RedisServer, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RedisCache(fault_redis.url, **ROOMY, clock=clock, failure_threshold=1)
+    fault_redis.kill()
+    assert cache.get("AAPL") is None
+    assert cache.backend == "memory"
+    fault_redis.start()
+    clock.advance(1.0)
+    with monkeypatch.context() as patch:
+
+        def refuse(self: threading.Thread) -> None:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+        patch.setattr(threading.Thread, "start", refuse)
+        assert cache.get("AAPL") is None  # the probe could not start: skip Redis, no error
+    clock.advance(1.0)
+    assert cache.get("AAPL") is None  # the next probe is handed out again
+    join_probe(cache)
+    assert cache.backend == "redis"

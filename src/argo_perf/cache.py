@@ -400,7 +400,10 @@ class RedisCache(_Face):
         # The probe runs off the caller's thread so no caller waits for a frozen Redis.
         thread = threading.Thread(target=self._probe, name="argo-perf-cache-probe", daemon=True)
         self._probe_thread = thread
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no new threads (e.g. at interpreter shutdown)
+            self._core.probe_failed(exc)  # the gate must hear back; the caller skips Redis
 
     def _probe(self) -> None:
         assert self._client is not None
