@@ -174,6 +174,11 @@ def test_delete_and_clear_by_prefix_in_memory(clock: ManualClock) -> None:
         ({"early_refresh": -1}, "early_refresh"),
         ({"failure_threshold": 0}, "failure_threshold"),
         ({"probe_interval": 0}, "probe_interval"),
+        ({"probe_interval": float("inf")}, "probe_interval"),
+        ({"probe_interval": "1"}, "probe_interval"),
+        ({"failure_threshold": 2.5}, "failure_threshold"),
+        ({"failure_threshold": "3"}, "failure_threshold"),
+        ({"early_refresh": float("inf")}, "early_refresh"),
     ],
 )
 def test_bad_configuration_names_the_parameter(kwargs: dict[str, Any], parameter: str) -> None:
@@ -319,6 +324,18 @@ def test_existing_clients_are_used_and_not_closed(redis_url: str) -> None:
         cache.set("x", 1)
     assert client.ping()
     assert RedisCache(client).get("x") == 1
+    client.close()
+
+
+def test_a_client_that_decodes_responses_is_a_config_error(redis_url: str) -> None:
+    # Every value would come back as str and be a decode failure: refuse it up front.
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(ConfigError) as info:
+        RedisCache(client)
+    assert info.value.parameter == "url_or_client"
+    aclient = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    with pytest.raises(ConfigError, match="decode_responses"):
+        AsyncRedisCache(aclient)
     client.close()
 
 
@@ -975,6 +992,23 @@ def test_cached_rejects_a_mismatched_cache() -> None:
         cached(object())  # type: ignore[call-overload]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"ttl": -1.0}, "ttl"),
+        ({"ttl": 0}, "ttl"),
+        ({"ttl": "10"}, "ttl"),
+        ({"key": "AAPL"}, "key"),
+    ],
+)
+def test_cached_rejects_bad_ttl_and_key_when_decorating(
+    kwargs: dict[str, Any], parameter: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        cached(RedisCache(), **kwargs)
+    assert info.value.parameter == parameter
+
+
 def test_get_redis_cache_reads_the_environment(
     monkeypatch: pytest.MonkeyPatch, redis_url: str
 ) -> None:
@@ -1184,3 +1218,156 @@ def test_a_failing_loader_is_reported_once_per_minute_not_per_call(
     assert len(caplog.records) == 2
     assert "4 more stale values served" in caplog.records[1].getMessage()
     assert cache.stats.stale_served == 6
+
+
+async def test_a_probe_cancelled_before_it_ran_does_not_strand_the_gate(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    client = redis.asyncio.Redis.from_url(
+        fault_redis.url, socket_timeout=2.0, socket_connect_timeout=2.0
+    )
+    cache = AsyncRedisCache(client, clock=clock)
+    fault_redis.kill()
+    for _ in range(3):
+        await cache.get("AAPL")
+    assert cache.backend == "memory"
+    clock.advance(1.0)
+    await cache.get("AAPL")  # hands out the probe: a task that has not run yet
+    await cache.close()  # cancels it before it ran; the client is not the cache's
+    fault_redis.start()
+    clock.advance(1.0)
+    await cache.get("AAPL")
+    await join_async_probe(cache)
+    assert cache.backend == "redis"
+    await client.aclose()
+
+
+def test_a_read_racing_a_write_never_replaces_the_newer_value(
+    redis_url: str, clock: ManualClock
+) -> None:
+    reading = threading.Event()
+    release = threading.Event()
+
+    class Paused:
+        """JSON whose decoding waits, to hold a reader between its GET and storing what it read."""
+
+        name = "paused"
+        pause = False
+
+        def dumps(self, value: Any) -> bytes:
+            return json.dumps(value).encode()
+
+        def loads(self, data: bytes) -> Any:
+            if self.pause:
+                reading.set()
+                assert release.wait(5.0)
+            return json.loads(data)
+
+    RedisCache(redis_url, **ROOMY, serializer=Paused(), clock=clock).set("AAPL", "old")
+    serializer = Paused()
+    cache = RedisCache(redis_url, **ROOMY, serializer=serializer, clock=clock)
+    serializer.pause = True
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.append(cache.get("AAPL")))
+    reader.start()
+    assert reading.wait(5.0)  # the reader has GET "old" and is decoding it
+    serializer.pause = False
+    assert cache.set("AAPL", "new") is True
+    release.set()
+    reader.join(5.0)
+    assert got == ["old"]  # what Redis said when it asked
+    assert cache.get("AAPL") == "new"  # but it did not replace this process's newer write
+
+
+def test_a_read_racing_a_delete_does_not_bring_the_value_back(
+    redis_url: str, clock: ManualClock
+) -> None:
+    reading = threading.Event()
+    release = threading.Event()
+
+    class Paused:
+        name = "paused"
+        pause = False
+
+        def dumps(self, value: Any) -> bytes:
+            return json.dumps(value).encode()
+
+        def loads(self, data: bytes) -> Any:
+            if self.pause:
+                reading.set()
+                assert release.wait(5.0)
+            return json.loads(data)
+
+    serializer = Paused()
+    cache = RedisCache(redis_url, **ROOMY, serializer=serializer, clock=clock, local_ttl=1.0)
+    cache.set("AAPL", 231.5)
+    clock.advance(1.0)  # the in-process entry asks Redis again
+    serializer.pause = True
+    reader = threading.Thread(target=cache.get, args=("AAPL",))
+    reader.start()
+    assert reading.wait(5.0)  # the reader has GET the value and is decoding it
+    serializer.pause = False
+    assert cache.delete("AAPL") is True
+    release.set()
+    reader.join(5.0)
+    assert cache.get("AAPL") is None
+
+
+def test_set_many_with_an_unserializable_value_stores_nothing(redis_url: str) -> None:
+    cache = RedisCache(redis_url, **ROOMY)
+    with pytest.raises(TypeError):
+        cache.set_many({"a": 1, "b": object()})
+    assert cache.get("a") is None
+    assert cache.stats.sets == 0
+
+
+async def test_async_set_many_with_an_unserializable_value_stores_nothing(redis_url: str) -> None:
+    cache = AsyncRedisCache(redis_url, **ROOMY)
+    with pytest.raises(TypeError):
+        await cache.set_many({"a": 1, "b": object()})
+    assert await cache.get("a") is None
+    assert cache.stats.sets == 0
+    await cache.close()
+
+
+def test_a_write_that_missed_redis_is_not_replaced_by_the_older_value_there(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    cache = RedisCache(fault_redis.url, **ROOMY, clock=clock, local_ttl=1.0, failure_threshold=1)
+    assert cache.set("AAPL", "old") is True
+    with raw_client(fault_redis) as client:
+        old = client.get(cache.redis_key("AAPL"))
+    fault_redis.kill()
+    clock.advance(1.0)
+    assert cache.set("AAPL", "new") is False  # kept in the in-process tier only
+    fault_redis.start()
+    with raw_client(fault_redis) as client:
+        client.set(cache.redis_key("AAPL"), old)  # Redis still holds the older value
+    clock.advance(1.0)
+    assert cache.get("AAPL") == "new"  # hands out the probe
+    join_probe(cache)
+    assert cache.backend == "redis"
+    assert cache.get("AAPL") == "new"  # asked Redis (local_ttl passed): its value is older
+    assert cache.get_many(["AAPL"]) == {"AAPL": "new"}
+
+
+def test_a_probe_thread_that_cannot_start_neither_raises_nor_strands_the_gate(
+    fault_redis: RedisServer, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RedisCache(fault_redis.url, **ROOMY, clock=clock, failure_threshold=1)
+    fault_redis.kill()
+    assert cache.get("AAPL") is None
+    assert cache.backend == "memory"
+    fault_redis.start()
+    clock.advance(1.0)
+    with monkeypatch.context() as patch:
+
+        def refuse(self: threading.Thread) -> None:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+        patch.setattr(threading.Thread, "start", refuse)
+        assert cache.get("AAPL") is None  # the probe could not start: skip Redis, no error
+    clock.advance(1.0)
+    assert cache.get("AAPL") is None  # the next probe is handed out again
+    join_probe(cache)
+    assert cache.backend == "redis"

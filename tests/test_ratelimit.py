@@ -88,6 +88,9 @@ def test_too_many_tokens_raise_value_error_at_once(clock: ManualClock) -> None:
         bucket.acquire(1, timeout=-1)
     with pytest.raises(ValueError, match="retry_after"):
         bucket.penalize(-1)
+    with pytest.raises(ValueError, match="retry_after"):
+        bucket.penalize(float("inf"))  # would block every waiter for good
+    assert bucket.try_acquire()
     assert clock.sleepers == 0
 
 

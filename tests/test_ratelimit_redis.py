@@ -344,3 +344,52 @@ def test_processes_hammering_one_bucket_stay_within_the_limit(
     # Redis TIME bounds the run from outside, so this is exact: never above the limit.
     assert total <= 10 + 40 * (end - start)
     assert total >= 10 + 40 * seconds * 0.5  # and the limit was actually used
+
+
+async def test_a_probe_cancelled_while_redis_is_frozen_does_not_strand_the_gate(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    bucket = RedisTokenBucket(fault_redis.url, "probe-cancel", rate=10, burst=4, clock=clock)
+    fault_redis.kill()
+    for _ in range(3):
+        await bucket.acquire_async(timeout=0)
+    assert bucket.backend == "memory"
+    fault_redis.start()
+    fault_redis.pause()
+    try:
+        clock.advance(1.0)
+        probe = asyncio.ensure_future(bucket.acquire_async(timeout=0))
+        await asyncio.sleep(0)  # one step: it holds the probe and waits for the frozen server
+        assert bucket.health._probing
+        assert not probe.done()
+        probe.cancel()  # e.g. the caller's own deadline
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+    finally:
+        fault_redis.resume()
+    clock.advance(1.0)
+    assert await bucket.acquire_async()
+    assert bucket.backend == "redis"
+    await bucket.aclose()
+
+
+def test_a_probe_answered_with_an_error_reply_does_not_strand_the_gate(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    bucket = RedisTokenBucket(fault_redis.url, "probe-error", rate=10, burst=4, clock=clock)
+    fault_redis.kill()
+    for _ in range(3):
+        bucket.try_acquire()
+    assert bucket.backend == "memory"
+    fault_redis.start()
+    with fault_redis.client() as admin:
+        admin.rpush(bucket.key, "x")  # the probe gets WRONGTYPE: Redis answers, it is up
+        clock.advance(1.0)
+        bucket.try_acquire()
+        admin.delete(bucket.key)
+    clock.advance(1.0)
+    calls = bucket.stats.redis_calls
+    assert bucket.try_acquire()
+    assert bucket.stats.redis_calls == calls + 1
+    assert bucket.backend == "redis"
+    bucket.close()

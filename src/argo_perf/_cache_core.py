@@ -348,6 +348,18 @@ class CacheCore:
             raise ConfigError("jitter", jitter, "must be a fraction in [0, 1)")
         self.jitter = float(jitter)
         self.early_refresh = _check_seconds("early_refresh", early_refresh, allow_zero=True)
+        if self.early_refresh == _INF:
+            raise ConfigError("early_refresh", early_refresh, "must be finite")
+        # Checked here, not only by the gate: a string must be a ConfigError, not a
+        # TypeError, and an infinite interval would never probe Redis again.
+        if (
+            isinstance(failure_threshold, bool)
+            or not isinstance(failure_threshold, int)
+            or failure_threshold < 1
+        ):
+            raise ConfigError("failure_threshold", failure_threshold, "must be an int >= 1")
+        if _check_seconds("probe_interval", probe_interval, allow_zero=False) == _INF:
+            raise ConfigError("probe_interval", probe_interval, "must be finite")
         if signing_key is not None and (
             not isinstance(signing_key, bytes) or len(signing_key) < 16
         ):
@@ -503,6 +515,19 @@ class CacheCore:
                 if memory.get(key) is entry:
                     del memory[key]
 
+    def _replace(self, key: str, old: Entry | None, new: Entry) -> None:
+        """Keep ``new`` (read from Redis) unless the entry changed from ``old`` meanwhile.
+
+        A write in this process (or a later read) while this read's GET was in
+        flight stored a value at least as new as what that GET returned, and a
+        delete meanwhile must not be undone by the value read before it.
+        """
+        memory = self.memory
+        if memory is not None:
+            with self.lock:
+                if memory.get(key) is old:
+                    memory[key] = new
+
     def forget_prefix(self, prefix: str) -> int:
         memory = self.memory
         if memory is None:
@@ -553,7 +578,10 @@ class CacheCore:
             if local is not None:
                 self._drop(key, local)
             return None, "redis", False
-        self.remember(key, entry)
+        if local is not None and not local.in_redis and local.stored_at >= entry.stored_at:
+            # Written here while Redis refused it: newer than what Redis still holds.
+            return local, "memory", False
+        self._replace(key, local, entry)
         return entry, "redis", False
 
     def take(self, key: str, rkey: str, raw: object, default: Any) -> Any:
@@ -628,6 +656,20 @@ class CacheCore:
         data, px = self.encode(rkey, value, ttl, delta)
         entry = self.store_local(key, value, ttl, delta, now)
         return rkey, data, px, entry
+
+    def prepare_many(
+        self, items: list[tuple[str, Any, float | None]], now: float
+    ) -> list[tuple[str, bytes, int | None, Entry]]:
+        """:meth:`prepare` for several items: all are encoded before any is kept,
+        so a value that cannot be encoded leaves nothing half stored."""
+        encoded = []
+        for key, value, ttl in items:
+            rkey = self.redis_key(key)
+            encoded.append((key, value, ttl, rkey, *self.encode(rkey, value, ttl, 0.0)))
+        return [
+            (rkey, data, px, self.store_local(key, value, ttl, 0.0, now))
+            for key, value, ttl, rkey, data, px in encoded
+        ]
 
     def store_local(
         self, key: str, value: Any, ttl: float | None, delta: float, now: float

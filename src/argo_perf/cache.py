@@ -38,6 +38,7 @@ from ._cache_core import (
     Source,
     TTLArg,
     UseDefault,
+    _check_ttl,
 )
 from ._redis import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -81,6 +82,17 @@ def _target(url_or_client: object) -> str:
     if isinstance(url_or_client, str):
         return redact_url(url_or_client)
     return describe_client(url_or_client)  # type: ignore[arg-type]
+
+
+def _check_bytes_client(client: object) -> None:
+    """Refuse a client that decodes replies: every value would read back as a decode failure."""
+    get_encoder = getattr(client, "get_encoder", None)
+    if get_encoder is not None and getattr(get_encoder(), "decode_responses", False):
+        raise ConfigError(
+            "url_or_client",
+            _target(client),
+            "must not decode responses (decode_responses=True): the cache stores bytes",
+        )
 
 
 class _Face:
@@ -212,7 +224,8 @@ class RedisCache(_Face):
 
     Raises:
         ConfigError: a parameter is out of range, ``"pickle"`` without a
-            ``signing_key``, or ``url_or_client`` is not a redis URL or sync client.
+            ``signing_key``, or ``url_or_client`` is not a redis URL or sync client
+            (or is a client built with ``decode_responses=True``).
 
     Example:
         >>> cache = RedisCache(namespace="prices", default_ttl=10.0)
@@ -266,6 +279,7 @@ class RedisCache(_Face):
             self._client, self._owned = sync_client(
                 url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
             )
+            _check_bytes_client(self._client)
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._probe_thread: threading.Thread | None = None
@@ -386,7 +400,10 @@ class RedisCache(_Face):
         # The probe runs off the caller's thread so no caller waits for a frozen Redis.
         thread = threading.Thread(target=self._probe, name="argo-perf-cache-probe", daemon=True)
         self._probe_thread = thread
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no new threads (e.g. at interpreter shutdown)
+            self._core.probe_failed(exc)  # the gate must hear back; the caller skips Redis
 
     def _probe(self) -> None:
         assert self._client is not None
@@ -444,7 +461,7 @@ class RedisCache(_Face):
             for k, v, t in items:
                 core.store_local(k, v, t, 0.0, now)
             return False
-        prepared = [core.prepare(k, v, t, 0.0, now) for k, v, t in items]
+        prepared = core.prepare_many(items, now)
         if not prepared:
             return True
         if not self._admit():
@@ -494,10 +511,6 @@ class RedisCache(_Face):
         removed_local = core.forget_prefix(prefix)
         if self._client is None:
             return removed_local
-        if not self._admit():
-            raise BackendError(
-                f"redis at {core.target} is down; only the in-process tier was cleared"
-            )
         if not self._admit():
             raise BackendError(
                 f"redis at {core.target} is down; only the in-process tier was cleared"
@@ -685,6 +698,7 @@ class AsyncRedisCache(_Face):
             self._client, self._owned = async_client(
                 url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
             )
+            _check_bytes_client(self._client)
         self._flights: dict[str, asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -760,8 +774,15 @@ class AsyncRedisCache(_Face):
         if decision is Admission.PROBE:
             task = asyncio.get_running_loop().create_task(self._probe())
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._probe_done)
         return decision is Admission.CALL
+
+    def _probe_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        # A probe cancelled before it ran (close(), its event loop shutting down) never
+        # reached its own except clause; the gate must hear back, or it never probes again.
+        if task.cancelled() or task.exception() is not None:
+            self._core.probe_failed(asyncio.CancelledError())
 
     async def _find(
         self, key: str, now: float, local: Entry | None
@@ -784,10 +805,8 @@ class AsyncRedisCache(_Face):
         assert self._client is not None
         try:
             await cast(Awaitable[Any], self._client.ping())
-        except BaseException as exc:  # the gate must hear back, whatever happened
+        except Exception as exc:  # cancellation and the like: see _probe_done
             self._core.probe_failed(exc)
-            if not isinstance(exc, Exception):
-                raise
         else:
             self._core.redis_ok()
 
@@ -826,7 +845,7 @@ class AsyncRedisCache(_Face):
             for k, v, t in items:
                 core.store_local(k, v, t, 0.0, now)
             return False
-        prepared = [core.prepare(k, v, t, 0.0, now) for k, v, t in items]
+        prepared = core.prepare_many(items, now)
         if not prepared:
             return True
         if not self._admit():
@@ -864,10 +883,6 @@ class AsyncRedisCache(_Face):
         removed_local = core.forget_prefix(prefix)
         if self._client is None:
             return removed_local
-        if not self._admit():
-            raise BackendError(
-                f"redis at {core.target} is down; only the in-process tier was cleared"
-            )
         if not self._admit():
             raise BackendError(
                 f"redis at {core.target} is down; only the in-process tier was cleared"
@@ -957,9 +972,15 @@ class AsyncRedisCache(_Face):
     # -- lifecycle -----------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the Redis client when this cache created it from a URL (idempotent)."""
-        for task in list(self._tasks):
+        """Close the Redis client when this cache created it from a URL (idempotent).
+
+        A probe still running is cancelled and waited for first.
+        """
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None and self._owned:
             await self._client.aclose()
 
@@ -1031,7 +1052,9 @@ def cached(
 
     Raises:
         ConfigError: a sync function with an :class:`AsyncRedisCache` or an
-            ``async def`` function with a :class:`RedisCache`.
+            ``async def`` function with a :class:`RedisCache`, a ``ttl`` that is
+            not seconds > 0, None, a callable or :data:`USE_DEFAULT`, or a ``key``
+            that is not callable (all raised when decorating).
 
     Example:
         >>> cache = RedisCache()
@@ -1043,6 +1066,10 @@ def cached(
     """
     if not isinstance(cache, (RedisCache, AsyncRedisCache)):
         raise ConfigError("cache", type(cache).__name__, "must be a RedisCache or AsyncRedisCache")
+    if not isinstance(ttl, UseDefault):
+        _check_ttl(ttl, "ttl")  # at decoration, not after the first call's loader ran
+    if key is not None and not callable(key):
+        raise ConfigError("key", key, "must be a callable (*args, **kwargs) -> str or None")
 
     def decorate(fn: Callable[P, Any]) -> Callable[P, Any]:
         make_key = key if key is not None else _default_key(fn)

@@ -423,8 +423,10 @@ class TokenBucket:
         At the end of the penalty one token is available and the bucket refills
         at its rate; a penalty never shortens an earlier, longer one.
         """
-        if not _is_number(retry_after) or math.isnan(retry_after) or retry_after < 0:
-            raise ValueError(f"retry_after must be a number of seconds >= 0, got {retry_after!r}")
+        if not _is_number(retry_after) or not 0 <= retry_after < math.inf:
+            raise ValueError(
+                f"retry_after must be a finite number of seconds >= 0, got {retry_after!r}"
+            )
         with self._lock:
             self._math.penalize(self._clock.monotonic(), retry_after)
 
@@ -572,7 +574,7 @@ class RedisBucketStats:
     """Counters of a :class:`RedisTokenBucket` (read them; they are not reset)."""
 
     redis_calls: int = 0
-    """Acquires decided by Redis."""
+    """Script calls answered by Redis: acquires, and the refunds and penalties it applied."""
     fallback_calls: int = 0
     """Acquires decided by the local fallback bucket while Redis was unreachable."""
     errors: int = 0
@@ -709,7 +711,16 @@ class RedisTokenBucket:
         if is_outage(exc):
             self.health.record_failure(exc)
         else:
+            # Redis answered (WRONGTYPE, OOM ...): it is up. Telling the gate also ends
+            # a probe that got this answer, which would otherwise never probe again.
+            self.health.record_success()
             logger.warning("redis at %s: rate limit script failed: %s", self.target, exc)
+
+    def _interrupted(self, exc: BaseException) -> None:
+        # A call cancelled or interrupted midway says nothing about Redis, but when it
+        # was the gate's probe the gate must hear back, or it would skip Redis for good.
+        if not self.health.available:
+            self.health.record_failure(exc)
 
     def _call(self, args: list[Any]) -> float | None:
         """Run the script (sync); None when Redis is skipped or failed."""
@@ -729,6 +740,9 @@ class RedisTokenBucket:
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return None
+        except BaseException as exc:
+            self._interrupted(exc)
+            raise
         health.record_success()
         return self._reply(reply)
 
@@ -747,6 +761,9 @@ class RedisTokenBucket:
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return None
+        except BaseException as exc:  # e.g. the caller's task cancelled
+            self._interrupted(exc)
+            raise
         self.health.record_success()
         return self._reply(reply)
 
