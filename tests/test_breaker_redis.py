@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -309,4 +310,33 @@ async def test_async_bad_replies_and_server_errors(
     redis_client.delete(OPEN_KEY)
     assert await breaker.call_async(aok) == "ok"  # lease script fails: local probe
     assert shared.errors >= 2
+    await shared.aclose()
+
+
+async def test_a_probe_cancelled_while_asking_for_the_lease_gives_its_permit_back(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    shared = RedisBreakerState(fault_redis.url, clock=clock)
+    breaker = process(shared, clock)
+    trip(breaker)
+    clock.advance(30.0)
+    with fault_redis.client() as client:
+        client.delete(OPEN_KEY)
+
+    async def aok() -> str:
+        return "ok"
+
+    fault_redis.pause()
+    try:
+        task = asyncio.create_task(breaker.call_async(aok))
+        await asyncio.sleep(0)  # the task runs up to its first suspension
+        assert breaker._core._probes  # the probe is admitted, the lease is on its way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        fault_redis.resume()
+    assert not breaker._core._probes
+    assert await breaker.call_async(aok) == "ok"  # not rejected for probe_timeout
+    assert breaker.state is CLOSED
     await shared.aclose()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import threading
 from typing import Any, TypeAlias, Union
 from urllib.parse import urlsplit, urlunsplit
@@ -214,7 +215,9 @@ class BackendHealth:
     ``failure_threshold`` consecutive outage failures it goes down: callers are
     told to skip Redis, except that one caller per ``probe_interval`` seconds
     is handed the probe. A successful probe (or any success) brings it back up.
-    Each transition is logged once at WARNING (down) or INFO (up).
+    A probe that reports neither success nor failure within ``probe_interval``
+    is given up and the next caller gets a new one. Each transition is logged
+    once at WARNING (down) or INFO (up).
 
     Thread-safe; does no I/O.
 
@@ -234,10 +237,18 @@ class BackendHealth:
         probe_interval: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
-        if isinstance(failure_threshold, bool) or failure_threshold < 1:
+        if (
+            isinstance(failure_threshold, bool)
+            or not isinstance(failure_threshold, int)
+            or failure_threshold < 1
+        ):
             raise ConfigError("failure_threshold", failure_threshold, "must be an int >= 1")
-        if not probe_interval > 0:
-            raise ConfigError("probe_interval", probe_interval, "must be > 0 seconds")
+        if (
+            isinstance(probe_interval, bool)
+            or not isinstance(probe_interval, (int, float))
+            or not 0 < probe_interval < math.inf
+        ):
+            raise ConfigError("probe_interval", probe_interval, "must be finite seconds > 0")
         self.target = target
         self.failure_threshold = failure_threshold
         self.probe_interval = float(probe_interval)
@@ -262,8 +273,12 @@ class BackendHealth:
             if self._up:
                 return Admission.CALL
             now = self._clock.monotonic()
-            if not self._probing and now >= self._next_probe:
+            if now >= self._next_probe:
+                # Also when the previous probe never reported back (cancelled, or
+                # an error its caller did not count): a lost probe must not keep
+                # the gate down for good.
                 self._probing = True
+                self._next_probe = now + self.probe_interval
                 return Admission.PROBE
             return Admission.SKIP
 

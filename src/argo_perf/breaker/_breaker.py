@@ -375,14 +375,22 @@ class CircuitBreaker:
 
     def _lease(self, ticket: int, now: float) -> int:
         assert self._shared is not None
-        answer = self._shared.acquire_probe(self.name, self._token, self.config.probe_timeout)
+        try:
+            answer = self._shared.acquire_probe(self.name, self._token, self.config.probe_timeout)
+        except BaseException:
+            self._core.release(ticket)  # interrupted: the permit must not stay taken
+            raise
         return self._apply_lease(ticket, now, answer)
 
     async def _lease_async(self, ticket: int, now: float) -> int:
         assert self._shared is not None
-        answer = await self._shared.acquire_probe_async(
-            self.name, self._token, self.config.probe_timeout
-        )
+        try:
+            answer = await self._shared.acquire_probe_async(
+                self.name, self._token, self.config.probe_timeout
+            )
+        except BaseException:
+            self._core.release(ticket)  # cancelled: the permit must not stay taken
+            raise
         return self._apply_lease(ticket, now, answer)
 
     def _apply_lease(self, ticket: int, now: float, answer: tuple[bool, float] | None) -> int:

@@ -77,7 +77,9 @@ class CircuitBreakerConfig:
             failure (e.g. an HTTP 200 carrying an error body).
         retry_after_of: reads a server's retry-after (seconds) from a failing
             call's exception; when the call that trips the circuit carries
-            one, the circuit stays open exactly that long. Default
+            one, the circuit stays open exactly that long (a reader that
+            raises, or returns anything but a finite number > 0, is logged
+            and ignored). Default
             :func:`~argo_perf.breaker.retry_after_of`; ``None`` turns it off.
 
     Raises:
@@ -333,10 +335,16 @@ class BreakerCore:
         if reader is None:
             return None
         try:
-            return reader(error)
+            seconds = reader(error)
         except Exception:
             logger.exception("circuit %r: retry_after_of raised; ignoring it", self.name)
             return None
+        if seconds is None:
+            return None
+        if not _is_number(seconds) or not 0 < seconds < math.inf:
+            logger.error("circuit %r: retry_after_of returned %r; ignoring it", self.name, seconds)
+            return None
+        return float(seconds)
 
     # -- admission ----------------------------------------------------------------
 
