@@ -118,6 +118,51 @@ def test_one_process_holds_the_probe_lease(
     assert redis_client.exists(PROBE_KEY) == 0
 
 
+def test_a_released_or_cancelled_probe_gives_the_shared_lease_back(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    first, second = process(state, clock), process(state, clock)
+    trip(first)
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    probe = first.try_acquire()
+    assert probe is not None
+    assert redis_client.exists(PROBE_KEY) == 1
+    probe.release()  # abandoned work: neither success nor failure
+    assert redis_client.exists(PROBE_KEY) == 0
+    with pytest.raises(KeyboardInterrupt):
+        first.call(_raise, KeyboardInterrupt())  # ignored by default
+    assert redis_client.exists(PROBE_KEY) == 0
+    assert second.call(ok) == "ok"  # the other process may probe at once
+
+
+async def test_a_cancelled_async_probe_gives_the_shared_lease_back(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    breaker = process(state, clock)
+    trip(breaker)
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    started = asyncio.Event()
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(breaker.call_async(hang))
+    await started.wait()
+    assert redis_client.exists(PROBE_KEY) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert redis_client.exists(PROBE_KEY) == 0
+    await state.aclose()
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
 def test_a_failed_probe_publishes_the_opening_again(
     state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
 ) -> None:

@@ -421,13 +421,19 @@ class CircuitBreaker:
         retry_after: float | None,
     ) -> None:
         core = self._core
+        shared = self._shared
+        # An ignored probe (cancelled, released) also gives the shared lease back.
+        lease = shared is not None and outcome is _IGNORED and core.is_probe(ticket)
         core.settle(ticket, outcome, duration, now, retry_after)
+        if lease:
+            assert shared is not None
+            shared.release_probe(self.name, self._token)
         if core.pending:
             self._announce()
-        elif self._shared is not None and outcome is _FAILURE and core.state is _CLOSED:
+        elif shared is not None and outcome is _FAILURE and core.state is _CLOSED:
             # A failure is already slow: the moment to learn whether another
             # process opened this circuit. The success path never asks Redis.
-            remaining = self._shared.open_remaining(self.name)
+            remaining = shared.open_remaining(self.name)
             if remaining is not None and core.hold_open(remaining, now, "opened elsewhere"):
                 self._announce()
 
@@ -452,7 +458,10 @@ class CircuitBreaker:
             self._settle(ticket, outcome, duration, now, retry_after)
             return
         core = self._core
+        lease = outcome is _IGNORED and core.is_probe(ticket)
         core.settle(ticket, outcome, duration, now, retry_after)
+        if lease:
+            await shared.release_probe_async(self.name, self._token)
         if core.pending:
             await self._announce_async()
         elif outcome is _FAILURE and core.state is _CLOSED:
