@@ -118,6 +118,8 @@ def test_bad_configuration_names_parameter_and_value(
         (lambda: CircuitBreaker(""), "name"),
         (lambda: CircuitBreaker("x", {"failure_threshold": 1}), "config"),  # type: ignore[arg-type]
         (lambda: wait_retry_after(maximum=-1), "maximum"),
+        (lambda: wait_retry_after(maximum=float("nan")), "maximum"),
+        (lambda: CircuitBreakerRegistry(default={"failure_threshold": 3}), "default"),  # type: ignore[arg-type]
         (lambda: CircuitBreakerRegistry({"x": 1}), "configs['x']"),  # type: ignore[dict-item]
     ],
 )

@@ -385,3 +385,33 @@ async def test_a_probe_cancelled_while_asking_for_the_lease_gives_its_permit_bac
     assert await breaker.call_async(aok) == "ok"  # not rejected for probe_timeout
     assert breaker.state is CLOSED
     await shared.aclose()
+
+
+async def test_listeners_hear_of_a_trip_whose_publication_was_cancelled(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    shared = RedisBreakerState(fault_redis.url, clock=clock)
+    heard: list[CircuitState] = []
+    breaker = CircuitBreaker(
+        "vendor",
+        config(failure_threshold=1),
+        clock=clock,
+        shared=shared,
+        listeners=[lambda t: heard.append(t.new)],
+    )
+
+    async def afail() -> None:
+        raise VendorDown
+
+    fault_redis.pause()
+    try:
+        task = asyncio.create_task(breaker.call_async(afail))
+        await asyncio.sleep(0)  # tripped; the opening is on its way to a frozen Redis
+        assert breaker._core.state is OPEN
+        task.cancel()
+        with pytest.raises((asyncio.CancelledError, VendorDown)):
+            await task
+    finally:
+        fault_redis.resume()
+    assert heard == [OPEN]
+    await shared.aclose()

@@ -484,11 +484,19 @@ class CircuitBreaker:
     async def _announce_async(self) -> None:
         shared = self._shared
         assert shared is not None
-        for transition in self._core.take_pending():
-            if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
-                await shared.publish_open_async(self.name, self._token, transition.open_for)
-            elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
-                await shared.release_probe_async(self.name, self._token)
+        pending = self._core.take_pending()
+        for index, transition in enumerate(pending):
+            try:
+                if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
+                    await shared.publish_open_async(self.name, self._token, transition.open_for)
+                elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
+                    await shared.release_probe_async(self.name, self._token)
+            except BaseException:
+                # Cancelled while talking to Redis: the listeners still hear of
+                # every transition already taken from the core.
+                for untold in pending[index:]:
+                    self._notify(untold)
+                raise
             self._notify(transition)
 
     def _notify(self, transition: Transition) -> None:
@@ -567,6 +575,9 @@ class CircuitBreakerRegistry:
         shared: a :class:`~argo_perf.breaker.RedisBreakerState` every breaker uses.
         listeners: listeners added to every breaker, present and future.
 
+    Raises:
+        ConfigError: a configuration that is not a :class:`CircuitBreakerConfig`.
+
     Example:
         >>> registry = CircuitBreakerRegistry({"xai": CircuitBreakerConfig(failure_threshold=3)})
         >>> registry["xai"].config.failure_threshold
@@ -588,6 +599,8 @@ class CircuitBreakerRegistry:
         for name, config in self._configs.items():
             if not isinstance(config, CircuitBreakerConfig):
                 raise ConfigError(f"configs[{name!r}]", config, "must be a CircuitBreakerConfig")
+        if default is not None and not isinstance(default, CircuitBreakerConfig):
+            raise ConfigError("default", default, "must be a CircuitBreakerConfig or None")
         self._default = default if default is not None else CircuitBreakerConfig()
         self._clock = clock
         self._shared = shared

@@ -64,7 +64,7 @@ class wait_retry_after(wait_base):
     """
 
     def __init__(self, fallback: wait_base | None = None, *, maximum: float = 60.0) -> None:
-        if isinstance(maximum, bool) or not isinstance(maximum, (int, float)) or maximum < 0:
+        if isinstance(maximum, bool) or not isinstance(maximum, (int, float)) or not maximum >= 0:
             raise ConfigError("maximum", maximum, "must be a number of seconds >= 0")
         self.fallback = fallback if fallback is not None else wait_none()
         self.maximum = float(maximum)
