@@ -77,6 +77,10 @@ def test_unix_socket_urls_are_accepted_and_described() -> None:
         ({"url_or_client": 42}, "url_or_client"),
         ({"url_or_client": "redis://x", "socket_timeout": 0}, "socket_timeout"),
         ({"url_or_client": "redis://x", "connect_timeout": -1.0}, "connect_timeout"),
+        ({"url_or_client": "redis://x", "socket_timeout": "1"}, "socket_timeout"),
+        ({"url_or_client": "redis://:pw@localhost:abc/0"}, "url"),
+        ({"url_or_client": "redis://[::1"}, "url"),
+        ({"url_or_client": "redis://x/0?socket_timeout=zz"}, "url"),
     ],
 )
 def test_bad_client_arguments_fail_at_construction(kwargs: dict, parameter: str) -> None:  # type: ignore[type-arg]
@@ -90,6 +94,9 @@ def test_bad_client_arguments_fail_at_construction(kwargs: dict, parameter: str)
 def test_a_password_never_reaches_the_error_message() -> None:
     with pytest.raises(ConfigError) as info:
         sync_client("http://:hunter2@host")
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        async_client("redis://:hunter2@host:port/0")
     assert "hunter2" not in str(info.value)
 
 

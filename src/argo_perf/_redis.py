@@ -74,10 +74,8 @@ def redact_url(url: str) -> str:
     if parts.password is None:
         return url
     user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
+    # The host and port as written: parsing the port would raise for a bad one.
+    netloc = f"{user}:***@{parts.netloc.rpartition('@')[2]}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -88,8 +86,14 @@ def _check_url(url: str) -> None:
 
 
 def _check_timeout(name: str, value: float | None) -> None:
-    if value is not None and not value > 0:
-        raise ConfigError(name, value, "must be a positive number of seconds or None")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigError(name, value, "must be a positive finite number of seconds or None")
+
+
+def _bad_url(url: str, exc: ValueError) -> ConfigError:
+    return ConfigError("url", redact_url(url), f"must be a valid redis URL ({exc})")
 
 
 def sync_client(
@@ -107,8 +111,8 @@ def sync_client(
     owner chose its timeouts) and ``owned`` is False.
 
     Raises:
-        ConfigError: not a redis URL, not a sync redis-py client, or a
-            non-positive timeout.
+        ConfigError: not a (well-formed) redis URL, not a sync redis-py
+            client, or a timeout that is not a positive finite number.
     """
     if isinstance(url_or_client, (redis.Redis, redis.cluster.RedisCluster)):
         return url_or_client, False
@@ -121,15 +125,18 @@ def sync_client(
     _check_url(url_or_client)
     _check_timeout("socket_timeout", socket_timeout)
     _check_timeout("connect_timeout", connect_timeout)
-    client = redis.Redis.from_url(
-        url_or_client,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        decode_responses=False,
-        **kwargs,
-    )
+    try:
+        client = redis.Redis.from_url(
+            url_or_client,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+            decode_responses=False,
+            **kwargs,
+        )
+    except ValueError as exc:  # a malformed port, host or option in the URL
+        raise _bad_url(url_or_client, exc) from None
     return client, True
 
 
@@ -152,15 +159,18 @@ def async_client(
     _check_url(url_or_client)
     _check_timeout("socket_timeout", socket_timeout)
     _check_timeout("connect_timeout", connect_timeout)
-    client = redis.asyncio.Redis.from_url(
-        url_or_client,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        decode_responses=False,
-        **kwargs,
-    )
+    try:
+        client = redis.asyncio.Redis.from_url(
+            url_or_client,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+            decode_responses=False,
+            **kwargs,
+        )
+    except ValueError as exc:  # a malformed port, host or option in the URL
+        raise _bad_url(url_or_client, exc) from None
     return client, True
 
 
