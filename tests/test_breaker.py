@@ -119,6 +119,13 @@ def test_bad_configuration_names_parameter_and_value(
         (lambda: CircuitBreaker("x", {"failure_threshold": 1}), "config"),  # type: ignore[arg-type]
         (lambda: wait_retry_after(maximum=-1), "maximum"),
         (lambda: wait_retry_after(maximum=float("nan")), "maximum"),
+        (lambda: retry_unless_circuit_open("x"), "inner"),  # type: ignore[arg-type]
+        (lambda: CircuitBreaker("x", shared="redis://localhost/0"), "shared"),  # type: ignore[arg-type]
+        (lambda: CircuitBreaker("x", listeners=[print, 3]), "listeners"),  # type: ignore[list-item]
+        (lambda: CircuitBreaker("x").add_listener(None), "listener"),  # type: ignore[arg-type]
+        (lambda: CircuitBreakerRegistry(shared="redis://h/0"), "shared"),  # type: ignore[arg-type]
+        (lambda: CircuitBreakerRegistry(listeners=(1,)), "listeners"),  # type: ignore[arg-type]
+        (lambda: CircuitBreakerRegistry().add_listener(1), "listener"),  # type: ignore[arg-type]
         (lambda: CircuitBreakerRegistry(default={"failure_threshold": 3}), "default"),  # type: ignore[arg-type]
         (lambda: CircuitBreakerRegistry({"x": 1}), "configs['x']"),  # type: ignore[dict-item]
     ],

@@ -83,7 +83,10 @@ class CircuitBreaker:
         listeners: functions called with each :class:`Transition`.
 
     Raises:
-        ConfigError: an empty ``name``.
+        ConfigError: an empty ``name``, a ``config`` that is not a
+            :class:`CircuitBreakerConfig`, a ``shared`` that is not a
+            :class:`~argo_perf.breaker.RedisBreakerState`, a listener that is
+            not callable.
 
     Example:
         >>> breaker = CircuitBreaker("massive", CircuitBreakerConfig(failure_threshold=2))
@@ -111,6 +114,8 @@ class CircuitBreaker:
             config = CircuitBreakerConfig()
         elif not isinstance(config, CircuitBreakerConfig):
             raise ConfigError("config", config, "must be a CircuitBreakerConfig")
+        _check_shared(shared)
+        _check_listeners(listeners)
         self.name = name
         self.config = config
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -149,7 +154,13 @@ class CircuitBreaker:
         self._announce()
 
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(transition)`` on every change of state (outside the lock)."""
+        """Call ``listener(transition)`` on every change of state (outside the lock).
+
+        Raises:
+            ConfigError: ``listener`` is not callable.
+        """
+        if not callable(listener):
+            raise ConfigError("listener", listener, "must be callable")
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
@@ -576,7 +587,8 @@ class CircuitBreakerRegistry:
         listeners: listeners added to every breaker, present and future.
 
     Raises:
-        ConfigError: a configuration that is not a :class:`CircuitBreakerConfig`.
+        ConfigError: a configuration that is not a :class:`CircuitBreakerConfig`,
+            a bad ``shared`` or a listener that is not callable.
 
     Example:
         >>> registry = CircuitBreakerRegistry({"xai": CircuitBreakerConfig(failure_threshold=3)})
@@ -602,6 +614,8 @@ class CircuitBreakerRegistry:
         if default is not None and not isinstance(default, CircuitBreakerConfig):
             raise ConfigError("default", default, "must be a CircuitBreakerConfig or None")
         self._default = default if default is not None else CircuitBreakerConfig()
+        _check_shared(shared)
+        _check_listeners(listeners)
         self._clock = clock
         self._shared = shared
         self._listeners: list[Listener] = list(listeners)
@@ -630,6 +644,8 @@ class CircuitBreakerRegistry:
 
     def add_listener(self, listener: Listener) -> None:
         """Add ``listener`` to every breaker, present and future."""
+        if not callable(listener):
+            raise ConfigError("listener", listener, "must be callable")
         with self._lock:
             self._listeners.append(listener)
             for breaker in self._breakers.values():
@@ -652,3 +668,17 @@ class CircuitBreakerRegistry:
         """Reset every breaker (see :meth:`CircuitBreaker.reset`)."""
         for breaker in list(self._breakers.values()):
             breaker.reset()
+
+
+def _check_shared(shared: object) -> None:
+    if shared is None:
+        return
+    from ._shared import RedisBreakerState
+
+    if not isinstance(shared, RedisBreakerState):
+        raise ConfigError("shared", shared, "must be a RedisBreakerState or None")
+
+
+def _check_listeners(listeners: object) -> None:
+    if not isinstance(listeners, (tuple, list)) or not all(callable(f) for f in listeners):
+        raise ConfigError("listeners", listeners, "must be a tuple or list of callables")

@@ -31,6 +31,7 @@ def retry_unless_circuit_open(inner: retry_base | None = None) -> retry_base:
     """A tenacity retry predicate that never retries a :class:`CircuitOpenError`.
 
     ``inner`` decides for everything else (default: retry on any exception).
+    A non-callable ``inner`` raises :class:`~argo_perf.errors.ConfigError`.
     Built from tenacity's own ``retry_if_not_exception_type(CircuitOpenError) & inner``.
 
     Example:
@@ -41,6 +42,8 @@ def retry_unless_circuit_open(inner: retry_base | None = None) -> retry_base:
     """
     if inner is None:
         inner = retry_if_exception_type()
+    elif not callable(inner):
+        raise ConfigError("inner", inner, "must be a tenacity retry strategy or None")
     return retry_if_not_exception_type(CircuitOpenError) & inner
 
 
