@@ -113,6 +113,8 @@ def test_one_process_holds_the_probe_lease(
         second.call(ok)
     assert 50.0 < info.value.retry_after <= 60.0
     assert second.state is OPEN
+    assert second.metrics().rejections == 1  # the call the lease turned away counts
+    assert second.metrics().opened == 2  # learned at its failure, then at the lease: openings too
     probe.on_success()
     assert first.state is CLOSED
     assert redis_client.exists(PROBE_KEY) == 0

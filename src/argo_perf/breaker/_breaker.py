@@ -409,6 +409,7 @@ class CircuitBreaker:
             return ticket  # granted, or Redis unusable: the local breaker decides
         core = self._core
         core.release(ticket)
+        core.rejections += 1
         # Another process reopened the circuit or holds the probe: stay open that long.
         core.hold_open(answer[1], now, "opened elsewhere")
         if core.pending:

@@ -195,7 +195,8 @@ class BreakerMetrics:
         rejections: calls rejected without running.
         stale: results that arrived after a change of state and were not counted
             towards the new state.
-        opened: how many times the circuit opened.
+        opened: how many times the circuit opened (by its own trip rules or
+            by adopting another process's opening).
         consecutive_failures: the current run of failures (with the
             consecutive-failures rule).
         failure_rate: share of failed calls, 0.0–1.0.
@@ -476,6 +477,7 @@ class BreakerCore:
             self._open_for = seconds
             self.open_until = until
             if self.state is not _OPEN:
+                self.opened += 1
                 self._move(_OPEN, reason)
             return True
 
