@@ -104,6 +104,10 @@ def test_bad_configuration_names_parameter_and_value(
         (lambda: FailureRate(0.5, last_calls=10, window=5.0), "last_calls"),
         (lambda: FailureRate(0.5, last_calls=5, minimum_calls=6), "minimum_calls"),
         (lambda: FailureRate(0.5, last_calls=5, minimum_calls=0), "minimum_calls"),
+        (lambda: FailureRate(0.5, last_calls=0), "last_calls"),
+        (lambda: FailureRate(0.5, last_calls="20"), "last_calls"),  # type: ignore[arg-type]
+        (lambda: FailureRate(0.5, last_calls=2.5), "last_calls"),  # type: ignore[arg-type]
+        (lambda: FailureRate("0.5", last_calls=10), "threshold"),  # type: ignore[arg-type]
         (lambda: FailureRate(0.5, window=-1.0), "window"),
         (lambda: FailureRate(0.5, window=10.0, buckets=0), "buckets"),
         (lambda: SlowCallRate(0.5, slow_call_duration=0.0, last_calls=5), "slow_call_duration"),
@@ -114,6 +118,15 @@ def test_bad_configuration_names_parameter_and_value(
         (lambda: CircuitBreaker(""), "name"),
         (lambda: CircuitBreaker("x", {"failure_threshold": 1}), "config"),  # type: ignore[arg-type]
         (lambda: wait_retry_after(maximum=-1), "maximum"),
+        (lambda: wait_retry_after(maximum=float("nan")), "maximum"),
+        (lambda: retry_unless_circuit_open("x"), "inner"),  # type: ignore[arg-type]
+        (lambda: CircuitBreaker("x", shared="redis://localhost/0"), "shared"),  # type: ignore[arg-type]
+        (lambda: CircuitBreaker("x", listeners=[print, 3]), "listeners"),  # type: ignore[list-item]
+        (lambda: CircuitBreaker("x").add_listener(None), "listener"),  # type: ignore[arg-type]
+        (lambda: CircuitBreakerRegistry(shared="redis://h/0"), "shared"),  # type: ignore[arg-type]
+        (lambda: CircuitBreakerRegistry(listeners=(1,)), "listeners"),  # type: ignore[arg-type]
+        (lambda: CircuitBreakerRegistry().add_listener(1), "listener"),  # type: ignore[arg-type]
+        (lambda: CircuitBreakerRegistry(default={"failure_threshold": 3}), "default"),  # type: ignore[arg-type]
         (lambda: CircuitBreakerRegistry({"x": 1}), "configs['x']"),  # type: ignore[dict-item]
     ],
 )
@@ -339,6 +352,18 @@ def test_retry_after_reader_can_be_turned_off_and_its_errors_are_logged(
         bad.call(fail)
     assert bad.metrics().retry_after == 60.0
     assert "retry_after_of raised" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["soon", -5.0, float("nan"), float("inf"), True])
+def test_a_bad_value_from_a_custom_retry_after_reader_is_logged_and_ignored(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture, value: object
+) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=60.0, retry_after_of=lambda e: value)
+    with pytest.raises(VendorDown):  # the call's own error, not a TypeError
+        breaker.call(fail)
+    assert breaker.state is OPEN
+    assert breaker.metrics().retry_after == 60.0
+    assert "retry_after_of returned" in caplog.text
 
 
 def _raise(exc: BaseException) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -112,9 +113,56 @@ def test_one_process_holds_the_probe_lease(
         second.call(ok)
     assert 50.0 < info.value.retry_after <= 60.0
     assert second.state is OPEN
+    assert second.metrics().rejections == 1  # the call the lease turned away counts
+    assert second.metrics().opened == 2  # learned at its failure, then at the lease: openings too
     probe.on_success()
     assert first.state is CLOSED
     assert redis_client.exists(PROBE_KEY) == 0
+
+
+def test_a_released_or_cancelled_probe_gives_the_shared_lease_back(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    first, second = process(state, clock), process(state, clock)
+    trip(first)
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    probe = first.try_acquire()
+    assert probe is not None
+    assert redis_client.exists(PROBE_KEY) == 1
+    probe.release()  # abandoned work: neither success nor failure
+    assert redis_client.exists(PROBE_KEY) == 0
+    with pytest.raises(KeyboardInterrupt):
+        first.call(_raise, KeyboardInterrupt())  # ignored by default
+    assert redis_client.exists(PROBE_KEY) == 0
+    assert second.call(ok) == "ok"  # the other process may probe at once
+
+
+async def test_a_cancelled_async_probe_gives_the_shared_lease_back(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    breaker = process(state, clock)
+    trip(breaker)
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    started = asyncio.Event()
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(breaker.call_async(hang))
+    await started.wait()
+    assert redis_client.exists(PROBE_KEY) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert redis_client.exists(PROBE_KEY) == 0
+    await state.aclose()
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 def test_a_failed_probe_publishes_the_opening_again(
@@ -309,4 +357,63 @@ async def test_async_bad_replies_and_server_errors(
     redis_client.delete(OPEN_KEY)
     assert await breaker.call_async(aok) == "ok"  # lease script fails: local probe
     assert shared.errors >= 2
+    await shared.aclose()
+
+
+async def test_a_probe_cancelled_while_asking_for_the_lease_gives_its_permit_back(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    shared = RedisBreakerState(fault_redis.url, clock=clock)
+    breaker = process(shared, clock)
+    trip(breaker)
+    clock.advance(30.0)
+    with fault_redis.client() as client:
+        client.delete(OPEN_KEY)
+
+    async def aok() -> str:
+        return "ok"
+
+    fault_redis.pause()
+    try:
+        task = asyncio.create_task(breaker.call_async(aok))
+        await asyncio.sleep(0)  # the task runs up to its first suspension
+        assert breaker._core._probes  # the probe is admitted, the lease is on its way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        fault_redis.resume()
+    assert not breaker._core._probes
+    assert await breaker.call_async(aok) == "ok"  # not rejected for probe_timeout
+    assert breaker.state is CLOSED
+    await shared.aclose()
+
+
+async def test_listeners_hear_of_a_trip_whose_publication_was_cancelled(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    shared = RedisBreakerState(fault_redis.url, clock=clock)
+    heard: list[CircuitState] = []
+    breaker = CircuitBreaker(
+        "vendor",
+        config(failure_threshold=1),
+        clock=clock,
+        shared=shared,
+        listeners=[lambda t: heard.append(t.new)],
+    )
+
+    async def afail() -> None:
+        raise VendorDown
+
+    fault_redis.pause()
+    try:
+        task = asyncio.create_task(breaker.call_async(afail))
+        await asyncio.sleep(0)  # tripped; the opening is on its way to a frozen Redis
+        assert breaker._core.state is OPEN
+        task.cancel()
+        with pytest.raises((asyncio.CancelledError, VendorDown)):
+            await task
+    finally:
+        fault_redis.resume()
+    assert heard == [OPEN]
     await shared.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -53,6 +54,11 @@ def test_manual_clock_rejects_naive_start_and_going_backwards() -> None:
     clock = ManualClock()
     with pytest.raises(ValueError, match="seconds must be >= 0"):
         clock.advance(-1)
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValueError, match="seconds must be"):
+            clock.advance(bad)
+    assert clock.monotonic() == 0.0
+    assert clock.now() == datetime(2026, 1, 5, 14, 30, tzinfo=timezone.utc)
     with pytest.raises(ValueError, match="naive"):
         clock.set(datetime(2027, 1, 1))
 
@@ -152,3 +158,13 @@ async def test_autoadvance_sleep_async_moves_time() -> None:
     await clock.sleep_async(1.5)
     await clock.sleep_async(0)
     assert clock.monotonic() == 1.5
+
+
+async def test_a_nan_sleep_returns_at_once_like_the_system_clock() -> None:
+    clock = ManualClock()
+    clock.sleep(math.nan)  # would block for ever if it were queued
+    task = asyncio.create_task(clock.sleep_async(math.nan))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert task.done()
+    assert clock.sleepers == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis
 
@@ -88,7 +90,24 @@ def test_a_server_that_cannot_start_fails_loudly() -> None:
     server = RedisServer(extra_args=["--no-such-option", "x"])
     with pytest.raises(RedisServerError, match="exited"):
         server.start()
+    assert server.pid is None  # reaped, its pipe closed
     server.close()
+
+
+def test_a_context_manager_whose_server_cannot_start_removes_its_directory() -> None:
+    server = RedisServer(extra_args=["--no-such-option", "x"])
+    with pytest.raises(RedisServerError, match="exited"), server:
+        pass  # pragma: no cover
+    assert not Path(server._dir).exists()
+
+
+def test_kill_and_restart_close_the_process_pipe(fault_redis: RedisServer) -> None:
+    proc = fault_redis._proc
+    assert proc is not None
+    assert proc.stderr is not None
+    fault_redis.restart()
+    assert proc.stderr.closed
+    assert fault_redis.client().ping()
 
 
 def test_missing_binary_is_reported_with_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:

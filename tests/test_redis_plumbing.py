@@ -77,6 +77,10 @@ def test_unix_socket_urls_are_accepted_and_described() -> None:
         ({"url_or_client": 42}, "url_or_client"),
         ({"url_or_client": "redis://x", "socket_timeout": 0}, "socket_timeout"),
         ({"url_or_client": "redis://x", "connect_timeout": -1.0}, "connect_timeout"),
+        ({"url_or_client": "redis://x", "socket_timeout": "1"}, "socket_timeout"),
+        ({"url_or_client": "redis://:pw@localhost:abc/0"}, "url"),
+        ({"url_or_client": "redis://[::1"}, "url"),
+        ({"url_or_client": "redis://x/0?socket_timeout=zz"}, "url"),
     ],
 )
 def test_bad_client_arguments_fail_at_construction(kwargs: dict, parameter: str) -> None:  # type: ignore[type-arg]
@@ -90,6 +94,9 @@ def test_bad_client_arguments_fail_at_construction(kwargs: dict, parameter: str)
 def test_a_password_never_reaches_the_error_message() -> None:
     with pytest.raises(ConfigError) as info:
         sync_client("http://:hunter2@host")
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        async_client("redis://:hunter2@host:port/0")
     assert "hunter2" not in str(info.value)
 
 
@@ -143,6 +150,22 @@ def test_gate_goes_down_after_threshold_and_hands_out_one_probe_per_interval(
     assert "state=up" in repr(gate)
 
 
+def test_a_probe_that_never_reports_back_is_given_up_after_one_interval() -> None:
+    # A probe whose caller was cancelled, or met an error it did not count,
+    # must not keep the gate down for good.
+    clock = ManualClock()
+    gate = BackendHealth("redis://h", failure_threshold=1, probe_interval=1.0, clock=clock)
+    gate.record_failure(OSError("refused"))
+    clock.advance(1.0)
+    assert gate.admit() is Admission.PROBE  # ... and its caller never reports
+    clock.advance(0.5)
+    assert gate.admit() is Admission.SKIP
+    clock.advance(0.5)
+    assert gate.admit() is Admission.PROBE
+    gate.record_success()
+    assert gate.admit() is Admission.CALL
+
+
 def test_a_success_resets_the_consecutive_failure_count() -> None:
     gate = BackendHealth("t", failure_threshold=2, clock=ManualClock())
     gate.record_failure()
@@ -159,7 +182,11 @@ def test_a_success_resets_the_consecutive_failure_count() -> None:
     [
         ({"failure_threshold": 0}, "failure_threshold"),
         ({"failure_threshold": True}, "failure_threshold"),
+        ({"failure_threshold": "3"}, "failure_threshold"),
+        ({"failure_threshold": 2.5}, "failure_threshold"),
         ({"probe_interval": 0}, "probe_interval"),
+        ({"probe_interval": float("inf")}, "probe_interval"),
+        ({"probe_interval": "1"}, "probe_interval"),
     ],
 )
 def test_gate_rejects_bad_configuration(kwargs: dict, parameter: str) -> None:  # type: ignore[type-arg]

@@ -357,6 +357,23 @@ def test_bad_max_symbols_raises_config_error() -> None:
         AdaptiveTTL(max_symbols=0)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"config": {"stock_ttl": 15.0}}, "config"),
+        ({"calendar": "NYSE"}, "calendar"),
+        ({"calendar": None}, "calendar"),
+        ({"volatility": 0.02}, "volatility"),
+        ({"is_crypto": {"BTC-USD"}}, "is_crypto"),
+        ({"rng": 0.5}, "rng"),
+    ],
+)
+def test_bad_collaborators_fail_at_construction(kwargs: dict[str, Any], parameter: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        AdaptiveTTL(**kwargs)
+    assert info.value.parameter == parameter
+
+
 def test_config_is_frozen() -> None:
     config = AdaptiveTTLConfig()
     with pytest.raises(AttributeError):

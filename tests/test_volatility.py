@@ -168,6 +168,8 @@ def test_forget() -> None:
         ({"threshold": 0.0}, "threshold"),
         ({"threshold": math.inf}, "threshold"),
         ({"threshold": math.nan}, "threshold"),
+        ({"threshold": True}, "threshold"),
+        ({"decay": False}, "decay"),
         ({"max_symbols": 0}, "max_symbols"),
         ({"max_symbols": True}, "max_symbols"),
         ({"max_symbols": 2.5}, "max_symbols"),

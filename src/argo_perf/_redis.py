@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import threading
 from typing import Any, TypeAlias, Union
 from urllib.parse import urlsplit, urlunsplit
@@ -73,10 +74,8 @@ def redact_url(url: str) -> str:
     if parts.password is None:
         return url
     user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
+    # The host and port as written: parsing the port would raise for a bad one.
+    netloc = f"{user}:***@{parts.netloc.rpartition('@')[2]}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
@@ -87,8 +86,14 @@ def _check_url(url: str) -> None:
 
 
 def _check_timeout(name: str, value: float | None) -> None:
-    if value is not None and not value > 0:
-        raise ConfigError(name, value, "must be a positive number of seconds or None")
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigError(name, value, "must be a positive finite number of seconds or None")
+
+
+def _bad_url(url: str, exc: ValueError) -> ConfigError:
+    return ConfigError("url", redact_url(url), f"must be a valid redis URL ({exc})")
 
 
 def sync_client(
@@ -106,8 +111,8 @@ def sync_client(
     owner chose its timeouts) and ``owned`` is False.
 
     Raises:
-        ConfigError: not a redis URL, not a sync redis-py client, or a
-            non-positive timeout.
+        ConfigError: not a (well-formed) redis URL, not a sync redis-py
+            client, or a timeout that is not a positive finite number.
     """
     if isinstance(url_or_client, (redis.Redis, redis.cluster.RedisCluster)):
         return url_or_client, False
@@ -120,15 +125,18 @@ def sync_client(
     _check_url(url_or_client)
     _check_timeout("socket_timeout", socket_timeout)
     _check_timeout("connect_timeout", connect_timeout)
-    client = redis.Redis.from_url(
-        url_or_client,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        decode_responses=False,
-        **kwargs,
-    )
+    try:
+        client = redis.Redis.from_url(
+            url_or_client,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+            decode_responses=False,
+            **kwargs,
+        )
+    except ValueError as exc:  # a malformed port, host or option in the URL
+        raise _bad_url(url_or_client, exc) from None
     return client, True
 
 
@@ -151,15 +159,18 @@ def async_client(
     _check_url(url_or_client)
     _check_timeout("socket_timeout", socket_timeout)
     _check_timeout("connect_timeout", connect_timeout)
-    client = redis.asyncio.Redis.from_url(
-        url_or_client,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        decode_responses=False,
-        **kwargs,
-    )
+    try:
+        client = redis.asyncio.Redis.from_url(
+            url_or_client,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+            decode_responses=False,
+            **kwargs,
+        )
+    except ValueError as exc:  # a malformed port, host or option in the URL
+        raise _bad_url(url_or_client, exc) from None
     return client, True
 
 
@@ -214,7 +225,9 @@ class BackendHealth:
     ``failure_threshold`` consecutive outage failures it goes down: callers are
     told to skip Redis, except that one caller per ``probe_interval`` seconds
     is handed the probe. A successful probe (or any success) brings it back up.
-    Each transition is logged once at WARNING (down) or INFO (up).
+    A probe that reports neither success nor failure within ``probe_interval``
+    is given up and the next caller gets a new one. Each transition is logged
+    once at WARNING (down) or INFO (up).
 
     Thread-safe; does no I/O.
 
@@ -234,10 +247,18 @@ class BackendHealth:
         probe_interval: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
-        if isinstance(failure_threshold, bool) or failure_threshold < 1:
+        if (
+            isinstance(failure_threshold, bool)
+            or not isinstance(failure_threshold, int)
+            or failure_threshold < 1
+        ):
             raise ConfigError("failure_threshold", failure_threshold, "must be an int >= 1")
-        if not probe_interval > 0:
-            raise ConfigError("probe_interval", probe_interval, "must be > 0 seconds")
+        if (
+            isinstance(probe_interval, bool)
+            or not isinstance(probe_interval, (int, float))
+            or not 0 < probe_interval < math.inf
+        ):
+            raise ConfigError("probe_interval", probe_interval, "must be finite seconds > 0")
         self.target = target
         self.failure_threshold = failure_threshold
         self.probe_interval = float(probe_interval)
@@ -262,8 +283,12 @@ class BackendHealth:
             if self._up:
                 return Admission.CALL
             now = self._clock.monotonic()
-            if not self._probing and now >= self._next_probe:
+            if now >= self._next_probe:
+                # Also when the previous probe never reported back (cancelled, or
+                # an error its caller did not count): a lost probe must not keep
+                # the gate down for good.
                 self._probing = True
+                self._next_probe = now + self.probe_interval
                 return Admission.PROBE
             return Admission.SKIP
 

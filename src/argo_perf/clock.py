@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -167,10 +168,11 @@ class ManualClock:
         """Move time forward by ``seconds`` and wake the sleepers whose deadline passed.
 
         Raises:
-            ValueError: ``seconds`` is negative (time never goes backwards).
+            ValueError: ``seconds`` is negative (time never goes backwards), NaN
+                or infinite.
         """
-        if seconds < 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        if not 0 <= seconds < math.inf:
+            raise ValueError(f"seconds must be >= 0 and finite, got {seconds!r}")
         with self._lock:
             self._offset += seconds
             due = self._pop_due()
@@ -191,7 +193,7 @@ class ManualClock:
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of virtual time (see the class docs for the two modes)."""
-        if seconds <= 0:
+        if not seconds > 0:  # NaN too, as SystemClock.sleep does
             return
         if self._autoadvance:
             self.advance(seconds)
@@ -205,15 +207,18 @@ class ManualClock:
 
     async def sleep_async(self, seconds: float) -> None:
         """Await ``seconds`` of virtual time (see the class docs for the two modes)."""
-        if seconds <= 0 or self._autoadvance:
+        if not seconds > 0 or self._autoadvance:
             if seconds > 0:
                 self.advance(seconds)
             await asyncio.sleep(0)
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        entry = (self._offset + seconds, next(self._seq), _Waiter(loop=loop, future=future))
+        waiter = _Waiter(loop=loop, future=future)
         with self._lock:
+            # The deadline is read under the lock: an advance() from another
+            # thread in between must not leave this sleeper behind a past deadline.
+            entry = (self._offset + seconds, next(self._seq), waiter)
             heapq.heappush(self._sleepers, entry)
         try:
             await future

@@ -64,10 +64,13 @@ class ChangeGate(Generic[V]):
         max_symbols: int = 10_000,
         clock: Clock | None = None,
     ) -> None:
-        if not (isinstance(threshold, (int, float)) and 0.0 <= threshold < math.inf):
+        if isinstance(threshold, bool) or not (
+            isinstance(threshold, (int, float)) and 0.0 <= threshold < math.inf
+        ):
             raise ConfigError("threshold", threshold, "must be a finite number >= 0")
-        if max_age is not None and not (
-            isinstance(max_age, (int, float)) and 0.0 < max_age < math.inf
+        if max_age is not None and (
+            isinstance(max_age, bool)
+            or not (isinstance(max_age, (int, float)) and 0.0 < max_age < math.inf)
         ):
             raise ConfigError("max_age", max_age, "must be positive seconds or None")
         if isinstance(max_symbols, bool) or not isinstance(max_symbols, int) or max_symbols < 1:

@@ -153,13 +153,17 @@ class RedisServer:
         probe = self.client(socket_timeout=0.2, socket_connect_timeout=0.2)
         try:
             while True:
-                if self._proc is not None and self._proc.poll() is not None:
-                    err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+                proc = self._proc
+                if proc is not None and proc.poll() is not None:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    if proc.stderr is not None:
+                        proc.stderr.close()
+                    self._proc = None
                     log = Path(self._dir) / "redis.log"
                     detail = log.read_text() if log.exists() else ""
                     raise RedisServerError(
                         f"redis-server on port {self.port} exited with "
-                        f"{self._proc.returncode}: {err}{detail}"
+                        f"{proc.returncode}: {err}{detail}"
                     )
                 try:
                     if probe.ping():
@@ -198,6 +202,8 @@ class RedisServer:
             self._proc.send_signal(signal.SIGCONT)
         self._proc.kill()
         self._proc.wait()
+        if self._proc.stderr is not None:
+            self._proc.stderr.close()
         self._proc = None
         self._paused = False
 
@@ -229,7 +235,11 @@ class RedisServer:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # no __exit__ follows a failed __enter__
+            raise
 
     def __exit__(
         self,

@@ -113,7 +113,8 @@ class AdaptiveTTL:
         clock: ``now`` for :meth:`ttl_for` when not given; default ``SystemClock()``.
 
     Raises:
-        ConfigError: ``max_symbols`` < 1.
+        ConfigError: ``max_symbols`` < 1, or ``config``, ``calendar``,
+            ``volatility``, ``is_crypto`` or ``rng`` of the wrong kind.
 
     ``ttl_for`` raises :class:`ValueError` for a naive ``now`` and
     :class:`~argo_perf.CalendarRangeError` when ``now`` lies outside the
@@ -144,6 +145,20 @@ class AdaptiveTTL:
     ) -> None:
         if isinstance(max_symbols, bool) or not isinstance(max_symbols, int) or max_symbols < 1:
             raise ConfigError("max_symbols", max_symbols, "must be an int >= 1")
+        if config is not None and not isinstance(config, AdaptiveTTLConfig):
+            raise ConfigError("config", config, "must be an AdaptiveTTLConfig or None")
+        if not isinstance(calendar, MarketCalendar):
+            raise ConfigError("calendar", calendar, "must be a MarketCalendar (e.g. NYSE)")
+        if not (
+            volatility is None or isinstance(volatility, VolatilityTracker) or callable(volatility)
+        ):
+            raise ConfigError(
+                "volatility", volatility, "must be a VolatilityTracker, a symbol -> bool or None"
+            )
+        if not callable(is_crypto):
+            raise ConfigError("is_crypto", is_crypto, "must be a symbol -> bool function")
+        if rng is not None and not callable(rng):
+            raise ConfigError("rng", rng, "must be a () -> float function or None")
         self.config = config if config is not None else AdaptiveTTLConfig()
         self.calendar = calendar
         self.max_symbols = max_symbols

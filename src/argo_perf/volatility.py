@@ -55,7 +55,9 @@ class VolatilityTracker:
     ) -> None:
         if not (isinstance(decay, (int, float)) and 0.0 < decay < 1.0):
             raise ConfigError("decay", decay, "must be in (0, 1)")
-        if not (isinstance(threshold, (int, float)) and 0.0 < threshold < math.inf):
+        if isinstance(threshold, bool) or not (
+            isinstance(threshold, (int, float)) and 0.0 < threshold < math.inf
+        ):
             raise ConfigError("threshold", threshold, "must be a positive finite number")
         if isinstance(max_symbols, bool) or not isinstance(max_symbols, int) or max_symbols < 1:
             raise ConfigError("max_symbols", max_symbols, "must be an int >= 1")

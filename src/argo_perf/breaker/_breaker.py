@@ -83,7 +83,10 @@ class CircuitBreaker:
         listeners: functions called with each :class:`Transition`.
 
     Raises:
-        ConfigError: an empty ``name``.
+        ConfigError: an empty ``name``, a ``config`` that is not a
+            :class:`CircuitBreakerConfig`, a ``shared`` that is not a
+            :class:`~argo_perf.breaker.RedisBreakerState`, a listener that is
+            not callable.
 
     Example:
         >>> breaker = CircuitBreaker("massive", CircuitBreakerConfig(failure_threshold=2))
@@ -111,6 +114,8 @@ class CircuitBreaker:
             config = CircuitBreakerConfig()
         elif not isinstance(config, CircuitBreakerConfig):
             raise ConfigError("config", config, "must be a CircuitBreakerConfig")
+        _check_shared(shared)
+        _check_listeners(listeners)
         self.name = name
         self.config = config
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -149,7 +154,13 @@ class CircuitBreaker:
         self._announce()
 
     def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(transition)`` on every change of state (outside the lock)."""
+        """Call ``listener(transition)`` on every change of state (outside the lock).
+
+        Raises:
+            ConfigError: ``listener`` is not callable.
+        """
+        if not callable(listener):
+            raise ConfigError("listener", listener, "must be callable")
         self._listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
@@ -375,14 +386,22 @@ class CircuitBreaker:
 
     def _lease(self, ticket: int, now: float) -> int:
         assert self._shared is not None
-        answer = self._shared.acquire_probe(self.name, self._token, self.config.probe_timeout)
+        try:
+            answer = self._shared.acquire_probe(self.name, self._token, self.config.probe_timeout)
+        except BaseException:
+            self._core.release(ticket)  # interrupted: the permit must not stay taken
+            raise
         return self._apply_lease(ticket, now, answer)
 
     async def _lease_async(self, ticket: int, now: float) -> int:
         assert self._shared is not None
-        answer = await self._shared.acquire_probe_async(
-            self.name, self._token, self.config.probe_timeout
-        )
+        try:
+            answer = await self._shared.acquire_probe_async(
+                self.name, self._token, self.config.probe_timeout
+            )
+        except BaseException:
+            self._core.release(ticket)  # cancelled: the permit must not stay taken
+            raise
         return self._apply_lease(ticket, now, answer)
 
     def _apply_lease(self, ticket: int, now: float, answer: tuple[bool, float] | None) -> int:
@@ -390,6 +409,7 @@ class CircuitBreaker:
             return ticket  # granted, or Redis unusable: the local breaker decides
         core = self._core
         core.release(ticket)
+        core.rejections += 1
         # Another process reopened the circuit or holds the probe: stay open that long.
         core.hold_open(answer[1], now, "opened elsewhere")
         if core.pending:
@@ -413,13 +433,19 @@ class CircuitBreaker:
         retry_after: float | None,
     ) -> None:
         core = self._core
+        shared = self._shared
+        # An ignored probe (cancelled, released) also gives the shared lease back.
+        lease = shared is not None and outcome is _IGNORED and core.is_probe(ticket)
         core.settle(ticket, outcome, duration, now, retry_after)
+        if lease:
+            assert shared is not None
+            shared.release_probe(self.name, self._token)
         if core.pending:
             self._announce()
-        elif self._shared is not None and outcome is _FAILURE and core.state is _CLOSED:
+        elif shared is not None and outcome is _FAILURE and core.state is _CLOSED:
             # A failure is already slow: the moment to learn whether another
             # process opened this circuit. The success path never asks Redis.
-            remaining = self._shared.open_remaining(self.name)
+            remaining = shared.open_remaining(self.name)
             if remaining is not None and core.hold_open(remaining, now, "opened elsewhere"):
                 self._announce()
 
@@ -444,7 +470,10 @@ class CircuitBreaker:
             self._settle(ticket, outcome, duration, now, retry_after)
             return
         core = self._core
+        lease = outcome is _IGNORED and core.is_probe(ticket)
         core.settle(ticket, outcome, duration, now, retry_after)
+        if lease:
+            await shared.release_probe_async(self.name, self._token)
         if core.pending:
             await self._announce_async()
         elif outcome is _FAILURE and core.state is _CLOSED:
@@ -467,11 +496,19 @@ class CircuitBreaker:
     async def _announce_async(self) -> None:
         shared = self._shared
         assert shared is not None
-        for transition in self._core.take_pending():
-            if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
-                await shared.publish_open_async(self.name, self._token, transition.open_for)
-            elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
-                await shared.release_probe_async(self.name, self._token)
+        pending = self._core.take_pending()
+        for index, transition in enumerate(pending):
+            try:
+                if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
+                    await shared.publish_open_async(self.name, self._token, transition.open_for)
+                elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
+                    await shared.release_probe_async(self.name, self._token)
+            except BaseException:
+                # Cancelled while talking to Redis: the listeners still hear of
+                # every transition already taken from the core.
+                for untold in pending[index:]:
+                    self._notify(untold)
+                raise
             self._notify(transition)
 
     def _notify(self, transition: Transition) -> None:
@@ -550,6 +587,10 @@ class CircuitBreakerRegistry:
         shared: a :class:`~argo_perf.breaker.RedisBreakerState` every breaker uses.
         listeners: listeners added to every breaker, present and future.
 
+    Raises:
+        ConfigError: a configuration that is not a :class:`CircuitBreakerConfig`,
+            a bad ``shared`` or a listener that is not callable.
+
     Example:
         >>> registry = CircuitBreakerRegistry({"xai": CircuitBreakerConfig(failure_threshold=3)})
         >>> registry["xai"].config.failure_threshold
@@ -571,7 +612,11 @@ class CircuitBreakerRegistry:
         for name, config in self._configs.items():
             if not isinstance(config, CircuitBreakerConfig):
                 raise ConfigError(f"configs[{name!r}]", config, "must be a CircuitBreakerConfig")
+        if default is not None and not isinstance(default, CircuitBreakerConfig):
+            raise ConfigError("default", default, "must be a CircuitBreakerConfig or None")
         self._default = default if default is not None else CircuitBreakerConfig()
+        _check_shared(shared)
+        _check_listeners(listeners)
         self._clock = clock
         self._shared = shared
         self._listeners: list[Listener] = list(listeners)
@@ -600,6 +645,8 @@ class CircuitBreakerRegistry:
 
     def add_listener(self, listener: Listener) -> None:
         """Add ``listener`` to every breaker, present and future."""
+        if not callable(listener):
+            raise ConfigError("listener", listener, "must be callable")
         with self._lock:
             self._listeners.append(listener)
             for breaker in self._breakers.values():
@@ -622,3 +669,17 @@ class CircuitBreakerRegistry:
         """Reset every breaker (see :meth:`CircuitBreaker.reset`)."""
         for breaker in list(self._breakers.values()):
             breaker.reset()
+
+
+def _check_shared(shared: object) -> None:
+    if shared is None:
+        return
+    from ._shared import RedisBreakerState
+
+    if not isinstance(shared, RedisBreakerState):
+        raise ConfigError("shared", shared, "must be a RedisBreakerState or None")
+
+
+def _check_listeners(listeners: object) -> None:
+    if not isinstance(listeners, (tuple, list)) or not all(callable(f) for f in listeners):
+        raise ConfigError("listeners", listeners, "must be a tuple or list of callables")

@@ -77,7 +77,9 @@ class CircuitBreakerConfig:
             failure (e.g. an HTTP 200 carrying an error body).
         retry_after_of: reads a server's retry-after (seconds) from a failing
             call's exception; when the call that trips the circuit carries
-            one, the circuit stays open exactly that long. Default
+            one, the circuit stays open exactly that long (a reader that
+            raises, or returns anything but a finite number > 0, is logged
+            and ignored). Default
             :func:`~argo_perf.breaker.retry_after_of`; ``None`` turns it off.
 
     Raises:
@@ -193,7 +195,8 @@ class BreakerMetrics:
         rejections: calls rejected without running.
         stale: results that arrived after a change of state and were not counted
             towards the new state.
-        opened: how many times the circuit opened.
+        opened: how many times the circuit opened (by its own trip rules or
+            by adopting another process's opening).
         consecutive_failures: the current run of failures (with the
             consecutive-failures rule).
         failure_rate: share of failed calls, 0.0–1.0.
@@ -333,10 +336,16 @@ class BreakerCore:
         if reader is None:
             return None
         try:
-            return reader(error)
+            seconds = reader(error)
         except Exception:
             logger.exception("circuit %r: retry_after_of raised; ignoring it", self.name)
             return None
+        if seconds is None:
+            return None
+        if not _is_number(seconds) or not 0 < seconds < math.inf:
+            logger.error("circuit %r: retry_after_of returned %r; ignoring it", self.name, seconds)
+            return None
+        return float(seconds)
 
     # -- admission ----------------------------------------------------------------
 
@@ -468,6 +477,7 @@ class BreakerCore:
             self._open_for = seconds
             self.open_until = until
             if self.state is not _OPEN:
+                self.opened += 1
                 self._move(_OPEN, reason)
             return True
 

@@ -455,12 +455,13 @@ def _check_window(spec: FailureRate | SlowCallRate) -> None:
         raise ConfigError(
             "last_calls", spec.last_calls, "or window must be given (exactly one of the two)"
         )
+    if spec.last_calls is not None:
+        _check_int("last_calls", spec.last_calls, 1)
     if spec.minimum_calls is None:
         default = 10 if spec.last_calls is None else min(10, spec.last_calls)
         object.__setattr__(spec, "minimum_calls", default)
     _check_int("minimum_calls", spec.minimum_calls, 1)
     if spec.last_calls is not None:
-        _check_int("last_calls", spec.last_calls, 1)
         if spec.minimum_calls > spec.last_calls:  # type: ignore[operator]
             raise ConfigError(
                 "minimum_calls", spec.minimum_calls, f"must be <= last_calls ({spec.last_calls})"

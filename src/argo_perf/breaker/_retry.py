@@ -31,6 +31,7 @@ def retry_unless_circuit_open(inner: retry_base | None = None) -> retry_base:
     """A tenacity retry predicate that never retries a :class:`CircuitOpenError`.
 
     ``inner`` decides for everything else (default: retry on any exception).
+    A non-callable ``inner`` raises :class:`~argo_perf.errors.ConfigError`.
     Built from tenacity's own ``retry_if_not_exception_type(CircuitOpenError) & inner``.
 
     Example:
@@ -41,6 +42,8 @@ def retry_unless_circuit_open(inner: retry_base | None = None) -> retry_base:
     """
     if inner is None:
         inner = retry_if_exception_type()
+    elif not callable(inner):
+        raise ConfigError("inner", inner, "must be a tenacity retry strategy or None")
     return retry_if_not_exception_type(CircuitOpenError) & inner
 
 
@@ -64,7 +67,7 @@ class wait_retry_after(wait_base):
     """
 
     def __init__(self, fallback: wait_base | None = None, *, maximum: float = 60.0) -> None:
-        if isinstance(maximum, bool) or not isinstance(maximum, (int, float)) or maximum < 0:
+        if isinstance(maximum, bool) or not isinstance(maximum, (int, float)) or not maximum >= 0:
             raise ConfigError("maximum", maximum, "must be a number of seconds >= 0")
         self.fallback = fallback if fallback is not None else wait_none()
         self.maximum = float(maximum)
