@@ -12,7 +12,8 @@ arrives later is scheduled after it, so waiters are served first come, first
 served (a waiter for 5 tokens is never overtaken by a stream of 1-token
 requests), there is no waiter queue to poll, and the Redis bucket needs exactly
 one round trip per acquire, waiting or not. A waiter that gives up (a cancelled
-task) hands its tokens back.
+task) hands its tokens back, except those the waiters after it were scheduled
+against: giving those back would let a newcomer take them a second time.
 
 :class:`_TokenMath` holds that arithmetic once, as plain code that takes the
 time as an argument. :class:`TokenBucket` keeps its state in process behind a
@@ -334,7 +335,9 @@ class TokenBucket:
     exactly until they exist, so a later request, however small, cannot take
     them first. When the tokens would not be there within ``timeout`` the call
     returns False at once, takes nothing and does not wait. A cancelled
-    :meth:`acquire_async` hands its tokens back.
+    :meth:`acquire_async` hands its tokens back (a waiter cancelled in the
+    middle of the queue only those the waiters behind it were not scheduled
+    against, possibly none: the bucket never grants more than its limit).
 
     Thread-safe; the sync and async faces may be used together.
 
@@ -436,7 +439,8 @@ class TokenBucket:
         """Take ``tokens``, suspending the task until they exist (see :meth:`acquire`).
 
         When the task is cancelled while it waits, its tokens go back to the
-        bucket and :class:`asyncio.CancelledError` propagates.
+        bucket (all of them when it was the last waiter; see the class notes)
+        and :class:`asyncio.CancelledError` propagates.
         """
         if not 0 < tokens <= self._max:
             raise self._too_many(tokens)
@@ -661,6 +665,10 @@ class RedisTokenBucket:
     Same surface and semantics as :class:`TokenBucket` (first come, first
     served waiting; ``timeout``; cancelled waiters hand their tokens back),
     with these properties:
+
+    * a cancelled waiter hands its tokens back only while its reservation is
+      the latest on the key (nothing reserved or taken since, by any process);
+      otherwise it keeps them, so the bucket never grants more than its limit;
 
     * exactly one round trip per acquire, waiting or not: a Lua script run
       with ``EVALSHA`` (reloaded by itself after ``NOSCRIPT``, e.g. when Redis
