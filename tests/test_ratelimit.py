@@ -268,6 +268,16 @@ def test_a_refund_respects_penalties_and_due_reservations() -> None:
     assert not math_.pending
 
 
+def test_a_waiter_cancelled_after_a_reconfigure_gives_its_tokens_back() -> None:
+    math_ = _TokenMath(_windows(1, 2, ()), 2.0)
+    assert math_.reserve(0, 2, 0) == 0.0
+    assert math_.reserve(0, 2, 5) == 2.0
+    math_ = math_.rescaled(0, _windows(2, 2, ()), 2.0)  # twice the rate: 4 tokens owe 2 s
+    assert math_.wait_time(0, 2) == pytest.approx(2)
+    math_.refund(0, math_.pending[-1])
+    assert math_.wait_time(0, 2) == pytest.approx(1)
+
+
 def test_interrupted_blocking_acquire_gives_its_tokens_back(clock: ManualClock) -> None:
     class Interrupted(Exception):
         pass

@@ -257,8 +257,8 @@ class _TokenMath:
         leaves the window that much emptier (and never below a penalty). So a
         cancelled waiter at the end of the queue gives all its tokens back; one
         in the middle gives back only what the later waiters were not scheduled
-        against, possibly nothing. A reservation whose grant time has come, or
-        that was made before :meth:`rescaled`, gives nothing back.
+        against, possibly nothing; a refund never takes more. A reservation
+        whose grant time has come gives nothing back.
         """
         pending = self.pending
         while pending and pending[0].grant <= now:
@@ -276,7 +276,7 @@ class _TokenMath:
             due = -math.inf
             for other in later:
                 due = max(due, other.grant) + other.tokens * interval
-            tats.append(max(tat - tokens * interval, due, floor))
+            tats.append(min(tat, max(tat - tokens * interval, due, floor)))
         self.tat, *self.quota_tats = tats
 
     def wait_time(self, now: float, tokens: float) -> float:
@@ -322,6 +322,7 @@ class _TokenMath:
             tats.append(now + owed_tokens * new_interval if owed_tokens else -math.inf)
         new.tat = tats[0]
         new.quota_tats[: len(tats) - 1] = tats[1:]
+        new.pending = self.pending  # waiters keep their grant times, and may cancel
         return new
 
 
