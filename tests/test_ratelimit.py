@@ -7,7 +7,7 @@ import math
 import threading
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from argo_perf import (
@@ -20,7 +20,7 @@ from argo_perf import (
     TokenBucket,
     get_rate_limiter,
 )
-from argo_perf.ratelimit import DEFAULT_CONFIGS, _TokenMath, _windows
+from argo_perf.ratelimit import DEFAULT_CONFIGS, _Reservation, _TokenMath, _windows
 
 # -- configuration ---------------------------------------------------------------
 
@@ -229,6 +229,55 @@ async def test_cancelled_waiter_does_not_delay_those_behind_it(clock: ManualCloc
     assert await second
 
 
+async def test_cancelled_waiter_in_the_middle_keeps_what_later_waiters_need(
+    clock: ManualClock,
+) -> None:
+    bucket = TokenBucket(rate=4, burst=5, clock=clock)
+    assert bucket.try_acquire(3)
+    first = asyncio.create_task(bucket.acquire_async(3, timeout=1))  # due at 0.25
+    await _settle()
+    second = asyncio.create_task(bucket.acquire_async(3, timeout=1))  # due at 1.0
+    await _settle()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    # 3 tokens at 0 and 3 at 1.0: the next 3 exist at 1.25, not at 1.0 beside the second's.
+    assert bucket.wait_time(3) == pytest.approx(1.25)
+    third = asyncio.create_task(bucket.acquire_async(3, timeout=1.25))
+    await _settle()
+    clock.advance(1)
+    await _settle()
+    assert await second
+    assert not third.done()
+    clock.advance(0.25)
+    assert await third
+
+
+def test_a_refund_respects_penalties_and_due_reservations() -> None:
+    math_ = _TokenMath(_windows(1, 2, ()), 2.0)
+    assert math_.reserve(0, 2, 0) == 0.0
+    assert math_.reserve(0, 2, 5) == 2.0
+    reservation = math_.pending[-1]
+    math_.penalize(0, 10)
+    math_.refund(0, reservation)  # the penalty still holds
+    assert math_.wait_time(0, 1) == pytest.approx(10)
+    assert math_.reserve(10, 2, 5) == 1.0
+    reservation = math_.pending[-1]
+    math_.refund(11, reservation)  # its tokens were due: they count as taken
+    assert math_.wait_time(11, 2) == pytest.approx(2)
+    assert not math_.pending
+
+
+def test_a_waiter_cancelled_after_a_reconfigure_gives_its_tokens_back() -> None:
+    math_ = _TokenMath(_windows(1, 2, ()), 2.0)
+    assert math_.reserve(0, 2, 0) == 0.0
+    assert math_.reserve(0, 2, 5) == 2.0
+    math_ = math_.rescaled(0, _windows(2, 2, ()), 2.0)  # twice the rate: 4 tokens owe 2 s
+    assert math_.wait_time(0, 2) == pytest.approx(2)
+    math_.refund(0, math_.pending[-1])
+    assert math_.wait_time(0, 2) == pytest.approx(1)
+
+
 def test_interrupted_blocking_acquire_gives_its_tokens_back(clock: ManualClock) -> None:
     class Interrupted(Exception):
         pass
@@ -377,6 +426,14 @@ def _assert_within_every_window(
     quota=st.one_of(st.none(), st.tuples(st.integers(5, 40), st.floats(1, 100))),
     ops=operations,
 )
+# A waiter cancelled in the middle of the queue must not hand back the tokens the
+# waiter behind it was scheduled against.
+@example(
+    rate=4.0,
+    burst=5,
+    quota=None,
+    ops=[("try", 3), ("reserve", 3, 1.0), ("reserve", 3, 1.0), ("cancel", 0), ("reserve", 3, 1.0)],
+)
 def test_granted_never_exceeds_burst_plus_rate_times_elapsed(
     rate: float, burst: int, quota: tuple[int, float] | None, ops: list[tuple[object, ...]]
 ) -> None:
@@ -385,16 +442,15 @@ def test_granted_never_exceeds_burst_plus_rate_times_elapsed(
     math_ = _TokenMath(_windows(rate, burst, quotas), float(burst))
     now = 0.0
     granted: list[tuple[float, float]] = []
-    pending: list[tuple[float, float]] = []  # reservations: (grant time, tokens)
+    pending: list[_Reservation] = []
     for op in ops:
         if op[0] == "advance":
             now += op[1]  # type: ignore[operator]
-            granted += [p for p in pending if p[0] <= now]
-            pending = [p for p in pending if p[0] > now]
+            granted += [(p.grant, p.tokens) for p in pending if p.grant <= now]
+            pending = [p for p in pending if p.grant > now]
         elif op[0] == "cancel":
             if pending:
-                _when, tokens = pending.pop(op[1] % len(pending))  # type: ignore[operator]
-                math_.refund(tokens)
+                math_.refund(now, pending.pop(op[1] % len(pending)))  # type: ignore[operator]
         else:
             tokens = float(op[1])  # type: ignore[arg-type]
             max_wait = 0.0 if op[0] == "try" else float(op[2])  # type: ignore[arg-type]
@@ -403,8 +459,9 @@ def test_granted_never_exceeds_burst_plus_rate_times_elapsed(
             if wait == 0.0:
                 granted.append((now, tokens))
             elif wait > 0:
-                pending.append((now + wait, tokens))
-    granted += pending
+                assert math_.pending[-1].grant == now + wait
+                pending.append(math_.pending[-1])
+    granted += [(p.grant, p.tokens) for p in pending]
     _assert_within_every_window(granted, windows)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from argo_perf import ConfigError, ManualClock, Quota, RedisTokenBucket, TokenBucket
+from argo_perf.ratelimit import _Reserved
 from argo_perf.testing import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,10 +29,10 @@ def redis_now(client: redis.Redis) -> float:
     return seconds + micros / 1e6
 
 
-async def _until_sleeping(clock: ManualClock) -> None:
-    """Let the event loop run until a waiter sleeps on ``clock`` (a Redis round trip)."""
+async def _until_sleeping(clock: ManualClock, sleepers: int = 1) -> None:
+    """Let the event loop run until ``sleepers`` waiters sleep on ``clock`` (a round trip)."""
     for _ in range(5000):
-        if clock.sleepers:
+        if clock.sleepers >= sleepers:
             return
         await asyncio.sleep(0.001)
     raise AssertionError("no waiter started sleeping")
@@ -69,7 +71,9 @@ def test_idle_keys_expire(redis_url: str, redis_client: redis.Redis) -> None:
     assert bucket.try_acquire()
     assert 0 < redis_client.pttl(bucket.key) <= 2100
     # A refund that leaves every window full deletes the key at once.
-    bucket._call(bucket._args(b"f", 5, 0.0))
+    reserved = _Reserved(1.0)
+    reserved.state = redis_client.get(bucket.key) or b""
+    bucket._call(bucket._refund_args(5, reserved))
     assert redis_client.exists(bucket.key) == 0
 
 
@@ -204,6 +208,52 @@ def test_unexpected_reply_is_a_counted_miss(redis_url: str) -> None:
     bucket = RedisTokenBucket(redis_url, "reply", rate=1, burst=1)
     assert bucket._reply(b"garbage") is None
     assert bucket.stats.errors == 1
+
+
+def test_a_refund_never_gives_back_tokens_reserved_on_top(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    # A hundredth of the rate of the in-process case: the test's milliseconds refill nothing.
+    bucket = RedisTokenBucket(redis_url, "middle", rate=0.04, burst=5)
+    assert bucket.try_acquire(3)
+    first = bucket._call(bucket._args(b"r", 3, math.inf))
+    second = bucket._call(bucket._args(b"r", 3, math.inf))
+    assert isinstance(first, _Reserved)
+    assert isinstance(second, _Reserved)
+    assert (first, second) == (pytest.approx(25, abs=0.5), pytest.approx(100, abs=0.5))
+    state = redis_client.get(bucket.key)
+    assert state == second.state
+    bucket._call(bucket._refund_args(3, first))  # reserved on top: nothing comes back
+    assert redis_client.get(bucket.key) == state
+    third = bucket._call(bucket._args(b"r", 3, math.inf))
+    assert third == pytest.approx(175, abs=0.5)  # not 100, beside the second's tokens
+    assert isinstance(third, _Reserved)
+    bucket._call(bucket._refund_args(3, third))  # the latest: its tokens come back
+    assert redis_client.get(bucket.key) == state
+    bucket._call(bucket._refund_args(3, second))  # now the latest
+    assert redis_client.get(bucket.key) == first.state
+    bucket.close()
+
+
+async def test_cancelled_waiter_in_the_middle_keeps_its_tokens_in_redis(
+    redis_url: str, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    async with RedisTokenBucket(redis_url, "middle-async", 0.04, 5, clock=clock) as bucket:
+        assert await bucket.acquire_async(3)
+        first = asyncio.create_task(bucket.acquire_async(3))
+        await _until_sleeping(clock)
+        after_first = redis_client.get(bucket.key)
+        second = asyncio.create_task(bucket.acquire_async(3))
+        await _until_sleeping(clock, 2)
+        state = redis_client.get(bucket.key)
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert redis_client.get(bucket.key) == state
+        second.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await second
+        assert redis_client.get(bucket.key) == after_first
 
 
 def test_interrupted_blocking_acquire_gives_its_tokens_back(

@@ -12,7 +12,8 @@ arrives later is scheduled after it, so waiters are served first come, first
 served (a waiter for 5 tokens is never overtaken by a stream of 1-token
 requests), there is no waiter queue to poll, and the Redis bucket needs exactly
 one round trip per acquire, waiting or not. A waiter that gives up (a cancelled
-task) hands its tokens back.
+task) hands its tokens back, except those the waiters after it were scheduled
+against: giving those back would let a newcomer take them a second time.
 
 :class:`_TokenMath` holds that arithmetic once, as plain code that takes the
 time as an argument. :class:`TokenBucket` keeps its state in process behind a
@@ -28,6 +29,7 @@ import hashlib
 import logging
 import math
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +147,16 @@ def _windows(rate: float, burst: float, quotas: Iterable[Quota]) -> list[tuple[f
     return windows
 
 
+class _Reservation:
+    """Tokens reserved by a waiter: how many, and when they are granted."""
+
+    __slots__ = ("grant", "tokens")
+
+    def __init__(self, grant: float, tokens: float) -> None:
+        self.grant = grant
+        self.tokens = tokens
+
+
 class _TokenMath:
     """GCRA over a main window and any quotas. Plain logic: no I/O, no locks, time passed in.
 
@@ -152,11 +164,17 @@ class _TokenMath:
     rate, ``quota_tats`` for the quotas (kept apart because a bucket without
     quotas is the common case, and it is on every request). The Lua script in
     :data:`_SCRIPT` is the same arithmetic for state kept in Redis.
+
+    Reservations that wait are also kept in ``pending``, in arrival order, until
+    their grant time: a refund needs them, because the tokens a cancelled waiter
+    hands back must not be the ones later reservations were scheduled against.
     """
 
     __slots__ = (
         "burst",
         "interval",
+        "penalty_until",
+        "pending",
         "quota_intervals",
         "quota_tats",
         "quota_tolerances",
@@ -171,6 +189,8 @@ class _TokenMath:
         self.tat = -math.inf  # full since forever
         self.quota_tats = [-math.inf] * len(quotas)
         self.burst = burst
+        self.pending: deque[_Reservation] = deque()
+        self.penalty_until = -math.inf
 
     @property
     def windows(self) -> list[tuple[float, float, float]]:
@@ -198,7 +218,15 @@ class _TokenMath:
         if wait > max_wait:
             return -wait
         self.tat = new  # with one window ``tat >= now + wait`` here: no clamp needed
+        self._pend(now, now + wait, tokens)
         return wait
+
+    def _pend(self, now: float, grant: float, tokens: float) -> None:
+        """Record a reservation that waits (see :meth:`refund`); forget those granted."""
+        pending = self.pending
+        while pending and pending[0].grant <= now:
+            pending.popleft()
+        pending.append(_Reservation(grant, tokens))
 
     def _reserve_with_quotas(
         self, now: float, tokens: float, max_wait: float, wait: float
@@ -217,13 +245,39 @@ class _TokenMath:
         self.tat = max(self.tat, grant) + tokens * self.interval
         for i, interval in enumerate(self.quota_intervals):
             self.quota_tats[i] = max(self.quota_tats[i], grant) + tokens * interval
+        if wait:
+            self._pend(now, grant, tokens)
         return wait
 
-    def refund(self, tokens: float) -> None:
-        """Give back ``tokens`` taken by :meth:`reserve` (a waiter that gave up)."""
-        self.tat -= tokens * self.interval
-        for i, interval in enumerate(self.quota_intervals):
-            self.quota_tats[i] -= tokens * interval
+    def refund(self, now: float, reservation: _Reservation) -> None:
+        """Give back a waiting reservation (``pending[-1]`` after :meth:`reserve`).
+
+        Every window moves back by the reservation's tokens, but never below
+        what the reservations after it need: each of them, granted at its time,
+        leaves the window that much emptier (and never below a penalty). So a
+        cancelled waiter at the end of the queue gives all its tokens back; one
+        in the middle gives back only what the later waiters were not scheduled
+        against, possibly nothing; a refund never takes more. A reservation
+        whose grant time has come gives nothing back.
+        """
+        pending = self.pending
+        while pending and pending[0].grant <= now:
+            pending.popleft()
+        try:
+            index = pending.index(reservation)
+        except ValueError:
+            return
+        del pending[index]
+        later = list(pending)[index:]
+        tokens = reservation.tokens
+        tats = []
+        for tat, interval, tolerance in self.windows:
+            floor = self.penalty_until + tolerance - interval
+            due = -math.inf
+            for other in later:
+                due = max(due, other.grant) + other.tokens * interval
+            tats.append(min(tat, max(tat - tokens * interval, due, floor)))
+        self.tat, *self.quota_tats = tats
 
     def wait_time(self, now: float, tokens: float) -> float:
         """Seconds until ``tokens`` could be granted, taking nothing."""
@@ -246,6 +300,7 @@ class _TokenMath:
     def penalize(self, now: float, seconds: float) -> None:
         """Grant nothing for ``seconds``; then one token is there, and the rate refills."""
         until = now + seconds
+        self.penalty_until = max(self.penalty_until, until)
         self.tat = max(self.tat, until + self.tolerance - self.interval)
         for i, (interval, tolerance) in enumerate(
             zip(self.quota_intervals, self.quota_tolerances, strict=True)
@@ -267,6 +322,7 @@ class _TokenMath:
             tats.append(now + owed_tokens * new_interval if owed_tokens else -math.inf)
         new.tat = tats[0]
         new.quota_tats[: len(tats) - 1] = tats[1:]
+        new.pending = self.pending  # waiters keep their grant times, and may cancel
         return new
 
 
@@ -280,7 +336,9 @@ class TokenBucket:
     exactly until they exist, so a later request, however small, cannot take
     them first. When the tokens would not be there within ``timeout`` the call
     returns False at once, takes nothing and does not wait. A cancelled
-    :meth:`acquire_async` hands its tokens back.
+    :meth:`acquire_async` hands its tokens back (a waiter cancelled in the
+    middle of the queue only those the waiters behind it were not scheduled
+    against, possibly none: the bucket never grants more than its limit).
 
     Thread-safe; the sync and async faces may be used together.
 
@@ -363,6 +421,8 @@ class TokenBucket:
         lock.acquire()
         try:
             wait = self._reserve(self._now(), tokens, max_wait)
+            if wait > 0.0:
+                reservation = self._math.pending[-1]
         finally:
             lock.release()
         if wait == 0.0:
@@ -372,7 +432,7 @@ class TokenBucket:
         try:
             self._clock.sleep(wait)
         except BaseException:  # interrupted: the reservation is void
-            self._refund(tokens)
+            self._refund(reservation)
             raise
         return True
 
@@ -380,7 +440,8 @@ class TokenBucket:
         """Take ``tokens``, suspending the task until they exist (see :meth:`acquire`).
 
         When the task is cancelled while it waits, its tokens go back to the
-        bucket and :class:`asyncio.CancelledError` propagates.
+        bucket (all of them when it was the last waiter; see the class notes)
+        and :class:`asyncio.CancelledError` propagates.
         """
         if not 0 < tokens <= self._max:
             raise self._too_many(tokens)
@@ -389,6 +450,8 @@ class TokenBucket:
         lock.acquire()
         try:
             wait = self._reserve(self._now(), tokens, max_wait)
+            if wait > 0.0:
+                reservation = self._math.pending[-1]
         finally:
             lock.release()
         if wait == 0.0:
@@ -398,13 +461,13 @@ class TokenBucket:
         try:
             await self._clock.sleep_async(wait)
         except BaseException:
-            self._refund(tokens)
+            self._refund(reservation)
             raise
         return True
 
-    def _refund(self, tokens: float) -> None:
+    def _refund(self, reservation: _Reservation) -> None:
         with self._lock:
-            self._math.refund(tokens)
+            self._math.refund(self._clock.monotonic(), reservation)
 
     def wait_time(self, tokens: float = 1) -> float:
         """Seconds until ``tokens`` could be taken (0.0 when now); takes nothing."""
@@ -461,15 +524,21 @@ class TokenBucket:
 # KEYS[1]  the bucket: its theoretical arrival times, one per window, space-separated
 # ARGV[1]  "r" reserve, "f" refund, "p" penalize
 # ARGV[2]  tokens (r, f) or the penalty in microseconds (p)
-# ARGV[3]  the most microseconds a reserving caller will wait; -1 for no limit
+# ARGV[3]  r: the most microseconds a reserving caller will wait, -1 for no limit;
+#          f: the state the reservation left (its reply's second element)
 # ARGV[4..] interval and tolerance per window, in microseconds
-# Reply: 0 granted now; n > 0 reserved, wait n microseconds; n < 0 denied, n would
-# have been needed (nothing taken).
+# Reply: 0 granted now; {n, state} reserved, wait n > 0 microseconds, state is the
+# key's value the reservation left; n < 0 denied, n would have been needed (nothing
+# taken). A refund applies only while the key still holds the state its reservation
+# left: other processes may have reserved on top of it, against the same tokens.
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local raw = redis.call('GET', KEYS[1])
 local op, amount, max_wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if op == 'f' and raw ~= ARGV[3] then
+  return 0  -- reserved on top of (or expired): giving the tokens back could over-grant
+end
 local n = (#ARGV - 3) / 2
 if n == 1 and op == 'r' then
   -- The hot path (one window, a reservation): the general code below, unrolled.
@@ -490,7 +559,8 @@ if n == 1 and op == 'r' then
   else
     redis.call('INCRBY', KEYS[1], tat - old)
   end
-  return math.ceil(wait)
+  if wait > 0 then return {math.ceil(wait), redis.call('GET', KEYS[1])} end
+  return 0
 end
 local tats, iv, tol = {}, {}, {}
 if n == 1 then
@@ -541,7 +611,7 @@ for j = 1, n do
 end
 if new_last <= now then
   redis.call('DEL', KEYS[1])  -- every window is full: the state says nothing
-  return math.ceil(wait)
+  return 0  -- a refund or a penalty: a reservation leaves a window not full
 end
 -- The key expires when idle, within two seconds of every window being full
 -- again. Setting an expiry costs as much as the rest of the write, so it is
@@ -555,18 +625,25 @@ if n == 1 then
   else
     redis.call('INCRBY', KEYS[1], tats[1] - last)  -- in place, keeping the expiry
   end
-  return math.ceil(wait)
-end
-for j = 1, n do tats[j] = string.format('%d', tats[j]) end
-if renew then
-  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'PX',
-    (second + 2) * 1000 - math.floor(now / 1000))
 else
-  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'KEEPTTL')
+  for j = 1, n do tats[j] = string.format('%d', tats[j]) end
+  if renew then
+    redis.call('SET', KEYS[1], table.concat(tats, ' '), 'PX',
+      (second + 2) * 1000 - math.floor(now / 1000))
+  else
+    redis.call('SET', KEYS[1], table.concat(tats, ' '), 'KEEPTTL')
+  end
 end
-return math.ceil(wait)
+if wait > 0 then return {math.ceil(wait), redis.call('GET', KEYS[1])} end
+return 0
 """
 _SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
+
+
+class _Reserved(float):
+    """Seconds a reservation in Redis waits, and the key's state it left (for a refund)."""
+
+    state: bytes | str
 
 
 @dataclass
@@ -589,6 +666,10 @@ class RedisTokenBucket:
     Same surface and semantics as :class:`TokenBucket` (first come, first
     served waiting; ``timeout``; cancelled waiters hand their tokens back),
     with these properties:
+
+    * a cancelled waiter hands its tokens back only while its reservation is
+      the latest on the key (nothing reserved or taken since, by any process);
+      otherwise it keeps them, so the bucket never grants more than its limit;
 
     * exactly one round trip per acquire, waiting or not: a Lua script run
       with ``EVALSHA`` (reloaded by itself after ``NOSCRIPT``, e.g. when Redis
@@ -697,11 +778,29 @@ class RedisTokenBucket:
         wait_us = b"-1" if max_wait == math.inf else str(math.floor(max_wait * 1e6)).encode()
         return [_SCRIPT_SHA, 1, self.key, op, repr(amount).encode(), wait_us, *self._windows_args]
 
+    def _refund_args(self, tokens: float, reserved: _Reserved) -> list[Any]:
+        state = reserved.state
+        return [_SCRIPT_SHA, 1, self.key, b"f", repr(tokens).encode(), state, *self._windows_args]
+
     def _reply(self, reply: object) -> float | None:
-        """Seconds to wait (0.0 granted, < 0 denied), or None for a reply that makes no sense."""
+        """Seconds to wait (0.0 granted, < 0 denied), or None for a reply that makes no sense.
+
+        A reservation's wait is a :class:`_Reserved` carrying the state a refund checks.
+        """
         if type(reply) is int:
             self.stats.redis_calls += 1
             return reply / 1e6
+        if (
+            type(reply) is list
+            and len(reply) == 2
+            and type(reply[0]) is int
+            and reply[0] > 0
+            and isinstance(reply[1], bytes | str)
+        ):
+            self.stats.redis_calls += 1
+            reserved = _Reserved(reply[0] / 1e6)
+            reserved.state = reply[1]
+            return reserved
         self.stats.errors += 1
         logger.warning("redis at %s: unexpected rate limit reply %r", self.target, reply)
         return None
@@ -827,7 +926,8 @@ class RedisTokenBucket:
         try:
             self._clock.sleep(wait)
         except BaseException:
-            self._call(self._args(b"f", tokens, 0.0))
+            if isinstance(wait, _Reserved):
+                self._call(self._refund_args(tokens, wait))
             raise
         return True
 
@@ -846,7 +946,8 @@ class RedisTokenBucket:
             await self._clock.sleep_async(wait)
         except BaseException:
             # Shielded: the refund must reach Redis although this task is cancelled.
-            await asyncio.shield(self._call_async(self._args(b"f", tokens, 0.0)))
+            if isinstance(wait, _Reserved):
+                await asyncio.shield(self._call_async(self._refund_args(tokens, wait)))
             raise
         return True
 
