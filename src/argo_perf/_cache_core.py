@@ -806,23 +806,10 @@ class CacheCore:
     # -- stats ---------------------------------------------------------------------------
 
     def stats(self) -> CacheStats:
-        c = self.counters
-        return CacheStats(
-            memory_hits=c.memory_hits,
-            redis_hits=c.redis_hits,
-            misses=c.misses,
-            stale_served=c.stale_served,
-            loader_calls=c.loader_calls,
-            coalesced=c.coalesced,
-            early_refreshes=c.early_refreshes,
-            sets=c.sets,
-            redis_set_failures=c.redis_set_failures,
-            redis_errors=c.redis_errors,
-            short_circuited=c.short_circuited,
-            decode_failures=c.decode_failures,
-            signature_failures=c.signature_failures,
-            backend=self.backend,
-        )
+        counters = self.counters
+        # Every counter is a CacheStats field of the same name.
+        counts = {name: getattr(counters, name) for name in _Counters.__slots__}
+        return CacheStats(**counts, backend=self.backend)
 
     def meta_of(self, value: Any, source: Source, served: Entry | None) -> CachedValue:
         """Describe what a load returned: a fresh load (served None) or an entry served."""
