@@ -56,23 +56,29 @@ def xnys() -> Any:
 
 @pytest.fixture
 def cal() -> NYSECalendar:
-    """A fresh calendar, so added closures never leak into the shared NYSE."""
+    """A fresh calendar (additions still reach every calendar, and are undone after each test)."""
     return NYSECalendar()
+
+
+@pytest.fixture(scope="module")
+def oracle_range() -> NYSECalendar:
+    """A calendar built for exactly the oracle's years."""
+    return NYSECalendar(last_year=LAST.year)
 
 
 # --- the oracle: exchange_calendars' XNYS over 2000-2035 ---------------------
 
 
-def test_sessions_match_xnys_for_every_date(xnys: Any) -> None:
-    table = NYSE._table
+def test_sessions_match_xnys_for_every_date(xnys: Any, oracle_range: NYSECalendar) -> None:
+    table = oracle_range._table
     ours = np.array(sorted(table.index), dtype=np.int64)
     theirs = np.array([d.toordinal() for d in xnys.sessions.date], dtype=np.int64)
     assert len(ours) == len(theirs) == 9049
     assert np.array_equal(ours, theirs)
 
 
-def test_opens_and_closes_match_xnys_to_the_second(xnys: Any) -> None:
-    table = NYSE._table
+def test_opens_and_closes_match_xnys_to_the_second(xnys: Any, oracle_range: NYSECalendar) -> None:
+    table = oracle_range._table
     their_opens = seconds(xnys.opens)
     their_closes = seconds(xnys.closes)
     assert np.array_equal(np.array(table.opens, dtype=np.int64), their_opens)
@@ -309,27 +315,182 @@ def test_naive_datetimes_raise_value_error(calendar: Any, method: str) -> None:
         getattr(calendar, method)(NAIVE)
 
 
+TO_2035 = NYSECalendar(last_year=2035)
+END = datetime(2100, 12, 31, 22, tzinfo=UTC)  # after the last close NYSE covers
+
+
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: NYSE.is_session(date(1999, 12, 31)),
-        lambda: NYSE.session_hours(date(2036, 1, 2)),
-        lambda: NYSE.is_open(datetime(1999, 12, 31, 15, tzinfo=UTC)),
-        lambda: NYSE.is_open(datetime(2036, 1, 2, 15, tzinfo=UTC)),
-        lambda: NYSE.session_at(datetime(2036, 1, 2, 15, tzinfo=UTC)),
-        lambda: NYSE.next_open(datetime(2035, 12, 31, 22, tzinfo=UTC)),
-        lambda: NYSE.next_close(datetime(2035, 12, 31, 22, tzinfo=UTC)),
-        lambda: NYSE.seconds_until_open(datetime(2035, 12, 31, 22, tzinfo=UTC)),
-        lambda: NYSE.next_open(datetime(1999, 1, 1, tzinfo=UTC)),
+        lambda: TO_2035.is_session(date(1999, 12, 31)),
+        lambda: TO_2035.session_hours(date(2036, 1, 2)),
+        lambda: TO_2035.is_open(datetime(1999, 12, 31, 15, tzinfo=UTC)),
+        lambda: TO_2035.is_open(datetime(2036, 1, 2, 15, tzinfo=UTC)),
+        lambda: TO_2035.session_at(datetime(2036, 1, 2, 15, tzinfo=UTC)),
+        lambda: TO_2035.next_open(datetime(2035, 12, 31, 22, tzinfo=UTC)),
+        lambda: TO_2035.next_close(datetime(2035, 12, 31, 22, tzinfo=UTC)),
+        lambda: TO_2035.seconds_until_open(datetime(2035, 12, 31, 22, tzinfo=UTC)),
+        lambda: TO_2035.next_open(datetime(1999, 1, 1, tzinfo=UTC)),
     ],
 )
-def test_outside_the_supported_range_raises(call: Any) -> None:
+def test_outside_the_chosen_range_raises(call: Any) -> None:
     with pytest.raises(CalendarRangeError, match="2000-01-01 to 2035-12-31"):
         call()
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: NYSE.is_session(date(2101, 1, 3)),
+        lambda: NYSE.is_open(datetime(2101, 1, 3, 15, tzinfo=UTC)),
+        lambda: NYSE.next_open(END),
+        lambda: NYSE.next_close(END),
+        lambda: NYSE.seconds_until_open(END),
+    ],
+)
+def test_the_default_calendar_ends_with_2100(call: Any) -> None:
+    with pytest.raises(CalendarRangeError, match="2000-01-01 to 2100-12-31"):
+        call()
+
+
+def test_the_default_calendar_has_no_cliff_before_2100() -> None:
+    cal = NYSECalendar()
+    # The close of the last session of 2035 used to be the end of the default calendar.
+    last_2035 = ny(2035, 12, 31, 16)
+    assert cal.next_open(last_2035) == ny(2036, 1, 2, 9, 30)
+    assert cal.seconds_until_open(last_2035) == (ny(2036, 1, 2, 9, 30) - last_2035).total_seconds()
+    assert cal.is_open(ny(2040, 7, 2, 9, 45))  # summer time past pytz's 2037
+    assert not cal.is_open(ny(2040, 7, 2, 16, 30))
+    assert cal.session_at(ny(2099, 12, 31, 15)) is MarketSession.REGULAR
+    assert cal.next_close(ny(2100, 12, 30, 12)) == ny(2100, 12, 30, 16)
+    assert cal._table.last_year == 2100
+
+
+def test_a_grown_calendar_keeps_its_additions() -> None:
+    cal = NYSECalendar()
+    cal.add_closure(date(2026, 3, 2))
+    assert cal.is_session(date(2050, 3, 1))  # grows the table
+    assert not cal.is_session(date(2026, 3, 2))
+
+
+PLUS_ONE = timezone(timedelta(hours=1))
+MINUS_FIVE = timezone(timedelta(hours=-5))
+
+
+@pytest.mark.parametrize(
+    "method", ["is_open", "next_open", "next_close", "seconds_until_open", "session_at"]
+)
+@pytest.mark.parametrize("calendar", [NYSE, CRYPTO], ids=["NYSE", "CRYPTO"])
+@pytest.mark.parametrize("value", [date(2026, 1, 6), "2026-01-06", 1767700000.0, None, time(10)])
+def test_instants_that_are_not_datetimes_raise_type_error(
+    calendar: Any, method: str, value: object
+) -> None:
+    with pytest.raises(TypeError) as info:
+        getattr(calendar, method)(value)
+    assert str(info.value) == f"dt must be an aware datetime, got {value!r}"
+
+
+@pytest.mark.parametrize("method", ["is_session", "session_hours"])
+@pytest.mark.parametrize("calendar", [NYSE, CRYPTO], ids=["NYSE", "CRYPTO"])
+@pytest.mark.parametrize("value", ["2026-01-06", 20260106, None])
+def test_days_that_are_not_dates_raise_type_error(
+    calendar: Any, method: str, value: object
+) -> None:
+    with pytest.raises(TypeError) as info:
+        getattr(calendar, method)(value)
+    assert str(info.value) == f"day must be a date or an aware datetime, got {value!r}"
+
+
+@pytest.mark.parametrize(
+    "method", ["is_open", "next_open", "next_close", "seconds_until_open", "session_at"]
+)
+@pytest.mark.parametrize(
+    ("calendar", "value"),
+    [
+        (NYSE, datetime.min.replace(tzinfo=PLUS_ONE)),  # 31 December of year 0 in UTC
+        (NYSE, datetime.max.replace(tzinfo=MINUS_FIVE)),  # 1 January 10000 in UTC
+        (NYSE, datetime.max.replace(tzinfo=UTC)),
+    ],
+)
+def test_instants_beyond_datetime_range_raise_range_error(
+    calendar: Any, method: str, value: datetime
+) -> None:
+    with pytest.raises(CalendarRangeError) as info:
+        getattr(calendar, method)(value)
+    assert f"dt={value.isoformat()}" in str(info.value)
+
+
+@pytest.mark.parametrize("method", ["next_open", "next_close"])
+@pytest.mark.parametrize(
+    "last", [datetime.max.replace(tzinfo=UTC), datetime.max.replace(tzinfo=MINUS_FIVE)]
+)
+def test_crypto_has_no_open_after_the_last_datetime(method: str, last: datetime) -> None:
+    assert CRYPTO.is_open(last)
+    with pytest.raises(CalendarRangeError) as info:
+        getattr(CRYPTO, method)(last)
+    assert f"dt={last.isoformat()}" in str(info.value)
+    with pytest.raises(CalendarRangeError, match="day="):
+        CRYPTO.session_hours(date.max)
+
+
+def test_nyse_range_errors_name_the_value() -> None:
+    last = datetime.max.replace(tzinfo=UTC)
+    with pytest.raises(CalendarRangeError, match=r"dt=9999-12-31T23:59:59\.999999"):
+        NYSE.next_open(last)
+    with pytest.raises(CalendarRangeError, match="day=1999-12-31"):
+        NYSE.is_session(date(1999, 12, 31))
+
+
 def test_range_error_is_a_value_error() -> None:
     assert issubclass(CalendarRangeError, ValueError)
+
+
+def test_sessions_after_2035_match_xnys_to_the_second() -> None:
+    theirs = exchange_calendars.get_calendar("XNYS", start="2036-01-01", end="2100-12-31")
+    cal = NYSECalendar(first_year=2036, last_year=2100)
+    table = cal._table
+    ours = np.array(sorted(table.index), dtype=np.int64)
+    assert np.array_equal(ours, np.array([d.toordinal() for d in theirs.sessions.date]))
+    assert np.array_equal(np.array(table.opens, dtype=np.int64), seconds(theirs.opens))
+    assert np.array_equal(np.array(table.closes, dtype=np.int64), seconds(theirs.closes))
+
+
+def test_new_york_offsets_match_the_tz_database_every_day() -> None:
+    # pytz's New York data ends in 2037; zoneinfo follows the rule past it.
+    new_york = ZoneInfo("America/New_York")
+    mismatched = []
+    for ordinal in range(date(2000, 1, 1).toordinal(), date(2100, 12, 31).toordinal() + 1):
+        day = date.fromordinal(ordinal)
+        for hour in (0, 12):
+            local = datetime(day.year, day.month, day.day, hour, tzinfo=new_york)
+            expected = local.utcoffset()
+            assert expected is not None
+            if argo_perf.market._ny_offset(ordinal, hour) != expected.total_seconds():
+                mismatched.append((day, hour))
+    assert mismatched == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ts=st.integers(
+        posix(datetime(2000, 1, 1, tzinfo=UTC)), posix(datetime(2100, 12, 31, tzinfo=UTC))
+    )
+)
+def test_new_york_dates_of_instants_match_the_tz_database(ts: int) -> None:
+    expected = datetime.fromtimestamp(ts, ZoneInfo("America/New_York")).date()
+    assert argo_perf.market._ny_ordinal(ts) == expected.toordinal()
+
+
+def test_new_york_dates_around_the_clock_changes() -> None:
+    new_york = ZoneInfo("America/New_York")
+    for year in (2006, 2007, 2040, 2099):
+        start, end = argo_perf.market._dst_sundays(year)
+        for ordinal in (start, end):
+            midnight = datetime.combine(date.fromordinal(ordinal), time(0), new_york)
+            for minutes in range(-90, 24 * 60 + 90, 15):
+                ts = midnight.timestamp() + 60 * minutes
+                expected = datetime.fromtimestamp(ts, new_york).date().toordinal()
+                assert argo_perf.market._ny_ordinal(ts) == expected
 
 
 def test_the_covered_years_can_be_chosen() -> None:
@@ -369,7 +530,9 @@ def test_added_closure_removes_the_session(cal: NYSECalendar) -> None:
     assert cal.seconds_until_open(ny(2026, 3, 3, 9, 29)) == 60.0
     cal.add_closure(date(2026, 3, 2))  # idempotent
     cal.add_closure(date(2026, 3, 1))  # a Sunday: no change
-    assert NYSE.is_session(date(2026, 3, 2))  # other calendars are untouched
+    # Every NYSE calendar in the process sees it, whenever it was built.
+    assert not NYSE.is_session(date(2026, 3, 2))
+    assert not NYSECalendar(extended_hours=True).is_session(date(2026, 3, 2))
 
 
 def test_closure_added_before_first_use_applies(cal: NYSECalendar) -> None:
@@ -386,6 +549,56 @@ def test_added_early_close(cal: NYSECalendar) -> None:
     assert cal.session_at(ny(2026, 3, 3, 17)) is MarketSession.CLOSED
     cal.add_early_close(date(2026, 3, 3), time(12, 0))
     assert cal.next_close(ny(2026, 3, 3, 10)) == ny(2026, 3, 3, 12)
+
+
+def test_added_late_open(cal: NYSECalendar) -> None:
+    extended = NYSECalendar(extended_hours=True)
+    assert extended.session_at(ny(2026, 3, 3, 10)) is MarketSession.REGULAR
+    NYSE.add_late_open(date(2026, 3, 3), time(10, 30))
+    for calendar in (cal, NYSE):
+        assert not calendar.is_open(ny(2026, 3, 3, 10))
+        assert calendar.is_open(ny(2026, 3, 3, 10, 30))
+        assert calendar.session_hours(date(2026, 3, 3)) == (
+            ny(2026, 3, 3, 10, 30),
+            ny(2026, 3, 3, 16),
+        )
+        assert calendar.next_open(ny(2026, 3, 3, 9, 30)) == ny(2026, 3, 3, 10, 30)
+        assert calendar.seconds_until_open(ny(2026, 3, 3, 10)) == 1800.0
+    assert extended.session_at(ny(2026, 3, 3, 10)) is MarketSession.PRE
+    assert extended.is_open(ny(2026, 3, 3, 10))  # pre-market still opens at 04:00
+    # A late open and an early close on the same day.
+    cal.add_early_close(date(2026, 3, 3), time(12))
+    assert NYSE.session_hours(date(2026, 3, 3)) == (ny(2026, 3, 3, 10, 30), ny(2026, 3, 3, 12))
+
+
+@pytest.mark.parametrize("when", [time(9, 30), time(16), time(10, tzinfo=UTC), "10:30"])
+def test_late_open_time_must_fall_inside_the_session(cal: NYSECalendar, when: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        cal.add_late_open(date(2026, 3, 3), when)
+    assert info.value.parameter == "open"
+
+
+def test_late_open_and_early_close_must_not_cross(cal: NYSECalendar) -> None:
+    cal.add_early_close(date(2026, 3, 3), time(12))
+    with pytest.raises(ConfigError, match="12:00"):
+        cal.add_late_open(date(2026, 3, 3), time(12, 30))
+    cal.add_late_open(date(2026, 3, 4), time(11))
+    with pytest.raises(ConfigError, match="11:00"):
+        cal.add_early_close(date(2026, 3, 4), time(10, 30))
+    with pytest.raises(ValueError, match="not an NYSE session"):
+        cal.add_late_open(date(2026, 1, 1), time(10))
+
+
+def test_additions_reach_calendars_built_before_and_after() -> None:
+    early_bird = NYSECalendar(extended_hours=True)
+    assert early_bird.is_session(date(2026, 3, 2))  # built before the addition
+    NYSE.add_closure(date(2026, 3, 2))
+    later = NYSECalendar(first_year=2026, last_year=2026)
+    for calendar in (NYSE, early_bird, later):
+        assert not calendar.is_session(date(2026, 3, 2))
+    later.add_early_close(date(2026, 3, 3))
+    assert NYSE.next_close(ny(2026, 3, 3, 10)) == ny(2026, 3, 3, 13)
+    assert early_bird.next_close(ny(2026, 3, 3, 10)) == ny(2026, 3, 3, 17)
 
 
 def test_early_close_on_a_closed_day_is_refused(cal: NYSECalendar) -> None:
@@ -405,7 +618,7 @@ def test_early_close_time_must_fall_inside_the_session(cal: NYSECalendar, close:
 
 def test_additions_outside_the_range_raise(cal: NYSECalendar) -> None:
     with pytest.raises(CalendarRangeError):
-        cal.add_closure(date(2040, 1, 2))
+        cal.add_closure(date(2101, 1, 3))
     with pytest.raises(CalendarRangeError):
         cal.add_early_close(date(1999, 1, 4))
 
@@ -479,6 +692,16 @@ def test_queries_are_consistent(dt: datetime) -> None:
     assert wait == (0.0 if is_open else (nxt_open - dt).total_seconds())
 
 
+@settings(max_examples=200, deadline=None)
+@given(dt=instants)
+def test_is_open_is_the_same_in_every_time_zone(dt: datetime) -> None:
+    # UTC datetimes take the per-UTC-day shortcut; others go through POSIX time.
+    expected = NYSE.is_open(dt)
+    assert NYSE.is_open(dt.astimezone(ZoneInfo("America/New_York"))) == expected
+    assert NYSE.is_open(dt.astimezone(timezone(timedelta(hours=9)))) == expected
+    assert NYSE.session_at(dt) == NYSE.session_at(dt.astimezone(ZoneInfo("Asia/Tokyo")))
+
+
 # --- CRYPTO and is_crypto -----------------------------------------------------------
 
 
@@ -516,6 +739,25 @@ def test_crypto_never_closes() -> None:
         ("SPY", False),
         ("BRK.B", False),
         ("", False),
+        # The forms of the vendors' tickers.
+        ("X:BTCUSD", True),
+        ("x:ethusd", True),
+        ("BTCUSD", True),
+        ("XBTUSD", True),
+        ("ETHEUR", True),
+        ("btcusd", True),
+        ("BTC-EUR", True),
+        ("DOGE/GBP", True),
+        ("SOL_USDT", True),
+        ("PEPEUSDC", True),
+        # Stocks that look a little like pairs.
+        ("BRK-B", False),
+        ("BF.B", False),
+        ("USD", False),
+        ("EUR", False),
+        ("-USD", False),
+        ("MSFT", False),
+        ("ZBTCUSD", False),
     ],
 )
 def test_is_crypto_default_rule(symbol: str, expected: bool) -> None:
@@ -525,9 +767,36 @@ def test_is_crypto_default_rule(symbol: str, expected: bool) -> None:
 def test_is_crypto_is_configurable() -> None:
     assert is_crypto("BTC", symbols={"BTC", "ETH"})
     assert is_crypto("btc", symbols={"BTC"})
+    assert is_crypto("BTC", symbols={"btc"})
     assert not is_crypto("DOGE", symbols={"BTC"})
     assert is_crypto("DOGE.X", suffixes=[".X"])
-    assert not is_crypto("BTC-USD", suffixes=(".X",))
+    assert is_crypto("DOGE.X", suffixes=[".x"])
+    assert is_crypto("HYPEUSD", bases={"hype"})
+    assert is_crypto("btc-usd", suffixes=("-usd",), quotes=())
+    assert is_crypto("KR:BTCKRW", prefixes=("kr:",))
+    # Each form is switched off by an empty collection.
+    assert not is_crypto("BTC-USD", suffixes=(".X",), quotes=())
+    assert not is_crypto("X:BTC", prefixes=())
+    assert not is_crypto("BTCUSD", bases=())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"symbols": "BTC"}, "symbols"),
+        ({"suffixes": [1]}, "suffixes"),
+        ({"quotes": "USD"}, "quotes"),
+    ],
+)
+def test_is_crypto_refuses_bad_configuration(kwargs: dict[str, Any], parameter: str) -> None:
+    with pytest.raises(TypeError, match=parameter):
+        is_crypto("BTC-USD", **kwargs)
+
+
+@pytest.mark.parametrize("symbol", [None, 42, b"BTC-USD"])
+def test_is_crypto_refuses_a_symbol_that_is_not_a_string(symbol: Any) -> None:
+    with pytest.raises(TypeError, match=f"symbol must be a str, got {symbol!r}"):
+        is_crypto(symbol)
 
 
 def test_doctests() -> None:
@@ -535,7 +804,7 @@ def test_doctests() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _shared_nyse_is_untouched() -> Iterator[None]:
+def _additions_are_undone() -> Iterator[None]:
+    """Additions are process-wide: every test leaves the NYSE calendars as it found them."""
     yield
-    assert not NYSE._closures
-    assert not NYSE._early
+    argo_perf.market._NYSE_ADDITIONS.clear()

@@ -165,7 +165,21 @@ def test_naive_now_raises() -> None:
 
 def test_out_of_range_now_raises() -> None:
     with pytest.raises(CalendarRangeError):
-        AdaptiveTTL().ttl_for("AAPL", datetime(2040, 1, 2, 15, tzinfo=UTC))
+        AdaptiveTTL().ttl_for("AAPL", datetime(2101, 1, 3, 15, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (ny(2035, 12, 31, 16), 300.0),  # the last close the calendar used to know
+        (ny(2036, 1, 2, 9, 28), 120.0),
+        (ny(2040, 7, 2, 9, 45), 20.0),  # summer time, past pytz's 2037
+        (ny(2040, 7, 2, 16, 30), 300.0),
+        (ny(2099, 12, 31, 12), 20.0),
+    ],
+)
+def test_stock_ttls_have_no_cliff_in_later_years(now: datetime, expected: float) -> None:
+    assert AdaptiveTTL(calendar=NYSECalendar()).ttl_for("AAPL", now) == expected
 
 
 # --- jitter ------------------------------------------------------------------------
