@@ -7,6 +7,7 @@ import doctest
 import itertools
 import math
 import random
+import re
 import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from argo_perf import (
     AdaptiveTTL,
     AdaptiveTTLConfig,
     CalendarRangeError,
+    ChangeGate,
     ConfigError,
     ManualClock,
     NYSECalendar,
@@ -38,6 +40,7 @@ def ny(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datet
 
 
 MONDAY_NOON = ny(2026, 1, 5, 12)
+AT_THE_OPEN = AdaptiveTTLConfig(open_jitter=0.0)  # TTLs cut at the open exactly
 SATURDAY_NOON = ny(2026, 1, 3, 12)
 
 
@@ -69,7 +72,7 @@ def test_seed_table(symbol: str, now: datetime, volatile: bool, expected: float)
 
 
 def test_out_of_session_ttl_never_reaches_past_the_next_open() -> None:
-    ttl = AdaptiveTTL()
+    ttl = AdaptiveTTL(AT_THE_OPEN)
     assert ttl.ttl_for("AAPL", ny(2026, 1, 5, 9, 28)) == 120.0
     assert ttl.ttl_for("AAPL", ny(2026, 1, 5, 9, 29)) == 60.0
     assert ttl.ttl_for("AAPL", ny(2026, 1, 5, 9, 30)) == 20.0
@@ -101,7 +104,7 @@ def test_every_value_is_configurable() -> None:
 
 def test_now_comes_from_the_injected_clock() -> None:
     clock = ManualClock(ny(2026, 1, 5, 9, 28))
-    ttl = AdaptiveTTL(clock=clock)
+    ttl = AdaptiveTTL(AT_THE_OPEN, clock=clock)
     assert ttl.ttl_for("AAPL") == 120.0
     clock.advance(90)
     assert ttl.ttl_for("AAPL") == 30.0
@@ -113,12 +116,13 @@ def test_now_comes_from_the_injected_clock() -> None:
 
 def test_volatility_tracker_decides_high_volatility() -> None:
     clock = ManualClock(MONDAY_NOON)
-    vol = VolatilityTracker(threshold=0.01, clock=clock)
+    vol = VolatilityTracker(warmup=2, clock=clock)
     ttl = AdaptiveTTL(volatility=vol, clock=clock)
-    vol.observe("AAPL", 100.0)
-    vol.observe("AAPL", 100.1)
+    for price in (100.0, 100.01, 100.0):  # 0.01 % in 5 s: about 11 % a year
+        vol.observe("AAPL", price)
+        clock.advance(5)
     assert ttl.ttl_for("AAPL") == 20.0
-    vol.observe("AAPL", 105.0)
+    vol.observe("AAPL", 101.0)  # 1 % in 5 s
     assert ttl.ttl_for("AAPL") == 10.0
 
 
@@ -146,8 +150,8 @@ def test_classification_is_memoised_and_bounded() -> None:
 
 
 def test_extended_hours_calendar_treats_pre_market_as_in_session() -> None:
-    regular = AdaptiveTTL()
-    extended = AdaptiveTTL(calendar=NYSECalendar(extended_hours=True))
+    regular = AdaptiveTTL(AT_THE_OPEN)
+    extended = AdaptiveTTL(AT_THE_OPEN, calendar=NYSECalendar(extended_hours=True))
     assert regular.ttl_for("AAPL", ny(2026, 1, 5, 5)) == 300.0
     assert extended.ttl_for("AAPL", ny(2026, 1, 5, 5)) == 20.0
     assert extended.ttl_for("AAPL", ny(2026, 1, 5, 3, 58)) == 120.0
@@ -158,9 +162,35 @@ def test_any_calendar_works() -> None:
     assert ttl.ttl_for("AAPL", SATURDAY_NOON) == 20.0
 
 
+@pytest.mark.parametrize(
+    ("symbol", "error"),
+    [
+        ("", ValueError),
+        ("  ", ValueError),
+        (None, TypeError),
+        (42, TypeError),
+        (["AAPL"], TypeError),
+    ],
+)
+def test_bad_symbols_raise(symbol: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match=r"symbol must .*" + re.escape(repr(symbol))):
+        AdaptiveTTL().ttl_for(symbol, MONDAY_NOON)
+
+
+def test_the_bare_symbol_gets_the_tables_ttl() -> None:
+    # The way a cache calls it: ttl_for(symbol), with the symbol alone.
+    clock = ManualClock(SATURDAY_NOON)
+    ttl = AdaptiveTTL(clock=clock)
+    assert ttl.ttl_for("BTC-USD") == 30.0
+    assert ttl.ttl_for("X:BTCUSD") == 30.0
+    assert ttl.ttl_for("AAPL") == 300.0
+
+
 def test_naive_now_raises() -> None:
     with pytest.raises(ValueError, match="naive"):
         AdaptiveTTL().ttl_for("AAPL", datetime(2026, 1, 5, 12))
+    with pytest.raises(TypeError, match="dt must be an aware datetime"):
+        AdaptiveTTL().ttl_for("AAPL", date(2026, 1, 5))  # type: ignore[arg-type]
 
 
 def test_out_of_range_now_raises() -> None:
@@ -179,7 +209,7 @@ def test_out_of_range_now_raises() -> None:
     ],
 )
 def test_stock_ttls_have_no_cliff_in_later_years(now: datetime, expected: float) -> None:
-    assert AdaptiveTTL(calendar=NYSECalendar()).ttl_for("AAPL", now) == expected
+    assert AdaptiveTTL(AT_THE_OPEN, calendar=NYSECalendar()).ttl_for("AAPL", now) == expected
 
 
 # --- jitter ------------------------------------------------------------------------
@@ -206,8 +236,39 @@ def test_jittered_ttls_are_reproducible_with_a_seeded_rng() -> None:
 
 
 def test_jitter_never_pushes_past_the_next_open() -> None:
-    ttl = AdaptiveTTL(AdaptiveTTLConfig(jitter=0.5), rng=lambda: 0.999)
+    ttl = AdaptiveTTL(AdaptiveTTLConfig(jitter=0.5, open_jitter=0.0), rng=lambda: 0.999)
     assert ttl.ttl_for("AAPL", ny(2026, 1, 5, 9, 26)) == 240.0
+    spread = AdaptiveTTL(AdaptiveTTLConfig(jitter=0.5), rng=lambda: 0.999)
+    assert 180.0 < spread.ttl_for("AAPL", ny(2026, 1, 5, 9, 26)) < 240.0
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.2])
+def test_keys_written_before_the_open_expire_over_the_minute_before_it(jitter: float) -> None:
+    rng = random.Random(7)
+    ttl = AdaptiveTTL(AdaptiveTTLConfig(jitter=jitter), rng=rng.random)  # open_jitter on by default
+    opening = ny(2026, 1, 5, 9, 30)
+    expiries = []
+    for minute in range(20):  # keys written from 09:06 to 09:29:30, when the cap applies
+        now = ny(2026, 1, 5, 9, 6) + timedelta(seconds=72 * minute)
+        ttl_s = ttl.ttl_for("AAPL", now)
+        if (opening - now).total_seconds() <= 300.0 * (1 - jitter):
+            expiries.append(now + timedelta(seconds=ttl_s))
+    assert len(expiries) >= 3
+    assert all(opening - timedelta(seconds=60) <= e <= opening for e in expiries)
+    assert len(set(expiries)) == len(expiries)  # not one instant
+
+
+def test_close_to_the_open_the_spread_is_at_most_half_the_time_left() -> None:
+    low = AdaptiveTTL(rng=lambda: 0.999999)
+    high = AdaptiveTTL(rng=lambda: 0.0)
+    now = ny(2026, 1, 5, 9, 29) + timedelta(seconds=50)
+    assert low.ttl_for("AAPL", now) == pytest.approx(5.0, abs=1e-4)
+    assert high.ttl_for("AAPL", now) == 10.0
+    assert AdaptiveTTL(rng=lambda: 0.5).ttl_for("AAPL", ny(2026, 1, 5, 9, 26)) == 210.0
+
+
+def test_the_open_jitter_is_on_by_default() -> None:
+    assert AdaptiveTTLConfig().open_jitter == 60.0
 
 
 def test_no_jitter_means_no_random_draws() -> None:
@@ -254,7 +315,7 @@ def test_plugs_into_a_cachetools_tlru_cache() -> None:
     from cachetools import TLRUCache
 
     clock = ManualClock(ny(2026, 1, 5, 9, 29))
-    ttl = AdaptiveTTL(clock=clock)
+    ttl = AdaptiveTTL(AT_THE_OPEN, clock=clock)
     cache: TLRUCache[str, float] = TLRUCache(
         maxsize=10, ttu=lambda key, value, now: now + ttl.ttl_for(key), timer=clock.monotonic
     )
@@ -271,7 +332,7 @@ def test_plugs_into_a_cachetools_tlru_cache() -> None:
 
 async def test_ttl_for_from_async_tasks() -> None:
     clock = ManualClock(ny(2026, 1, 5, 9, 29))
-    ttl = AdaptiveTTL(clock=clock)
+    ttl = AdaptiveTTL(AT_THE_OPEN, clock=clock)
 
     async def write(symbol: str) -> float:
         await asyncio.sleep(0)
@@ -301,14 +362,48 @@ def test_ttl_for_from_threads() -> None:
 # --- should_refresh ------------------------------------------------------------------
 
 
-def test_should_refresh_when_the_price_moved_more_than_the_threshold() -> None:
+def test_should_refresh_when_the_price_moved_by_the_threshold() -> None:
     ttl = AdaptiveTTL()
     assert ttl.should_refresh("AAPL", 100.0)  # nothing remembered yet
-    assert not ttl.should_refresh("AAPL", 100.5)  # exactly 0.5 % is not more
+    assert not ttl.should_refresh("AAPL", 100.49)
     assert not ttl.should_refresh("AAPL", 99.6)
-    assert ttl.should_refresh("AAPL", 100.6)  # refresh; 100.6 is the new reference
-    assert not ttl.should_refresh("AAPL", 100.9)
+    assert ttl.should_refresh("AAPL", 100.5)  # exactly 0.5 % counts
+    assert not ttl.should_refresh("AAPL", 100.9)  # 100.5 is the new reference
     assert ttl.should_refresh("AAPL", 99.0)
+
+
+@pytest.mark.parametrize(
+    ("reference", "price"),
+    [
+        (100.0, 100.5),
+        (100.0, 99.5),
+        (230.0, 231.15),
+        (101.3, 101.3 * 1.005),
+        (0.07, 0.07 * 0.995),
+        (97_123.45, 97_123.45 * 1.005),
+    ],
+)
+def test_an_exact_half_percent_is_a_move_for_the_gate_and_the_ttl(
+    reference: float, price: float
+) -> None:
+    gate: ChangeGate[str] = ChangeGate(threshold=0.005)
+    gate.remember("X", reference, "value")
+    ttl = AdaptiveTTL()
+    ttl.remember("X", reference)
+    assert gate.changed("X", price)
+    assert ttl.should_refresh("X", price)
+    nearly = reference + (price - reference) * 0.999
+    assert not gate.changed("X", nearly)
+    assert not ttl.should_refresh("X", nearly)
+
+
+def test_a_zero_threshold_makes_every_price_a_move() -> None:
+    gate: ChangeGate[str] = ChangeGate(threshold=0.0)
+    gate.remember("X", 100.0, "value")
+    ttl = AdaptiveTTL(AdaptiveTTLConfig(refresh_threshold=0.0))
+    ttl.remember("X", 100.0)
+    assert gate.changed("X", 100.0)
+    assert ttl.should_refresh("X", 100.0)
 
 
 def test_remember_and_forget() -> None:
@@ -355,6 +450,8 @@ def test_bad_prices_raise_and_change_nothing(price: Any) -> None:
         ({"closed_ttl": True}, "closed_ttl"),
         ({"jitter": 1.0}, "jitter"),
         ({"jitter": -0.1}, "jitter"),
+        ({"open_jitter": -1.0}, "open_jitter"),
+        ({"open_jitter": math.inf}, "open_jitter"),
         ({"refresh_threshold": -0.01}, "refresh_threshold"),
         ({"refresh_threshold": math.nan}, "refresh_threshold"),
     ],

@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from typing import Generic, TypeVar, overload
 
-from ._price import check_price
+from ._price import check_price, moved
 from .clock import Clock, SystemClock
 from .errors import ConfigError
 
@@ -99,7 +99,7 @@ class ChangeGate(Generic[V]):
             entry = self._entries.get(symbol)
             if (
                 entry is not None
-                and abs(value - entry[0]) < self.threshold * entry[0]
+                and not moved(entry[0], value, self.threshold)
                 and (max_age is None or now - entry[2] < max_age)
             ):
                 self._skips += 1

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ._price import check_price
+from ._price import check_price, moved
 from .clock import Clock, SystemClock
 from .errors import ConfigError
 from .market import NYSE, MarketCalendar, is_crypto
@@ -40,12 +40,21 @@ class AdaptiveTTLConfig:
             next open. Default 300.0.
         jitter: spread each TTL uniformly over ``ttl * (1 ± jitter)`` so keys
             written together do not expire together; in [0, 1). Default 0.0.
-        refresh_threshold: relative price move beyond which
-            :meth:`AdaptiveTTL.should_refresh` is true. Default 0.005 (0.5 %).
+        open_jitter: seconds before the next open over which TTLs cut at the
+            open are spread: a key written while the market is closed expires
+            at a uniformly drawn instant in the last ``open_jitter`` seconds
+            before the open (at most half the time left), never after it, so
+            the keys written overnight do not all expire at 09:30:00, the
+            busiest instant of the day. Default 60.0; 0 cuts every such TTL at
+            the open exactly.
+        refresh_threshold: relative price move from which
+            `AdaptiveTTL.should_refresh` is true. Default 0.005 (0.5 %); an
+            exact 0.5 % move counts, as for `ChangeGate`.
 
     Raises:
         ConfigError: a TTL that is not a positive finite number, a jitter
-            outside [0, 1), a negative or non-finite threshold.
+            outside [0, 1), a negative or non-finite ``open_jitter`` or
+            threshold.
 
     Example:
         >>> AdaptiveTTLConfig(stock_ttl=15.0, jitter=0.1).stock_ttl
@@ -58,6 +67,7 @@ class AdaptiveTTLConfig:
     stock_ttl: float = 20.0
     closed_ttl: float = 300.0
     jitter: float = 0.0
+    open_jitter: float = 60.0
     refresh_threshold: float = 0.005
 
     def __post_init__(self) -> None:
@@ -66,6 +76,8 @@ class AdaptiveTTLConfig:
         _check_seconds("closed_ttl", self.closed_ttl)
         if not (_is_number(self.jitter) and 0.0 <= self.jitter < 1.0):
             raise ConfigError("jitter", self.jitter, "must be in [0, 1)")
+        if not (_is_number(self.open_jitter) and 0.0 <= self.open_jitter < math.inf):
+            raise ConfigError("open_jitter", self.open_jitter, "must be finite seconds >= 0")
         if not (_is_number(self.refresh_threshold) and 0.0 <= self.refresh_threshold < math.inf):
             raise ConfigError(
                 "refresh_threshold", self.refresh_threshold, "must be a finite number >= 0"
@@ -88,9 +100,10 @@ class AdaptiveTTL:
     symbols (``is_crypto``) trade around the clock and get the crypto TTLs;
     stocks get the in-session TTLs while ``calendar`` is open and
     ``closed_ttl`` otherwise, cut so it never reaches past the next open (a
-    price cached at 09:28 expires at 09:30, not at 09:33). Early closes count
-    as out of session after 13:00. A symbol is "high volatility" when
-    ``volatility`` says so.
+    price cached at 09:28 expires by 09:30, not at 09:33; within the last
+    ``open_jitter`` seconds before it, so that keys written overnight do not
+    all expire in the same instant). Early closes count as out of session
+    after 13:00. A symbol is "high volatility" when ``volatility`` says so.
 
     ``ttl_for`` takes a symbol and returns seconds, so the bound method plugs
     into a cache directly: ``RedisCache(url).set(symbol, price,
@@ -116,17 +129,18 @@ class AdaptiveTTL:
         ConfigError: ``max_symbols`` < 1, or ``config``, ``calendar``,
             ``volatility``, ``is_crypto`` or ``rng`` of the wrong kind.
 
-    ``ttl_for`` raises :class:`ValueError` for a naive ``now`` and
-    :class:`~argo_perf.CalendarRangeError` when ``now`` lies outside the
-    calendar's years. Thread-safe.
+    ``ttl_for`` raises `TypeError` for a symbol that is not a string,
+    `ValueError` for an empty one or a naive ``now`` and
+    `argo_perf.CalendarRangeError` when ``now`` lies outside the calendar's
+    years. Thread-safe.
 
     Example:
         >>> from datetime import datetime, timezone
         >>> from argo_perf import ManualClock
         >>> clock = ManualClock(datetime(2026, 1, 5, 14, 28, tzinfo=timezone.utc))  # 09:28 NY
         >>> ttl = AdaptiveTTL(clock=clock)
-        >>> ttl.ttl_for("AAPL")  # closed, opens in two minutes
-        120.0
+        >>> 60.0 < ttl.ttl_for("AAPL") <= 120.0  # closed, opens in two minutes
+        True
         >>> clock.advance(120)
         >>> ttl.ttl_for("AAPL"), ttl.ttl_for("BTC-USD")
         (20.0, 30.0)
@@ -177,12 +191,16 @@ class AdaptiveTTL:
         """Seconds a value for ``symbol`` written at ``now`` (default the clock's now) stays fresh.
 
         Raises:
-            ValueError: ``now`` is naive.
+            TypeError: ``symbol`` is not a string, or ``now`` not a datetime.
+            ValueError: ``symbol`` is empty, or ``now`` is naive.
             CalendarRangeError: ``now`` is outside the calendar's years.
         """
         if now is None:
             now = self._clock.now()
-        crypto = self._kinds.get(symbol)
+        try:
+            crypto = self._kinds.get(symbol)
+        except TypeError:  # unhashable
+            crypto = None
         if crypto is None:
             crypto = self._kind(symbol)
         is_high = self._is_high
@@ -196,13 +214,22 @@ class AdaptiveTTL:
             ttl = config.stock_high_vol_ttl if high else config.stock_ttl
             return self._jitter(ttl) if config.jitter else ttl
         ttl = self._jitter(config.closed_ttl) if config.jitter else config.closed_ttl
-        return ttl if ttl < wait else wait
+        if ttl < wait:
+            return ttl
+        if not config.open_jitter:
+            return wait
+        # Cut at the open: expire at a random instant shortly before it, never after.
+        return wait - self._rng() * min(config.open_jitter, wait / 2.0)
 
     def __call__(self, symbol: str) -> float:
         """``ttl_for(symbol)``: an :class:`AdaptiveTTL` is itself a cache's ``ttl=`` callable."""
         return self.ttl_for(symbol)
 
     def _kind(self, symbol: str) -> bool:
+        if not isinstance(symbol, str):
+            raise TypeError(f"symbol must be a str, got {symbol!r}")
+        if not symbol.strip():
+            raise ValueError(f"symbol must not be empty, got {symbol!r}")
         crypto = bool(self._classify(symbol))
         kinds = self._kinds
         if len(kinds) >= _MAX_CLASSIFIED:  # keys, not just symbols, may come through here
@@ -214,8 +241,9 @@ class AdaptiveTTL:
         return ttl * (1.0 + self.config.jitter * (2.0 * self._rng() - 1.0))
 
     def should_refresh(self, symbol: str, price: float) -> bool:
-        """Whether ``price`` moved more than ``refresh_threshold`` from the remembered price.
+        """Whether ``price`` moved by at least ``refresh_threshold`` from the remembered price.
 
+        The same rule as `ChangeGate.changed`: an exact 0.5 % move counts.
         True also when no price is remembered for ``symbol``. When it answers
         true, ``price`` becomes the remembered one: the caller is expected to
         refresh the cached value now. :meth:`remember` sets it explicitly.
@@ -226,7 +254,7 @@ class AdaptiveTTL:
         value = check_price(price)
         with self._lock:
             last = self._prices.get(symbol)
-            if last is not None and abs(value - last) <= self.config.refresh_threshold * last:
+            if last is not None and not moved(last, value, self.config.refresh_threshold):
                 return False
             self._store(symbol, value)
             return True
