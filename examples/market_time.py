@@ -38,7 +38,9 @@ def main() -> None:
         print(f"  {local:%H:%M} New York: {NYSE.session_at(when).name}")
 
     clock = ManualClock(at(9, 28, day=30))
-    vol = VolatilityTracker(threshold=0.002, clock=clock)
+    # Annualized volatility; high from 50 % a year for stocks, 75 % for crypto,
+    # after a warm-up of five returns.
+    vol = VolatilityTracker(clock=clock)
     ttl = AdaptiveTTL(
         AdaptiveTTLConfig(jitter=0.1), volatility=vol, rng=random.Random(1).random, clock=clock
     )
@@ -46,21 +48,22 @@ def main() -> None:
 
     rng = random.Random(7)
     prices = {"AAPL": 230.0, "BTC-USD": 97_000.0}
-    print("cycle  time   symbol    price        ttl     regenerated")
-    for cycle in range(8):
+    moves = {"AAPL": 0.0004, "BTC-USD": 0.004}  # per 20 s: about 20 % and 200 % a year
+    print("cycle  time      symbol    price     vol/yr        ttl     regenerated")
+    for cycle in range(10):
         for symbol, price in prices.items():
-            price *= 1 + rng.gauss(0, 0.003)
+            price *= 1 + rng.gauss(0, moves[symbol])
             prices[symbol] = price
-            vol.observe(symbol, price)
+            annual = vol.observe(symbol, price)
             regenerated = gate.changed(symbol, price)
             if regenerated:
                 gate.remember(symbol, price, f"signal for {symbol} at {price:.2f}")
             local = clock.now().astimezone(NEW_YORK)
             print(
-                f"{cycle:>5}  {local:%H:%M}  {symbol:8} {price:>10.2f} {ttl.ttl_for(symbol):>8.1f}s"
-                f"  {'yes' if regenerated else 'no (cached)'}"
+                f"{cycle:>5}  {local:%H:%M:%S}  {symbol:8} {price:>10.2f} {annual:>8.0%}"
+                f" {ttl.ttl_for(symbol):>8.1f}s  {'yes' if regenerated else 'no (cached)'}"
             )
-        clock.advance(30.0)
+        clock.advance(20.0)
     print(f"skip rate: {gate.skip_rate:.0f}% of {gate.checks} checks")
 
 
