@@ -9,6 +9,7 @@ faces only move bytes between this core and redis-py.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -20,7 +21,10 @@ import struct
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from uuid import UUID
 
 from cachetools import LRUCache
 from redis.exceptions import ResponseError
@@ -100,15 +104,101 @@ class Serializer(Protocol):
         ...
 
 
+# JSON's own types are stored as plain JSON. Decimal, datetime, date, UUID, bytes and
+# tuples become {_TAG: kind, "v": text}; a value's own dict that has the _TAG key is
+# stored as {_TAG: "dict", "v": [[key, value], ...]} so it is never taken for one.
+_TAG = "__argo_perf__"
+_UNSUPPORTED = (
+    "the default serializer stores JSON types, Decimal, datetime, date, UUID, bytes and "
+    "tuples; pass serializer= a Serializer object (or serializer='pickle' with a "
+    "signing_key) to cache other types"
+)
+
+
+def _unsupported(value: object, what: str = "a value") -> TypeError:
+    return TypeError(f"cannot cache {what} of type {type(value).__qualname__}: {_UNSUPPORTED}")
+
+
+def _tag(value: Any) -> Any:
+    """``value`` as JSON's own types (see ``_TAG``); TypeError for anything else."""
+    kind = type(value)
+    if kind is str or kind is float or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return _tag_dict(value)
+    if kind is list:
+        return [_tag(item) for item in value]
+    if kind is tuple:
+        return {_TAG: "tuple", "v": [_tag(item) for item in value]}
+    if kind is Decimal:
+        return {_TAG: "decimal", "v": str(value)}
+    if isinstance(value, datetime):  # before date: a datetime is a date
+        return {_TAG: "datetime", "v": datetime.isoformat(value)}
+    if isinstance(value, date):
+        return {_TAG: "date", "v": date.isoformat(value)}
+    if kind is UUID:
+        return {_TAG: "uuid", "v": str(value)}
+    if kind is bytes:
+        return {_TAG: "bytes", "v": base64.b64encode(value).decode("ascii")}
+    # Subclasses of JSON's own types (IntEnum, StrEnum, OrderedDict ...) as json stores them.
+    if isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, dict):
+        return _tag_dict(value)
+    if isinstance(value, list):
+        return [_tag(item) for item in value]
+    if isinstance(value, tuple):
+        return {_TAG: "tuple", "v": [_tag(item) for item in value]}
+    raise _unsupported(value)
+
+
+def _tag_dict(value: dict[Any, Any]) -> Any:
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, (str, int, float)) and key is not None:
+            raise _unsupported(key, "a dict key")
+        out[key] = _tag(item)
+    if _TAG in value:
+        return {_TAG: "dict", "v": [[key, item] for key, item in out.items()]}
+    return out
+
+
+def _revive(obj: dict[str, Any]) -> Any:
+    """json object_hook: turn tagged objects back into their types (garbage raises)."""
+    if _TAG not in obj:
+        return obj
+    kind = obj[_TAG]
+    data = obj["v"]
+    if kind == "tuple":
+        return tuple(data)
+    if kind == "dict":
+        return dict(data)
+    if not isinstance(data, str):
+        raise ValueError(f"bad tagged {kind!r} value")
+    if kind == "decimal":
+        return Decimal(data)
+    if kind == "datetime":
+        return datetime.fromisoformat(data)
+    if kind == "date":
+        return date.fromisoformat(data)
+    if kind == "uuid":
+        return UUID(data)
+    if kind == "bytes":
+        return base64.b64decode(data, validate=True)
+    raise ValueError(f"unknown tagged kind {kind!r}")
+
+
 # The decoder's C scanner (set in JSONDecoder.__init__, not in the type stubs).
-_json_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_json_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(  # type: ignore[attr-defined]
+    object_hook=_revive
+).scan_once
 
 
 class _JSONSerializer:
     name = "json"
 
     def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), allow_nan=True).encode()
+        return json.dumps(_tag(value), separators=(",", ":"), allow_nan=True).encode()
 
     def loads(self, data: bytes) -> Any:
         # We write compact UTF-8, so the C scanner alone decodes it: this skips
@@ -119,7 +209,7 @@ class _JSONSerializer:
         except StopIteration:
             end = -1
         if end != len(text):  # not our compact form: let json say what is wrong
-            return json.loads(text)
+            return json.loads(text, object_hook=_revive)
         return value
 
 
