@@ -92,6 +92,8 @@ def _variants(evil: bytes) -> list[tuple[str, Plant]]:
     raw["name length 255"] = _header(b"pickle", name_len=255) + fresh + evil
     raw["name length 0"] = _header(b"", name_len=0) + fresh + evil
     raw["truncated times"] = _header(b"pickle", flags=1) + fresh[:7]
+    raw["truncated json times"] = _header(b"json") + fresh[:7]
+    raw["json header only"] = _header(b"json")
     raw["truncated head"] = _header(b"pickle")[:3]
     raw["other serializer name"] = _header(b"marshal") + fresh + evil
     raw["signed for another key"] = _signed("argo_perf:v1:ELSEWHERE", b"pickle", evil)

@@ -314,6 +314,17 @@ class RedisCache(_Face):
             if entry is not None and core.monotonic() < entry.check_at:
                 core.counters.memory_hits += 1
                 return entry.value
+        elif self._client is not None and core.gate.available:
+            # Redis only (maxsize=0) and Redis up: the lean path, measured against a raw GET.
+            rkey = core.prefix + key
+            try:
+                raw = self._client.get(rkey)
+            except _ERRORS as exc:
+                core.redis_failed(exc, "GET")
+                core.counters.misses += 1
+                return default
+            core.redis_ok()
+            return core.take(key, rkey, raw, default)
         now = core.monotonic()
         found = core.serve(*self._find(key, now, entry), now)
         return default if found is None else found.value
@@ -556,6 +567,8 @@ class RedisCache(_Face):
             core.redis_failed(exc, "SCAN/UNLINK")
             raise to_backend_error(exc, core.target) from exc
         core.redis_ok()
+        # Again, as in delete: a read that started before the UNLINK may have kept a value.
+        core.forget_prefix(prefix)
         return removed
 
     # -- loaders -------------------------------------------------------------------
@@ -774,6 +787,17 @@ class AsyncRedisCache(_Face):
             if entry is not None and core.monotonic() < entry.check_at:
                 core.counters.memory_hits += 1
                 return entry.value
+        elif self._client is not None and core.gate.available:
+            # Redis only (maxsize=0) and Redis up: the lean path, measured against a raw GET.
+            rkey = core.prefix + key
+            try:
+                raw = await self._client.get(rkey)
+            except _ERRORS as exc:
+                core.redis_failed(exc, "GET")
+                core.counters.misses += 1
+                return default
+            core.redis_ok()
+            return core.take(key, rkey, raw, default)
         now = core.monotonic()
         found = core.serve(*await self._find(key, now, entry), now)
         return default if found is None else found.value
@@ -976,6 +1000,8 @@ class AsyncRedisCache(_Face):
             core.redis_failed(exc, "SCAN/UNLINK")
             raise to_backend_error(exc, core.target) from exc
         core.redis_ok()
+        # Again, as in delete: a read that started before the UNLINK may have kept a value.
+        core.forget_prefix(prefix)
         return removed
 
     # -- loaders -------------------------------------------------------------------
