@@ -577,10 +577,14 @@ class RedisCache(_Face):
         """Return the fresh value for ``key``, or call ``factory()`` once, store and return it.
 
         Concurrent callers missing the same key wait for one ``factory`` call
-        (single flight). When ``factory`` raises, a value within ``max_stale``
-        is returned instead; without one the exception propagates to every
-        waiting caller. A caller interrupted while loading (KeyboardInterrupt,
-        SystemExit) lets a waiting caller load instead of leaving it hanging.
+        (single flight: one call per key per expiry, the Redis lookup included).
+        When the lookup's GET failed, the value is kept in the in-process tier
+        without trying Redis again for the SET. A value the serializer cannot
+        encode is returned but not cached (``stats.encode_failures``). When
+        ``factory`` raises, a value within ``max_stale`` is returned instead;
+        without one the exception propagates to every waiting caller. A caller
+        interrupted while loading (KeyboardInterrupt, SystemExit) lets a waiting
+        caller load instead of leaving it hanging.
         """
         return cast(T, self._get_or_load(key, factory, ttl)[0])
 
