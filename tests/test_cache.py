@@ -466,7 +466,7 @@ def test_a_value_of_another_redis_type_is_a_counted_miss(
     assert cache.get_many(["AAPL", "MSFT"]) == {}
     assert cache.backend == "redis"  # Redis answered; it is not an outage
     stats = cache.stats
-    assert stats.decode_failures == 2
+    assert stats.decode_failures == 4  # get_many finds them too
     assert stats.misses == 4
     assert cache.set("AAPL", 1.0) is True  # SET replaces the list
     assert cache.get("AAPL") == 1.0
@@ -1104,7 +1104,7 @@ def test_every_operation_survives_a_refused_connection(
     with pytest.raises(BackendError, match="redis at"):
         cache.clear()
     assert cache.get_or_set("d", lambda: 4) == 4
-    assert cache.stats.redis_errors == 6
+    assert cache.stats.redis_errors == 5  # get_or_set's GET failed: its SET did not try
     assert cache.backend == "redis"  # below the threshold: still trying
 
 
@@ -1120,7 +1120,7 @@ async def test_every_async_operation_survives_a_refused_connection(
     with pytest.raises(BackendError, match="redis at"):
         await cache.clear()
     assert await cache.get_or_set("d", lambda: 4) == 4
-    assert cache.stats.redis_errors == 6
+    assert cache.stats.redis_errors == 5  # get_or_set's GET failed: its SET did not try
     await cache.close()
 
 

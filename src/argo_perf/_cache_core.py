@@ -9,6 +9,7 @@ faces only move bytes between this core and redis-py.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -20,7 +21,10 @@ import struct
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from uuid import UUID
 
 from cachetools import LRUCache
 from redis.exceptions import ResponseError
@@ -35,6 +39,7 @@ __all__ = [
     "CacheStats",
     "CachedValue",
     "Entry",
+    "Landing",
     "Serializer",
     "TTLArg",
     "UseDefault",
@@ -99,15 +104,101 @@ class Serializer(Protocol):
         ...
 
 
+# JSON's own types are stored as plain JSON. Decimal, datetime, date, UUID, bytes and
+# tuples become {_TAG: kind, "v": text}; a value's own dict that has the _TAG key is
+# stored as {_TAG: "dict", "v": [[key, value], ...]} so it is never taken for one.
+_TAG = "__argo_perf__"
+_UNSUPPORTED = (
+    "the default serializer stores JSON types, Decimal, datetime, date, UUID, bytes and "
+    "tuples; pass serializer= a Serializer object (or serializer='pickle' with a "
+    "signing_key) to cache other types"
+)
+
+
+def _unsupported(value: object, what: str = "a value") -> TypeError:
+    return TypeError(f"cannot cache {what} of type {type(value).__qualname__}: {_UNSUPPORTED}")
+
+
+def _tag(value: Any) -> Any:
+    """``value`` as JSON's own types (see ``_TAG``); TypeError for anything else."""
+    kind = type(value)
+    if kind is str or kind is float or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return _tag_dict(value)
+    if kind is list:
+        return [_tag(item) for item in value]
+    if kind is tuple:
+        return {_TAG: "tuple", "v": [_tag(item) for item in value]}
+    if kind is Decimal:
+        return {_TAG: "decimal", "v": str(value)}
+    if isinstance(value, datetime):  # before date: a datetime is a date
+        return {_TAG: "datetime", "v": datetime.isoformat(value)}
+    if isinstance(value, date):
+        return {_TAG: "date", "v": date.isoformat(value)}
+    if kind is UUID:
+        return {_TAG: "uuid", "v": str(value)}
+    if kind is bytes:
+        return {_TAG: "bytes", "v": base64.b64encode(value).decode("ascii")}
+    # Subclasses of JSON's own types (IntEnum, StrEnum, OrderedDict ...) as json stores them.
+    if isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, dict):
+        return _tag_dict(value)
+    if isinstance(value, list):
+        return [_tag(item) for item in value]
+    if isinstance(value, tuple):
+        return {_TAG: "tuple", "v": [_tag(item) for item in value]}
+    raise _unsupported(value)
+
+
+def _tag_dict(value: dict[Any, Any]) -> Any:
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, (str, int, float)) and key is not None:
+            raise _unsupported(key, "a dict key")
+        out[key] = _tag(item)
+    if _TAG in value:
+        return {_TAG: "dict", "v": [[key, item] for key, item in out.items()]}
+    return out
+
+
+def _revive(obj: dict[str, Any]) -> Any:
+    """json object_hook: turn tagged objects back into their types (garbage raises)."""
+    if _TAG not in obj:
+        return obj
+    kind = obj[_TAG]
+    data = obj["v"]
+    if kind == "tuple":
+        return tuple(data)
+    if kind == "dict":
+        return dict(data)
+    if not isinstance(data, str):
+        raise ValueError(f"bad tagged {kind!r} value")
+    if kind == "decimal":
+        return Decimal(data)
+    if kind == "datetime":
+        return datetime.fromisoformat(data)
+    if kind == "date":
+        return date.fromisoformat(data)
+    if kind == "uuid":
+        return UUID(data)
+    if kind == "bytes":
+        return base64.b64decode(data, validate=True)
+    raise ValueError(f"unknown tagged kind {kind!r}")
+
+
 # The decoder's C scanner (set in JSONDecoder.__init__, not in the type stubs).
-_json_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_json_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(  # type: ignore[attr-defined]
+    object_hook=_revive
+).scan_once
 
 
 class _JSONSerializer:
     name = "json"
 
     def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), allow_nan=True).encode()
+        return json.dumps(_tag(value), separators=(",", ":"), allow_nan=True).encode()
 
     def loads(self, data: bytes) -> Any:
         # We write compact UTF-8, so the C scanner alone decodes it: this skips
@@ -118,7 +209,7 @@ class _JSONSerializer:
         except StopIteration:
             end = -1
         if end != len(text):  # not our compact form: let json say what is wrong
-            return json.loads(text)
+            return json.loads(text, object_hook=_revive)
         return value
 
 
@@ -140,11 +231,15 @@ class CacheStats:
     Attributes:
         memory_hits: fresh values served by the in-process tier.
         redis_hits: fresh values served by Redis.
-        misses: lookups that found no fresh value (the caller got the default).
-        stale_served: values past their TTL served because Redis or a loader failed.
+        misses: lookups that found no fresh value: the caller got the default, a
+            stale value, or a loader's value (``get_or_set``, ``cached``). Every
+            lookup is either a hit or a miss, so ``hits / (hits + misses)`` is
+            the hit rate.
+        stale_served: values past their TTL served because Redis or a loader
+            failed (each also counted as a miss).
         loader_calls: times a ``get_or_set`` / ``cached`` loader ran.
-        coalesced: callers that waited for another caller's loader instead of
-            running their own (single flight).
+        coalesced: callers that waited for another caller's lookup and load of
+            the same key instead of doing their own (single flight).
         early_refreshes: loads started before expiry by the XFetch rule.
         sets: values stored (``set``, ``set_many`` items, loader results).
         redis_set_failures: stored values that did not reach Redis (kept in
@@ -153,6 +248,8 @@ class CacheStats:
         short_circuited: calls that skipped Redis because it was considered down.
         decode_failures: values in Redis that could not be decoded (garbage,
             another Redis type, another serializer or envelope version).
+        encode_failures: values a loader returned that the serializer could
+            not encode: returned to the caller but not cached.
         signature_failures: values whose HMAC was missing or did not verify.
         backend: ``"redis"`` or ``"memory"`` at the time of the snapshot.
     """
@@ -169,6 +266,7 @@ class CacheStats:
     redis_errors: int
     short_circuited: int
     decode_failures: int
+    encode_failures: int
     signature_failures: int
     backend: str
 
@@ -228,11 +326,37 @@ class Entry:
         self.in_redis = in_redis
 
 
+class Landing:
+    """What one flight (lookup, then load when needed) found, for every caller that waited on it.
+
+    ``source`` is ``"loader"`` when the loader ran (``error`` set when it raised;
+    ``stale`` is then the entry a failed load may fall back on), else the tier
+    that held a fresh value (``entry``).
+    """
+
+    __slots__ = ("entry", "error", "source", "stale", "value")
+
+    def __init__(
+        self,
+        value: Any,
+        source: Source,
+        entry: Entry | None,
+        stale: Entry | None,
+        error: Exception | None,
+    ) -> None:
+        self.value = value
+        self.source = source
+        self.entry = entry
+        self.stale = stale
+        self.error = error
+
+
 class _Counters:
     __slots__ = (
         "coalesced",
         "decode_failures",
         "early_refreshes",
+        "encode_failures",
         "loader_calls",
         "memory_hits",
         "misses",
@@ -249,6 +373,7 @@ class _Counters:
         self.coalesced = 0
         self.decode_failures = 0
         self.early_refreshes = 0
+        self.encode_failures = 0
         self.loader_calls = 0
         self.memory_hits = 0
         self.misses = 0
@@ -373,8 +498,10 @@ class CacheCore:
             _HEAD.pack(_MAGIC, _ENVELOPE_VERSION, flags, len(self._ser_name)) + self._ser_name
         )
         self._plen = len(self._prefix)
-        # Signed values always take the general path (the signature must be checked).
-        self._fast_prefix = self._prefix if signing_key is None else b"\x00"
+        # The lean Redis-only read (take) decodes a value whose header is this
+        # configuration's own without building an entry. Only without a signing key:
+        # a signed value is never decoded before its HMAC is verified (_parse).
+        self._unsigned_prefix = self._prefix if signing_key is None else None
         self.has_redis = has_redis
         self.target = target
         self.namespace = namespace
@@ -397,9 +524,18 @@ class CacheCore:
         self.maxsize = maxsize
         self.memory: LRUCache[str, Entry] | None = LRUCache(maxsize) if maxsize else None
         self.lock = threading.Lock()
+        # Bumped (under ``lock``) by every write and delete in this process: a read
+        # whose GET was in flight meanwhile must not keep what it read (see _replace).
+        self.writes = 0
         self.counters = _Counters()
         self._next_stale_report = -_INF
         self._stale_unreported = 0
+        # Refused writes (OOM under noeviction ...): one line when they start, then a
+        # count once a minute and when writes are accepted again.
+        self._refusing = False
+        self._refused = 0
+        self._next_refusal_report = -_INF
+        self._unstorable_logged: set[str] = set()
 
     def _clock_timestamp(self) -> float:
         return self.clock.now().timestamp()
@@ -442,13 +578,76 @@ class CacheCore:
         """Account for a failed Redis call: an outage feeds the gate, an error reply is logged."""
         self.counters.redis_errors += 1
         if isinstance(exc, ResponseError):
-            if str(exc).startswith("WRONGTYPE"):
-                self.counters.decode_failures += 1
             # Redis answered (WRONGTYPE, OOM ...): it is up, the data or capacity is the problem.
             self.gate.record_success()
-            logger.warning("redis at %s refused %s: %s", self.target, operation, exc)
+            if str(exc).startswith("WRONGTYPE"):
+                self.counters.decode_failures += 1
+                logger.warning("redis at %s refused %s: %s", self.target, operation, exc)
+            else:
+                self.refused(operation, exc)
         else:
             self.gate.record_failure(exc)
+
+    def refused(self, operation: str, exc: object) -> None:
+        """Report a refused command without flooding the log (see ``_refusing``)."""
+        now = self.monotonic()
+        with self.lock:
+            if not self._refusing:
+                self._refusing = True
+                self._refused = 0
+                self._next_refusal_report = now + _STALE_REPORT_INTERVAL
+                first = True
+            else:
+                self._refused += 1
+                first = False
+                if now < self._next_refusal_report:
+                    return
+                count, self._refused = self._refused, 0
+                self._next_refusal_report = now + _STALE_REPORT_INTERVAL
+        if first:
+            logger.warning(
+                "redis at %s refused %s: %s (further refusals are counted and reported "
+                "once a minute)",
+                self.target,
+                operation,
+                exc,
+            )
+        else:
+            logger.warning(
+                "redis at %s refused %d more commands in the last minute (latest %s: %s)",
+                self.target,
+                count,
+                operation,
+                exc,
+            )
+
+    def stored(self, entry: Entry) -> None:
+        """A write reached Redis: mark the entry, note Redis is up, end a refusal spell."""
+        entry.in_redis = True
+        self.redis_ok()
+        if self._refusing:
+            with self.lock:
+                if not self._refusing:
+                    return
+                self._refusing = False
+                count, self._refused = self._refused, 0
+            logger.warning(
+                "redis at %s accepts writes again (%d more refusals since the last report)",
+                self.target,
+                count,
+            )
+
+    def wrong_types(self, rkeys: list[str], types: list[Any]) -> None:
+        """Count (and log) the keys an MGET could not read because they hold another type."""
+        for rkey, kind in zip(rkeys, types, strict=False):
+            if kind not in (b"none", b"string", "none", "string"):
+                self.counters.decode_failures += 1
+                logger.warning(
+                    "ignoring %s from redis at %s: it holds a %s, not a string",
+                    rkey,
+                    self.target,
+                    kind.decode() if isinstance(kind, bytes) else kind,
+                )
 
     def probe_failed(self, exc: BaseException) -> None:
         self.gate.record_failure(exc)
@@ -492,6 +691,7 @@ class CacheCore:
         memory = self.memory
         if memory is not None:
             with self.lock:
+                self.writes += 1
                 memory[key] = entry
 
     def recall(self, key: str) -> Entry | None:
@@ -505,6 +705,7 @@ class CacheCore:
         memory = self.memory
         if memory is not None:
             with self.lock:
+                self.writes += 1
                 memory.pop(key, None)
 
     def _drop(self, key: str, entry: Entry) -> None:
@@ -515,17 +716,19 @@ class CacheCore:
                 if memory.get(key) is entry:
                     del memory[key]
 
-    def _replace(self, key: str, old: Entry | None, new: Entry) -> None:
+    def _replace(self, key: str, old: Entry | None, new: Entry, seen: int) -> None:
         """Keep ``new`` (read from Redis) unless the entry changed from ``old`` meanwhile.
 
         A write in this process (or a later read) while this read's GET was in
         flight stored a value at least as new as what that GET returned, and a
-        delete meanwhile must not be undone by the value read before it.
+        delete meanwhile must not be undone by the value read before it. With
+        no entry before (``old`` None), "meanwhile" is told by ``writes``, which
+        was ``seen`` before the GET: a delete leaves no entry to compare with.
         """
         memory = self.memory
         if memory is not None:
             with self.lock:
-                if memory.get(key) is old:
+                if memory.get(key) is old and (old is not None or self.writes == seen):
                     memory[key] = new
 
     def forget_prefix(self, prefix: str) -> int:
@@ -533,6 +736,7 @@ class CacheCore:
         if memory is None:
             return 0
         with self.lock:
+            self.writes += 1
             doomed = [k for k in memory if k.startswith(prefix)]
             for k in doomed:
                 del memory[k]
@@ -558,12 +762,39 @@ class CacheCore:
                 return entry
             if degraded and now < entry.stale_until:
                 self.counters.stale_served += 1
+                self.counters.misses += 1
                 return entry
         self.counters.misses += 1
         return None
 
+    def looked_up(self, entry: Entry | None, source: Source, now: float) -> Landing | None:
+        """A flight's lookup: the fresh value it found, or None when the loader must run."""
+        if entry is not None and now < entry.fresh_until:
+            return Landing(entry.value, source, entry, None, None)
+        return None
+
+    def landed(
+        self, landing: Landing, local: Entry | None
+    ) -> tuple[Any, Source, Entry | None] | None:
+        """What one caller of ``get_or_set`` returns from a flight, counted once per caller.
+
+        None: the loader failed and there is nothing within ``max_stale`` to serve.
+        """
+        counters = self.counters
+        if landing.source != "loader":
+            self.count_hit(landing.source)
+            return landing.value, landing.source, landing.entry
+        counters.misses += 1
+        if landing.error is None:
+            return landing.value, "loader", None
+        stale = landing.stale if landing.stale is not None else local
+        served = self.loader_failed(landing.error, stale, self.monotonic())
+        if served is None:
+            return None
+        return served.value, "memory", served
+
     def merge(
-        self, key: str, rkey: str, raw: object, local: Entry | None, now: float
+        self, key: str, rkey: str, raw: object, local: Entry | None, now: float, seen: int
     ) -> tuple[Entry | None, Source, bool]:
         """Combine what Redis answered for ``key`` with the in-process entry."""
         if raw is None:
@@ -581,20 +812,22 @@ class CacheCore:
         if local is not None and not local.in_redis and local.stored_at >= entry.stored_at:
             # Written here while Redis refused it: newer than what Redis still holds.
             return local, "memory", False
-        self._replace(key, local, entry)
+        self._replace(key, local, entry, seen)
         return entry, "redis", False
 
     def take(self, key: str, rkey: str, raw: object, default: Any) -> Any:
-        """What a read returns for what Redis answered, when no in-process entry is involved.
+        """What a Redis-only read returns for what Redis answered (no in-process tier).
 
-        The common case (a fresh, unsigned value written by this configuration) is
-        decided here in a few lines, without building an entry: it sits on the
-        Redis-only read path, whose cost is measured against a raw GET.
+        The common case, a fresh value written unsigned by this configuration, is
+        decided in a few lines: this sits on the path measured against a raw GET.
+        Anything else, and every signed value, goes through :meth:`merge`, which
+        verifies the signature before decoding.
         """
+        prefix = self._unsigned_prefix
         if (
-            self.memory is None
+            prefix is not None
             and type(raw) is bytes
-            and raw.startswith(self._fast_prefix)
+            and raw.startswith(prefix)
             and len(raw) >= self._plen + _TIMES.size
         ):
             stored_at, ttl, _ = _TIMES.unpack_from(raw, self._plen)
@@ -602,13 +835,13 @@ class CacheCore:
             if 0.0 <= age < ttl or (ttl < 0.0 and age >= 0.0):
                 try:
                     value = self._loads(raw[self._plen + _TIMES.size :])
-                except Exception:
-                    pass  # the general path below counts and logs it
+                except Exception:  # the general path below counts and logs it
+                    pass
                 else:
                     self.counters.redis_hits += 1
                     return value
         now = self.monotonic()
-        found = self.serve(*self.merge(key, rkey, raw, None, now), now)
+        found = self.serve(*self.merge(key, rkey, raw, None, now, self.writes), now)
         return default if found is None else found.value
 
     def split_local(
@@ -638,22 +871,39 @@ class CacheCore:
         raws: list[Any] | None,
         now: float,
         result: dict[str, Any],
+        seen: int,
     ) -> None:
         """Fill ``result`` from one MGET's answers (None: Redis skipped or failed)."""
         for i, (key, local) in enumerate(wanted):
             if raws is None:
                 found = self.serve(local, "memory", True, now)
             else:
-                found = self.serve(*self.merge(key, self.redis_key(key), raws[i], local, now), now)
+                merged = self.merge(key, self.redis_key(key), raws[i], local, now, seen)
+                found = self.serve(*merged, now)
             if found is not None:
                 result[key] = found.value
 
     def prepare(
-        self, key: str, value: Any, ttl: float | None, delta: float, now: float
-    ) -> tuple[str, bytes, int | None, Entry]:
-        """Encode a value for Redis and keep it in the in-process tier (not yet in Redis)."""
+        self, key: str, value: Any, ttl: float | None, delta: float, now: float, *, loaded: bool
+    ) -> tuple[str, bytes, int | None, Entry] | None:
+        """Encode a value for Redis and keep it in the in-process tier (not yet in Redis).
+
+        A value from a loader (``loaded``) that cannot be encoded is counted,
+        logged once per type and not cached (None): its caller still gets it.
+        Any other is a ``TypeError`` for the caller of ``set``.
+        """
         rkey = self.redis_key(key)
-        data, px = self.encode(rkey, value, ttl, delta)
+        try:
+            data, px = self.encode(rkey, value, ttl, delta)
+        except TypeError as exc:
+            if not loaded:
+                raise
+            self.counters.encode_failures += 1
+            kind = type(value).__qualname__
+            if kind not in self._unstorable_logged:
+                self._unstorable_logged.add(kind)
+                logger.warning("not caching %s: %s", key, exc)
+            return None
         entry = self.store_local(key, value, ttl, delta, now)
         return rkey, data, px, entry
 
@@ -690,12 +940,12 @@ class CacheCore:
         for (rkey, _, _, entry), reply in zip(prepared, replies, strict=False):
             if isinstance(reply, Exception):
                 if ok:
-                    logger.warning("redis at %s refused SET %s: %s", self.target, rkey, reply)
+                    self.refused(f"SET {rkey}", reply)
                 ok = False
                 self.counters.redis_errors += 1
                 self.counters.redis_set_failures += 1
             else:
-                entry.in_redis = True
+                self.stored(entry)
         return ok
 
     def loader_failed(self, exc: BaseException, stale: Entry | None, now: float) -> Entry | None:

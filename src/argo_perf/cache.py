@@ -24,8 +24,11 @@ import os
 import random
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeAlias, TypeVar, cast, overload
 
+import redis.asyncio.cluster
+import redis.cluster
+from redis.exceptions import RedisClusterException
 from typing_extensions import ParamSpec
 
 from ._cache_core import (
@@ -34,6 +37,7 @@ from ._cache_core import (
     CachedValue,
     CacheStats,
     Entry,
+    Landing,
     Serializer,
     Source,
     TTLArg,
@@ -74,6 +78,10 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 _SCAN_COUNT = 500
+
+# What a Redis call may raise: redis-py's errors, socket errors, and cluster errors
+# such as a slot no node covers (RedisClusterException is not a RedisError).
+_ERRORS: tuple[type[BaseException], ...] = (*REDIS_ERRORS, RedisClusterException)
 
 
 def _target(url_or_client: object) -> str:
@@ -311,7 +319,7 @@ class RedisCache(_Face):
             rkey = core.prefix + key
             try:
                 raw = self._client.get(rkey)
-            except REDIS_ERRORS as exc:
+            except _ERRORS as exc:
                 core.redis_failed(exc, "GET")
                 core.counters.misses += 1
                 return default
@@ -360,16 +368,33 @@ class RedisCache(_Face):
         if not wanted:
             return result
         raws: list[Any] | None = None
+        seen = core.writes
         if self._client is not None and self._admit():
             try:
-                rkeys = [core.redis_key(k) for k, _ in wanted]
-                raws = cast(list[Any], self._client.mget(rkeys))
-            except REDIS_ERRORS as exc:
+                raws = self._mget([core.redis_key(k) for k, _ in wanted])
+            except _ERRORS as exc:
                 core.redis_failed(exc, "MGET")
             else:
                 core.redis_ok()
-        core.merge_many(wanted, raws, now, result)
+        core.merge_many(wanted, raws, now, result, seen)
         return result
+
+    def _mget(self, rkeys: list[str]) -> list[Any]:
+        """MGET (per slot on a cluster); keys MGET could not read are checked for another type."""
+        client = self._client
+        assert client is not None
+        if isinstance(client, redis.cluster.RedisCluster):
+            raws = client.mget_nonatomic(rkeys)
+        else:
+            raws = cast(list[Any], client.mget(rkeys))
+        absent = [rkey for rkey, raw in zip(rkeys, raws, strict=True) if raw is None]
+        # MGET answers nil for a key of another type too: EXISTS tells (and only then TYPE).
+        if absent and client.exists(*absent):
+            pipe = client.pipeline(transaction=False)
+            for rkey in absent:
+                pipe.type(rkey)
+            self._core.wrong_types(absent, pipe.execute())
+        return raws
 
     def _admit(self) -> bool:
         decision = self._core.admit()
@@ -388,13 +413,14 @@ class RedisCache(_Face):
         if not self._admit():
             return local, "memory", True
         rkey = core.redis_key(key)
+        seen = core.writes
         try:
             raw = self._client.get(rkey)
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "GET")
             return local, "memory", True
         core.redis_ok()
-        return core.merge(key, rkey, raw, local, now)
+        return core.merge(key, rkey, raw, local, now, seen)
 
     def _start_probe(self) -> None:
         # The probe runs off the caller's thread so no caller waits for a frozen Redis.
@@ -432,24 +458,34 @@ class RedisCache(_Face):
         core = self._core
         return self._store(key, value, core.resolve_ttl(key, ttl), 0.0)
 
-    def _store(self, key: str, value: Any, ttl: float | None, delta: float) -> bool:
+    def _store(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None,
+        delta: float,
+        reach_redis: bool = True,
+        loaded: bool = False,
+    ) -> bool:
         core = self._core
         now = core.monotonic()
         if self._client is None:
             core.store_local(key, value, ttl, delta, now)
             return False
-        rkey, data, px, entry = core.prepare(key, value, ttl, delta, now)
-        if not self._admit():
+        prepared = core.prepare(key, value, ttl, delta, now, loaded=loaded)
+        if prepared is None:  # a loaded value the serializer cannot encode
+            return False
+        rkey, data, px, entry = prepared
+        if not reach_redis or not self._admit():
             core.set_failed()
             return False
         try:
             self._client.set(rkey, data, px=px)
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "SET")
             core.set_failed()
             return False
-        core.redis_ok()
-        entry.in_redis = True
+        core.stored(entry)
         return True
 
     def set_many(self, mapping: Mapping[str, Any], ttl: TTLArg = USE_DEFAULT) -> bool:
@@ -472,7 +508,7 @@ class RedisCache(_Face):
             pipe.set(rkey, data, px=px)
         try:
             replies = pipe.execute(raise_on_error=False)
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "SET (pipeline)")
             core.set_failed(len(prepared))
             return False
@@ -491,10 +527,12 @@ class RedisCache(_Face):
             return False
         try:
             self._client.unlink(core.redis_key(key))
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "UNLINK")
             return False
         core.redis_ok()
+        # Again: a read that started before the UNLINK may have kept the old value meanwhile.
+        core.forget(key)
         return True
 
     def clear(self, prefix: str = "") -> int:
@@ -525,10 +563,12 @@ class RedisCache(_Face):
                     batch.clear()
             if batch:
                 removed += cast(int, self._client.unlink(*batch))  # type: ignore[redundant-cast,unused-ignore]
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "SCAN/UNLINK")
             raise to_backend_error(exc, core.target) from exc
         core.redis_ok()
+        # Again, as in delete: a read that started before the UNLINK may have kept a value.
+        core.forget_prefix(prefix)
         return removed
 
     # -- loaders -------------------------------------------------------------------
@@ -537,10 +577,14 @@ class RedisCache(_Face):
         """Return the fresh value for ``key``, or call ``factory()`` once, store and return it.
 
         Concurrent callers missing the same key wait for one ``factory`` call
-        (single flight). When ``factory`` raises, a value within ``max_stale``
-        is returned instead; without one the exception propagates to every
-        waiting caller. A caller interrupted while loading (KeyboardInterrupt,
-        SystemExit) lets a waiting caller load instead of leaving it hanging.
+        (single flight: one call per key per expiry, the Redis lookup included).
+        When the lookup's GET failed, the value is kept in the in-process tier
+        without trying Redis again for the SET. A value the serializer cannot
+        encode is returned but not cached (``stats.encode_failures``). When
+        ``factory`` raises, a value within ``max_stale`` is returned instead;
+        without one the exception propagates to every waiting caller. A caller
+        interrupted while loading (KeyboardInterrupt, SystemExit) lets a waiting
+        caller load instead of leaving it hanging.
         """
         return cast(T, self._get_or_load(key, factory, ttl)[0])
 
@@ -551,59 +595,49 @@ class RedisCache(_Face):
         core = self._core
         while True:
             now = core.monotonic()
-            entry, source, _ = self._find(key, now, core.recall(key))
-            if entry is not None and now < entry.fresh_until:
-                core.count_hit(source)
-                if core.should_refresh_early(entry, now):
-                    outcome = self._load(key, factory, ttl, entry, wait=False, early=True)
-                    if outcome is not _RETRY and outcome[2] is None:
-                        return cast(tuple[Any, Source, Entry | None], outcome)
-                return entry.value, source, entry
-            outcome = self._load(key, factory, ttl, entry, wait=True)
-            if outcome is not _RETRY:
-                return cast(tuple[Any, Source, Entry | None], outcome)
+            local = core.recall(key)
+            if local is not None and now < local.check_at:
+                core.counters.memory_hits += 1
+                return self._maybe_refresh(key, factory, ttl, local, "memory", now)
+            # Everything past the in-process tier (the Redis GET, the decision, the load)
+            # happens inside one flight per key: a caller that looked before the previous
+            # flight stored its value joins or starts a flight that looks again.
+            with self._flights_lock:
+                flight = self._flights.get(key)
+                leader = flight is None
+                if flight is None:
+                    flight = self._flights[key] = _Flight()
+            if leader:
+                landing = self._lead(key, factory, ttl, flight)
+            else:
+                core.counters.coalesced += 1
+                flight.done.wait()
+                if flight.abandoned:
+                    continue
+                landing = flight.landing
+            outcome = core.landed(landing, local)
+            if outcome is None:
+                assert landing.error is not None
+                raise landing.error
+            if leader and outcome[1] == "redis" and outcome[2] is not None:
+                return self._maybe_refresh(key, factory, ttl, outcome[2], "redis", now)
+            return outcome
 
-    def _load(
-        self,
-        key: str,
-        factory: Callable[[], Any],
-        ttl: TTLArg,
-        stale: Entry | None,
-        *,
-        wait: bool,
-        early: bool = False,
-    ) -> Any:
+    def _lead(self, key: str, factory: Callable[[], Any], ttl: TTLArg, flight: _Flight) -> Landing:
         core = self._core
-        with self._flights_lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-        if not leader:
-            if not wait:
-                return _RETRY
-            core.counters.coalesced += 1
-            flight.done.wait()
-            if flight.abandoned:
-                return _RETRY
-            if flight.error is not None:
-                return self._loader_failed(flight.error, stale)
-            return flight.value, "loader", None
-        if early:
-            core.counters.early_refreshes += 1
         try:
-            started = core.monotonic()
-            core.counters.loader_calls += 1
-            value = factory()
-            delta = core.monotonic() - started
-            self._store(key, value, core.resolve_ttl(key, ttl), delta)
-            flight.value = value
-            return value, "loader", None
-        except Exception as exc:
-            flight.error = exc
-            if early and stale is not None:
-                return stale.value, "memory", stale
-            return self._loader_failed(exc, stale)
+            now = core.monotonic()
+            entry, source, degraded = self._find(key, now, core.recall(key))
+            landing = core.looked_up(entry, source, now)
+            if landing is None:
+                try:
+                    value = self._call_loader(key, factory, ttl, reach_redis=not degraded)
+                except Exception as exc:
+                    landing = Landing(None, "loader", None, entry, exc)
+                else:
+                    landing = Landing(value, "loader", None, entry, None)
+            flight.landing = landing
+            return landing
         except BaseException:
             flight.abandoned = True
             raise
@@ -613,13 +647,51 @@ class RedisCache(_Face):
                     del self._flights[key]
             flight.done.set()
 
-    def _loader_failed(
-        self, exc: Exception, stale: Entry | None
+    def _maybe_refresh(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: TTLArg,
+        entry: Entry,
+        source: Source,
+        now: float,
     ) -> tuple[Any, Source, Entry | None]:
-        served = self._core.loader_failed(exc, stale, self._core.monotonic())
-        if served is None:
-            raise exc
-        return served.value, "memory", served
+        """XFetch: refresh a fresh value early unless another caller is already loading it."""
+        core = self._core
+        if not core.should_refresh_early(entry, now):
+            return entry.value, source, entry
+        with self._flights_lock:
+            if key in self._flights:
+                return entry.value, source, entry
+            flight = self._flights[key] = _Flight()
+        core.counters.early_refreshes += 1
+        landing = Landing(entry.value, source, entry, None, None)
+        try:
+            landing = Landing(self._call_loader(key, factory, ttl), "loader", None, None, None)
+        except Exception:  # a failed early refresh keeps serving the current value
+            pass
+        except BaseException:
+            flight.abandoned = True
+            raise
+        finally:
+            flight.landing = landing
+            with self._flights_lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+            flight.done.set()
+        return landing.value, landing.source, landing.entry
+
+    def _call_loader(
+        self, key: str, factory: Callable[[], Any], ttl: TTLArg, *, reach_redis: bool = True
+    ) -> Any:
+        core = self._core
+        core.counters.loader_calls += 1
+        started = core.monotonic()
+        value = factory()
+        delta = core.monotonic() - started
+        # After a failed GET the SET would only wait out the same timeout again.
+        self._store(key, value, core.resolve_ttl(key, ttl), delta, reach_redis, loaded=True)
+        return value
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -699,7 +771,7 @@ class AsyncRedisCache(_Face):
                 url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
             )
             _check_bytes_client(self._client)
-        self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._flights: dict[str, asyncio.Future[Landing]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- reads ---------------------------------------------------------------------
@@ -724,7 +796,7 @@ class AsyncRedisCache(_Face):
             rkey = core.prefix + key
             try:
                 raw = await self._client.get(rkey)
-            except REDIS_ERRORS as exc:
+            except _ERRORS as exc:
                 core.redis_failed(exc, "GET")
                 core.counters.misses += 1
                 return default
@@ -758,16 +830,32 @@ class AsyncRedisCache(_Face):
         if not wanted:
             return result
         raws: list[Any] | None = None
+        seen = core.writes
         if self._client is not None and self._admit():
             try:
-                rkeys = [core.redis_key(k) for k, _ in wanted]
-                raws = await cast(Awaitable[list[Any]], self._client.mget(rkeys))
-            except REDIS_ERRORS as exc:
+                raws = await self._mget([core.redis_key(k) for k, _ in wanted])
+            except _ERRORS as exc:
                 core.redis_failed(exc, "MGET")
             else:
                 core.redis_ok()
-        core.merge_many(wanted, raws, now, result)
+        core.merge_many(wanted, raws, now, result, seen)
         return result
+
+    async def _mget(self, rkeys: list[str]) -> list[Any]:
+        """See :meth:`RedisCache._mget`."""
+        client = self._client
+        assert client is not None
+        if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            raws = await client.mget_nonatomic(rkeys)
+        else:
+            raws = await cast(Awaitable[list[Any]], client.mget(rkeys))
+        absent = [rkey for rkey, raw in zip(rkeys, raws, strict=True) if raw is None]
+        if absent and await client.exists(*absent):
+            pipe = client.pipeline(transaction=False)
+            for rkey in absent:
+                pipe.type(rkey)
+            self._core.wrong_types(absent, await pipe.execute())
+        return raws
 
     def _admit(self) -> bool:
         decision = self._core.admit()
@@ -793,13 +881,14 @@ class AsyncRedisCache(_Face):
         if not self._admit():
             return local, "memory", True
         rkey = core.redis_key(key)
+        seen = core.writes
         try:
             raw = await self._client.get(rkey)
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "GET")
             return local, "memory", True
         core.redis_ok()
-        return core.merge(key, rkey, raw, local, now)
+        return core.merge(key, rkey, raw, local, now, seen)
 
     async def _probe(self) -> None:
         assert self._client is not None
@@ -816,24 +905,34 @@ class AsyncRedisCache(_Face):
         """See :meth:`RedisCache.set`."""
         return await self._store(key, value, self._core.resolve_ttl(key, ttl), 0.0)
 
-    async def _store(self, key: str, value: Any, ttl: float | None, delta: float) -> bool:
+    async def _store(
+        self,
+        key: str,
+        value: Any,
+        ttl: float | None,
+        delta: float,
+        reach_redis: bool = True,
+        loaded: bool = False,
+    ) -> bool:
         core = self._core
         now = core.monotonic()
         if self._client is None:
             core.store_local(key, value, ttl, delta, now)
             return False
-        rkey, data, px, entry = core.prepare(key, value, ttl, delta, now)
-        if not self._admit():
+        prepared = core.prepare(key, value, ttl, delta, now, loaded=loaded)
+        if prepared is None:  # a loaded value the serializer cannot encode
+            return False
+        rkey, data, px, entry = prepared
+        if not reach_redis or not self._admit():
             core.set_failed()
             return False
         try:
             await cast(Awaitable[Any], self._client.set(rkey, data, px=px))
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "SET")
             core.set_failed()
             return False
-        core.redis_ok()
-        entry.in_redis = True
+        core.stored(entry)
         return True
 
     async def set_many(self, mapping: Mapping[str, Any], ttl: TTLArg = USE_DEFAULT) -> bool:
@@ -856,7 +955,7 @@ class AsyncRedisCache(_Face):
             pipe.set(rkey, data, px=px)
         try:
             replies = await pipe.execute(raise_on_error=False)
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "SET (pipeline)")
             core.set_failed(len(prepared))
             return False
@@ -871,10 +970,12 @@ class AsyncRedisCache(_Face):
             return False
         try:
             await self._client.unlink(core.redis_key(key))
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "UNLINK")
             return False
         core.redis_ok()
+        # Again: a read that started before the UNLINK may have kept the old value meanwhile.
+        core.forget(key)
         return True
 
     async def clear(self, prefix: str = "") -> int:
@@ -899,10 +1000,12 @@ class AsyncRedisCache(_Face):
                     batch.clear()
             if batch:
                 removed += await self._client.unlink(*batch)
-        except REDIS_ERRORS as exc:
+        except _ERRORS as exc:
             core.redis_failed(exc, "SCAN/UNLINK")
             raise to_backend_error(exc, core.target) from exc
         core.redis_ok()
+        # Again, as in delete: a read that started before the UNLINK may have kept a value.
+        core.forget_prefix(prefix)
         return removed
 
     # -- loaders -------------------------------------------------------------------
@@ -922,51 +1025,89 @@ class AsyncRedisCache(_Face):
     ) -> tuple[Any, Source, Entry | None]:
         core = self._core
         now = core.monotonic()
-        entry, source, _ = await self._find(key, now, core.recall(key))
-        if entry is not None and now < entry.fresh_until:
-            core.count_hit(source)
-            if core.should_refresh_early(entry, now) and key not in self._flights:
-                core.counters.early_refreshes += 1
-                try:
-                    return await self._load(key, factory, ttl), "loader", None
-                except Exception:
-                    return entry.value, source, entry
-            return entry.value, source, entry
-        try:
-            return await self._load(key, factory, ttl), "loader", None
-        except Exception as exc:
-            served = core.loader_failed(exc, entry, core.monotonic())
-            if served is None:
-                raise
-            return served.value, "memory", served
-
-    def _load(self, key: str, factory: Callable[[], Any], ttl: TTLArg) -> Awaitable[Any]:
+        local = core.recall(key)
+        if local is not None and now < local.check_at:
+            core.counters.memory_hits += 1
+            return await self._maybe_refresh(key, factory, ttl, local, "memory", now)
+        # As in RedisCache: the Redis GET, the decision and the load are one flight per key.
         flight = self._flights.get(key)
-        if flight is None or flight.get_loop() is not asyncio.get_running_loop():
+        leader = flight is None or flight.get_loop() is not asyncio.get_running_loop()
+        if flight is None or leader:
             # (A flight left by another, finished event loop is not waited for.)
-            self._core.counters.loader_calls += 1
-            flight = asyncio.ensure_future(self._run_loader(key, factory, ttl))
-            self._flights[key] = flight
-            flight.add_done_callback(functools.partial(self._landed, key))
+            flight = asyncio.ensure_future(self._lead(key, factory, ttl))
+            self._fly(key, flight)
         else:
-            self._core.counters.coalesced += 1
-        # shield: a cancelled caller stops waiting without cancelling the shared load.
-        return asyncio.shield(flight)
+            core.counters.coalesced += 1
+        # shield: a cancelled caller stops waiting without cancelling the shared flight.
+        landing = await asyncio.shield(flight)
+        outcome = core.landed(landing, local)
+        if outcome is None:
+            assert landing.error is not None
+            raise landing.error
+        if leader and outcome[1] == "redis" and outcome[2] is not None:
+            return await self._maybe_refresh(key, factory, ttl, outcome[2], "redis", now)
+        return outcome
 
-    def _landed(self, key: str, flight: asyncio.Future[Any]) -> None:
+    def _fly(self, key: str, flight: asyncio.Future[Landing]) -> None:
+        self._flights[key] = flight
+        flight.add_done_callback(functools.partial(self._landed, key))
+
+    def _landed(self, key: str, flight: asyncio.Future[Landing]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
         if not flight.cancelled():
             flight.exception()  # retrieved here so an unawaited failure is not reported twice
 
-    async def _run_loader(self, key: str, factory: Callable[[], Any], ttl: TTLArg) -> Any:
+    async def _lead(self, key: str, factory: Callable[[], Any], ttl: TTLArg) -> Landing:
         core = self._core
+        now = core.monotonic()
+        entry, source, degraded = await self._find(key, now, core.recall(key))
+        landing = core.looked_up(entry, source, now)
+        if landing is not None:
+            return landing
+        try:
+            value = await self._call_loader(key, factory, ttl, reach_redis=not degraded)
+        except Exception as exc:
+            return Landing(None, "loader", None, entry, exc)
+        return Landing(value, "loader", None, entry, None)
+
+    async def _maybe_refresh(
+        self,
+        key: str,
+        factory: Callable[[], Any],
+        ttl: TTLArg,
+        entry: Entry,
+        source: Source,
+        now: float,
+    ) -> tuple[Any, Source, Entry | None]:
+        core = self._core
+        if not core.should_refresh_early(entry, now) or key in self._flights:
+            return entry.value, source, entry
+        core.counters.early_refreshes += 1
+
+        async def refresh() -> Landing:
+            try:
+                value = await self._call_loader(key, factory, ttl)
+            except Exception:  # a failed early refresh keeps serving the current value
+                return Landing(entry.value, source, entry, None, None)
+            return Landing(value, "loader", None, None, None)
+
+        flight = asyncio.ensure_future(refresh())
+        self._fly(key, flight)
+        landing = await asyncio.shield(flight)
+        return landing.value, landing.source, landing.entry
+
+    async def _call_loader(
+        self, key: str, factory: Callable[[], Any], ttl: TTLArg, *, reach_redis: bool = True
+    ) -> Any:
+        core = self._core
+        core.counters.loader_calls += 1
         started = core.monotonic()
         value = factory()
         if inspect.isawaitable(value):
             value = await value
         delta = core.monotonic() - started
-        await self._store(key, value, core.resolve_ttl(key, ttl), delta)
+        await self._store(key, value, core.resolve_ttl(key, ttl), delta, reach_redis, loaded=True)
         return value
 
     # -- lifecycle -----------------------------------------------------------------
@@ -992,38 +1133,72 @@ class AsyncRedisCache(_Face):
 
 
 class _Flight:
-    """One in-progress load of a key by a thread; the others wait on ``done``."""
+    """One in-progress lookup-and-load of a key by a thread; the others wait on ``done``."""
 
-    __slots__ = ("abandoned", "done", "error", "value")
+    __slots__ = ("abandoned", "done", "landing")
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.value: Any = None
-        self.error: Exception | None = None
+        self.landing = _NOTHING
         self.abandoned = False
 
 
-_RETRY: Any = object()
+_NOTHING = Landing(None, "loader", None, None, None)
 
 
 # -- the decorator ---------------------------------------------------------------------
 
 
 def _default_key(fn: Callable[..., Any]) -> Callable[..., str]:
+    """The key ``module.qualname(args)``, with the arguments bound to the signature.
+
+    ``quote("AAPL")`` and ``quote(symbol="AAPL")`` (defaults applied) give the
+    same key. Positional parameters appear as their ``repr``, in order;
+    keyword-only and ``**kwargs`` ones as ``name=repr``.
+    """
     name = f"{fn.__module__}.{fn.__qualname__}"
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        signature = None
+    params = list(signature.parameters.values()) if signature is not None else []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    # All parameters given positionally: the bound form is the arguments themselves.
+    plain = len(params) if all(p.kind in positional for p in params) else -1
 
     def make(*args: Any, **kwargs: Any) -> str:
-        parts = [repr(a) for a in args]
-        parts.extend(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+        if not kwargs and len(args) == plain:
+            return f"{name}({','.join(map(repr, args))})"
+        if signature is None:  # pragma: no cover - see above
+            parts = [repr(a) for a in args]
+            parts.extend(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+            return f"{name}({','.join(parts)})"
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        parts = []
+        for param in params:
+            value = bound.arguments[param.name]
+            if param.kind is inspect.Parameter.VAR_POSITIONAL:
+                parts.extend(map(repr, value))
+            elif param.kind is inspect.Parameter.KEYWORD_ONLY:
+                parts.append(f"{param.name}={value!r}")
+            elif param.kind is inspect.Parameter.VAR_KEYWORD:
+                parts.extend(f"{k}={v!r}" for k, v in sorted(value.items()))
+            else:
+                parts.append(repr(value))
         return f"{name}({','.join(parts)})"
 
     return make
 
 
+CachedTTL: TypeAlias = "float | Callable[..., float | None] | UseDefault | None"
+"""``ttl`` of :func:`cached`: a callable is called with the decorated function's arguments."""
+
+
 @overload
 def cached(
     cache: RedisCache,
-    ttl: TTLArg = ...,
+    ttl: CachedTTL = ...,
     key: Callable[..., str] | None = ...,
 ) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
 
@@ -1031,24 +1206,36 @@ def cached(
 @overload
 def cached(
     cache: AsyncRedisCache,
-    ttl: TTLArg = ...,
+    ttl: CachedTTL = ...,
     key: Callable[..., str] | None = ...,
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]: ...
 
 
 def cached(
     cache: RedisCache | AsyncRedisCache,
-    ttl: TTLArg = USE_DEFAULT,
+    ttl: CachedTTL = USE_DEFAULT,
     key: Callable[..., str] | None = None,
 ) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
     """Cache a function's results in ``cache`` (sync functions with :class:`RedisCache`,
     ``async def`` functions with :class:`AsyncRedisCache`).
 
     The cache key is ``key(*args, **kwargs)`` when given, else the function's
-    qualified name and the ``repr`` of its arguments. Concurrent calls that
-    miss the same key run the function once (single flight); a failing call
-    returns a value within the cache's ``max_stale`` when there is one, and
-    otherwise raises. ``ttl`` is as in :meth:`RedisCache.set`.
+    qualified name and the ``repr`` of its arguments bound to its signature
+    with defaults applied, so ``quote("AAPL")`` and ``quote(symbol="AAPL")``
+    share one key. Concurrent calls that miss the same key run the function
+    once per expiry (single flight); a failing call returns a value within the
+    cache's ``max_stale`` when there is one, and otherwise raises. A result the
+    cache's serializer cannot encode is returned but not cached (counted in
+    ``stats.encode_failures``).
+
+    ``ttl`` is seconds, None (never expires), :data:`USE_DEFAULT` (the cache's
+    ``default_ttl``) or a callable, which is called, like ``key``, with the
+    function's own arguments when a result is stored: with
+    ``ttl=adaptive.ttl_for`` on ``def price(symbol)``, ``price("AAPL")`` stores
+    its result for ``adaptive.ttl_for("AAPL")`` seconds. (A callable
+    ``default_ttl`` of the cache, and a callable ``ttl`` given to
+    :meth:`RedisCache.set` or :meth:`RedisCache.get_or_set`, is called with
+    the cache key.)
 
     Raises:
         ConfigError: a sync function with an :class:`AsyncRedisCache` or an
@@ -1057,6 +1244,15 @@ def cached(
             that is not callable (all raised when decorating).
 
     Example:
+        ```python
+        adaptive = AdaptiveTTL()
+        cache = RedisCache("redis://localhost:6379/0")
+
+        @cached(cache, ttl=adaptive.ttl_for, key=lambda symbol: f"price:{symbol}")
+        def price(symbol: str) -> float:
+            return vendor.fetch(symbol)  # stored for adaptive.ttl_for(symbol) seconds
+        ```
+
         >>> cache = RedisCache()
         >>> @cached(cache, ttl=10.0, key=lambda symbol: symbol)
         ... def price(symbol: str) -> float:
@@ -1070,6 +1266,14 @@ def cached(
         _check_ttl(ttl, "ttl")  # at decoration, not after the first call's loader ran
     if key is not None and not callable(key):
         raise ConfigError("key", key, "must be a callable (*args, **kwargs) -> str or None")
+    ttl_of_args: Callable[..., float | None] | None = ttl if callable(ttl) else None
+    fixed_ttl: TTLArg = USE_DEFAULT if ttl_of_args is not None else cast(TTLArg, ttl)
+
+    def ttl_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> TTLArg:
+        if ttl_of_args is None:
+            return fixed_ttl
+        # Asked only when a result is stored, with the call's own arguments.
+        return lambda _key: ttl_of_args(*args, **kwargs)
 
     def decorate(fn: Callable[P, Any]) -> Callable[P, Any]:
         make_key = key if key is not None else _default_key(fn)
@@ -1080,7 +1284,9 @@ def cached(
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 return await acache.get_or_set(
-                    make_key(*args, **kwargs), lambda: fn(*args, **kwargs), ttl
+                    make_key(*args, **kwargs),
+                    lambda: fn(*args, **kwargs),
+                    ttl_for(args, kwargs),
                 )
 
             return async_wrapper
@@ -1090,7 +1296,9 @@ def cached(
             @functools.wraps(fn)
             def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 return scache.get_or_set(
-                    make_key(*args, **kwargs), lambda: fn(*args, **kwargs), ttl
+                    make_key(*args, **kwargs),
+                    lambda: fn(*args, **kwargs),
+                    ttl_for(args, kwargs),
                 )
 
             return wrapper

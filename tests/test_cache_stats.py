@@ -1,0 +1,176 @@
+"""Cache counters and logs: every lookup counted once, refused writes reported without a flood.
+
+Every Redis here is a real redis-server; time is a ManualClock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from argo_perf import AsyncRedisCache, ManualClock, RedisCache, cached
+from argo_perf.testing import RedisServer
+
+ROOMY: dict[str, Any] = {"socket_timeout": 2.0, "connect_timeout": 2.0}
+
+
+def _lookups(cache: RedisCache | AsyncRedisCache) -> int:
+    stats = cache.stats
+    return stats.hits + stats.misses
+
+
+# -- hits + misses = lookups -----------------------------------------------------------
+
+
+def test_loader_calls_through_cached_are_misses(clock: ManualClock) -> None:
+    cache = RedisCache(clock=clock, default_ttl=10.0)
+    calls: list[str] = []
+
+    @cached(cache)
+    def quote(symbol: str) -> float:
+        calls.append(symbol)
+        return 231.5
+
+    for _ in range(5):
+        for symbol in ("AAPL", "MSFT", "NVDA", "AMZN"):
+            quote(symbol)
+        clock.advance(4.0)  # every third round the values have expired
+    stats = cache.stats
+    assert stats.misses == len(calls) == stats.loader_calls
+    assert stats.hits + stats.misses == 20
+
+
+def test_every_read_path_counts_each_lookup_once(
+    redis_url: str, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    cache = RedisCache(redis_url, **ROOMY, clock=clock, default_ttl=10.0, max_stale=30.0)
+    lookups = 0
+
+    def check(n: int) -> None:
+        nonlocal lookups
+        lookups += n
+        assert _lookups(cache) == lookups
+
+    cache.set("AAPL", 1.0)
+    cache.get("AAPL")  # memory hit
+    check(1)
+    cache.get("nothing")  # miss
+    check(1)
+    RedisCache(redis_url, **ROOMY, clock=clock).set("MSFT", 2.0)
+    cache.get_with_meta("MSFT")  # redis hit
+    check(1)
+    cache.get_many(["AAPL", "MSFT", "none-1", "none-2"])
+    check(4)
+    cache.get_or_set("AAPL", lambda: 0.0)  # hit
+    cache.get_or_set("NVDA", lambda: 3.0)  # loader
+    cache.get_with_meta("AMZN", lambda: 4.0)  # loader
+    check(3)
+    clock.advance(11.0)
+
+    def broken() -> float:
+        raise OSError("vendor down")
+
+    assert cache.get_or_set("AAPL", broken) == 1.0  # stale, served after a failed load
+    check(1)
+    redis_client.rpush("argo_perf:v1:LIST", b"x")
+    cache.get("LIST")
+    cache.get_many(["LIST"])
+    check(2)
+    stats = cache.stats
+    assert stats.decode_failures == 2  # the list, by GET and by MGET
+    assert stats.stale_served == 1
+
+
+async def test_async_read_paths_count_each_lookup_once(
+    redis_url: str, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    cache = AsyncRedisCache(redis_url, **ROOMY, clock=clock, default_ttl=10.0)
+
+    @cached(cache)
+    async def quote(symbol: str) -> float:
+        return 231.5
+
+    await cache.set("AAPL", 1.0)
+    await cache.get("AAPL")
+    await cache.get("nothing")
+    await cache.get_with_meta("AAPL")
+    await cache.get_many(["AAPL", "x"])
+    await quote("AAPL")
+    await quote("AAPL")
+    redis_client.hset("argo_perf:v1:HASH", "a", "b")
+    assert await cache.get_many(["HASH", "y"]) == {}
+    assert _lookups(cache) == 9
+    assert cache.stats.misses == 5
+    assert cache.stats.decode_failures == 1
+    await cache.close()
+
+
+def test_get_many_counts_keys_of_another_type_as_decode_failures(
+    redis_url: str, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = RedisCache(redis_url, **ROOMY, maxsize=0)
+    cache.set("AAPL", 1.0)
+    redis_client.rpush("argo_perf:v1:LIST", b"x")
+    redis_client.sadd("argo_perf:v1:SET", b"x")
+    with caplog.at_level(logging.WARNING, logger="argo_perf.cache"):
+        assert cache.get_many(["AAPL", "LIST", "SET", "none"]) == {"AAPL": 1.0}
+    assert cache.stats.decode_failures == 2
+    assert cache.stats.misses == 3
+    assert any("argo_perf:v1:LIST" in r.getMessage() for r in caplog.records)
+
+
+# -- refused writes: one line when they start, a count once a minute and when they end -----
+
+
+def _full(server: RedisServer) -> redis.Redis:
+    client = server.client()
+    client.config_set("maxmemory", client.info("memory")["used_memory"] // 2)
+    return client
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+async def test_refused_writes_are_reported_without_flooding_the_log(
+    redis_factory: Callable[..., RedisServer],
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+    face: str,
+) -> None:
+    server = redis_factory(extra_args=["--maxmemory", "64mb", "--maxmemory-policy", "noeviction"])
+    sync_cache = RedisCache(server.url, **ROOMY, clock=clock, maxsize=0)
+    async_cache = AsyncRedisCache(server.url, **ROOMY, clock=clock, maxsize=0)
+
+    async def set_(key: str, value: float) -> bool:
+        if face == "sync":
+            return sync_cache.set(key, value)
+        return await async_cache.set(key, value)
+
+    async def set_many(mapping: dict[str, float]) -> bool:
+        if face == "sync":
+            return sync_cache.set_many(mapping)
+        return await async_cache.set_many(mapping)
+
+    assert await set_("warm", 1.0)
+    client = _full(server)
+    with caplog.at_level(logging.INFO, logger="argo_perf"):
+        for i in range(200):
+            assert await set_(f"k{i}", float(i)) is False
+        assert await set_many({"a": 1.0, "b": 2.0}) is False
+        refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 1  # the first one
+        clock.advance(60.0)
+        assert await set_("late", 1.0) is False
+        refusals = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 2
+        assert "201 more" in refusals[1].getMessage()
+        client.config_set("maxmemory", "0")
+        assert await set_("back", 1.0) is True
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("argo_perf")]
+    assert len(lines) == 3
+    assert "accepts writes again" in lines[2]
+    client.close()
+    sync_cache.close()
+    await async_cache.close()
