@@ -85,7 +85,7 @@ def test_max_age_regenerates_quiet_symbols() -> None:
     assert not gate.changed("X", 100.0)
 
 
-@pytest.mark.parametrize("price", [0.0, -5.0, math.nan, math.inf, None, "x"])
+@pytest.mark.parametrize("price", [0.0, -5.0, math.nan, math.inf, None, "x", True])
 def test_bad_prices_raise_and_change_nothing(price: Any) -> None:
     gate: ChangeGate[int] = ChangeGate()
     gate.remember("X", 100.0, 1)

@@ -571,11 +571,24 @@ def test_added_late_open(cal: NYSECalendar) -> None:
     assert NYSE.session_hours(date(2026, 3, 3)) == (ny(2026, 3, 3, 10, 30), ny(2026, 3, 3, 12))
 
 
-@pytest.mark.parametrize("when", [time(9, 30), time(16), time(10, tzinfo=UTC), "10:30"])
+@pytest.mark.parametrize(
+    "when", [time(9, 30), time(16), time(10, tzinfo=UTC), "10:30", time(9, 30, 0, 500_000)]
+)
 def test_late_open_time_must_fall_inside_the_session(cal: NYSECalendar, when: Any) -> None:
     with pytest.raises(ConfigError) as info:
         cal.add_late_open(date(2026, 3, 3), when)
     assert info.value.parameter == "open"
+
+
+def test_added_times_are_whole_seconds(cal: NYSECalendar) -> None:
+    # Fractions of a second were dropped: 16:00:00.5 passed as 16:00, 09:45:00.5 became 09:45.
+    with pytest.raises(ConfigError, match="whole seconds") as info:
+        cal.add_early_close(date(2026, 3, 3), time(16, 0, 0, 500_000))
+    assert info.value.parameter == "close"
+    with pytest.raises(ConfigError, match="whole seconds") as info:
+        cal.add_late_open(date(2026, 3, 3), time(9, 45, 0, 500_000))
+    assert info.value.parameter == "open"
+    assert cal.session_hours(date(2026, 3, 3)) == (ny(2026, 3, 3, 9, 30), ny(2026, 3, 3, 16))
 
 
 def test_late_open_and_early_close_must_not_cross(cal: NYSECalendar) -> None:

@@ -189,8 +189,24 @@ def test_the_bare_symbol_gets_the_tables_ttl() -> None:
 def test_naive_now_raises() -> None:
     with pytest.raises(ValueError, match="naive"):
         AdaptiveTTL().ttl_for("AAPL", datetime(2026, 1, 5, 12))
-    with pytest.raises(TypeError, match="dt must be an aware datetime"):
+    with pytest.raises(TypeError, match="now must be an aware datetime"):
         AdaptiveTTL().ttl_for("AAPL", date(2026, 1, 5))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("symbol", ["AAPL", "BTC-USD"])
+@pytest.mark.parametrize(
+    ("now", "error"),
+    [
+        (datetime(2026, 1, 5, 12), ValueError),
+        (date(2026, 1, 5), TypeError),
+        ("2026-01-05T12:00:00+00:00", TypeError),
+    ],
+)
+def test_a_bad_now_raises_naming_now_for_stocks_and_crypto_alike(
+    symbol: str, now: Any, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=r"^now must be an aware datetime"):
+        AdaptiveTTL().ttl_for(symbol, now)
 
 
 def test_out_of_range_now_raises() -> None:
@@ -425,7 +441,7 @@ def test_remembered_prices_are_bounded() -> None:
     assert not ttl.should_refresh("C", 1.0)
 
 
-@pytest.mark.parametrize("price", [0.0, -1.0, math.nan, math.inf, None])
+@pytest.mark.parametrize("price", [0.0, -1.0, math.nan, math.inf, None, True])
 def test_bad_prices_raise_and_change_nothing(price: Any) -> None:
     ttl = AdaptiveTTL()
     ttl.remember("AAPL", 100.0)

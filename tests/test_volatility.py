@@ -54,6 +54,7 @@ def poll(
 
 
 KINDS = [("AAPL", STOCK_YEAR_SECONDS), ("BTC-USD", CRYPTO_YEAR_SECONDS)]
+STOCK_THRESHOLD = 0.5
 
 
 # --- units: per unit of time, annualized ------------------------------------------
@@ -98,7 +99,15 @@ def test_stocks_count_trading_time_and_crypto_calendar_time() -> None:
 def estimate(prices: list[float], gaps: list[float], half_life: float, per_poll: float) -> float:
     """The reference computation, written out plainly (annualized for a stock)."""
     squares = seconds = 0.0
+    waited = 0.0
     for a, b, dt in zip(prices, prices[1:], gaps, strict=False):
+        if b == a:  # an unchanged price: its time goes to the next move
+            waited += dt
+            continue
+        dt, waited = dt + waited, 0.0
+        if dt > 600.0:  # the default max_gap: start over
+            squares = seconds = 0.0
+            continue
         keep = max(0.5 ** (dt / half_life), 0.5 ** (1 / per_poll))
         squares = keep * squares + math.log(b / a) ** 2
         seconds = keep * seconds + dt
@@ -238,6 +247,34 @@ def test_a_return_up_to_the_gap_counts() -> None:
     assert vol.observations("AAPL") == 1
 
 
+def test_a_price_frozen_overnight_is_a_gap_even_when_polled_all_night() -> None:
+    # A service polling every 5 s around the clock sees the same stock price all
+    # night, then the overnight move at the open: that move is not a 5-second one.
+    vol = VolatilityTracker()
+    close = datetime(2026, 1, 5, 21, tzinfo=UTC)  # 16:00 New York
+    night = int((datetime(2026, 1, 6, 14, 30, tzinfo=UTC) - close).total_seconds())
+    stamp = 0
+    for stamp in range(0, night, 5):
+        vol.observe("AAPL", 100.0, close + timedelta(seconds=stamp))
+    prices = [102.0, *walk(0.20, STOCK_YEAR_SECONDS, 600, random.Random(7), start=102.0)]
+    verdicts = []
+    for i in range(0, len(prices), 5):
+        vol.observe("AAPL", prices[i], close + timedelta(seconds=night + i))
+        verdicts.append(vol.is_high("AAPL"))
+    assert not any(verdicts)
+    assert vol.volatility("AAPL") < STOCK_THRESHOLD
+
+
+def test_an_unchanged_price_counts_with_the_next_move() -> None:
+    # Three polls of 100.0 then 100.1: one return over the whole 3 seconds.
+    vol = VolatilityTracker()
+    for i, price in enumerate([100.0, 100.0, 100.0, 100.1]):
+        vol.observe("AAPL", price, at(i))
+    assert vol.observations("AAPL") == 1
+    expected = math.sqrt(math.log(100.1 / 100.0) ** 2 / 3 * STOCK_YEAR_SECONDS)
+    assert vol.volatility("AAPL") == pytest.approx(expected)
+
+
 def test_the_crypto_rule_is_injectable_and_asked_once_per_symbol() -> None:
     asked: list[str] = []
 
@@ -257,7 +294,9 @@ def test_the_crypto_rule_is_injectable_and_asked_once_per_symbol() -> None:
 # --- input and bookkeeping --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("price", [0.0, -1.0, math.nan, math.inf, -math.inf, "abc", None, "1e400"])
+@pytest.mark.parametrize(
+    "price", [0.0, -1.0, math.nan, math.inf, -math.inf, "abc", None, "1e400", True, False]
+)
 def test_bad_prices_raise_and_change_nothing(price: Any) -> None:
     vol = VolatilityTracker()
     vol.observe("AAPL", 100.0, at(0))
@@ -295,7 +334,7 @@ def test_out_of_order_and_same_instant_observations_are_ignored() -> None:
     assert vol.observe("X", 150.0, at(5)) == current
     assert vol.observe("X", 150.0, at(10)) == current
     assert vol.observations("X") == 1
-    vol.observe("X", 101.0, at(11))
+    vol.observe("X", 101.05, at(11))
     assert vol.observations("X") == 2
     assert vol.volatility("X") < current  # measured from 101.0, not from 150.0
 

@@ -12,7 +12,13 @@ _TOLERANCE = 1e-9
 
 
 def check_price(price: float) -> float:
-    """``price`` as a float when it is a finite positive number, else `ValueError`."""
+    """``price`` as a float when it is a finite positive number, else `ValueError`.
+
+    Numeric strings and `decimal.Decimal` are converted; `bool` is refused (``True``
+    is not a price of 1.0, it is a mistake).
+    """
+    if isinstance(price, bool):
+        raise ValueError(f"price must be a finite positive number, got {price!r}")
     try:
         value = float(price)
     except (TypeError, ValueError):

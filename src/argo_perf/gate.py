@@ -20,10 +20,10 @@ D = TypeVar("D")
 class ChangeGate(Generic[V]):
     """Remembers the price each value was computed from, and says when to compute again.
 
-    :meth:`changed` is true when ``symbol`` has nothing remembered, when its
+    `changed` is true when ``symbol`` has nothing remembered, when its
     price moved by at least ``threshold`` (relative) since the remembered
     price, or when the remembered value is older than ``max_age``; otherwise
-    the caller can reuse :meth:`cached` and the call counts as a skip.
+    the caller can reuse `cached` and the call counts as a skip.
 
     Args:
         threshold: the relative move that counts as a change, >= 0. Default
@@ -41,7 +41,7 @@ class ChangeGate(Generic[V]):
             positive, ``max_symbols`` < 1.
 
     Thread-safe. Prices that are not finite positive numbers raise
-    :class:`ValueError` and change nothing.
+    `ValueError` and change nothing.
 
     Example:
         >>> gate = ChangeGate(threshold=0.005)
@@ -143,18 +143,18 @@ class ChangeGate(Generic[V]):
             self._entries.pop(symbol, None)
 
     def clear(self) -> None:
-        """Forget every symbol (the counters are kept; see :meth:`reset_stats`)."""
+        """Forget every symbol (the counters are kept; see `reset_stats`)."""
         with self._lock:
             self._entries.clear()
 
     @property
     def checks(self) -> int:
-        """How many times :meth:`changed` was asked."""
+        """How many times `changed` was asked."""
         return self._checks
 
     @property
     def skips(self) -> int:
-        """How many :meth:`changed` calls answered false (the value could be reused)."""
+        """How many `changed` calls answered false (the value could be reused)."""
         return self._skips
 
     @property
@@ -165,7 +165,7 @@ class ChangeGate(Generic[V]):
         return 100.0 * skips / checks if checks else 0.0
 
     def reset_stats(self) -> None:
-        """Set :attr:`checks` and :attr:`skips` back to zero."""
+        """Set `checks` and `skips` back to zero."""
         with self._lock:
             self._checks = 0
             self._skips = 0

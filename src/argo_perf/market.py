@@ -851,8 +851,8 @@ class NYSECalendar(MarketCalendar):
             TypeError: ``day`` is not a date.
             CalendarRangeError: ``day`` is outside 2000-2100.
             ValueError: ``day`` is not a session.
-            ConfigError: ``close`` is not a naive time after the day's open
-                and at most 16:00.
+            ConfigError: ``close`` is not a naive time in whole seconds after
+                the day's open and at most 16:00.
         """
         self._adjust(day, close, "close")
 
@@ -866,8 +866,8 @@ class NYSECalendar(MarketCalendar):
             TypeError: ``day`` is not a date.
             CalendarRangeError: ``day`` is outside 2000-2100.
             ValueError: ``day`` is not a session.
-            ConfigError: ``open`` is not a naive time after 09:30 and before
-                the day's close.
+            ConfigError: ``open`` is not a naive time in whole seconds after
+                09:30 and before the day's close.
 
         Example:
             >>> from datetime import date, time
@@ -882,6 +882,9 @@ class NYSECalendar(MarketCalendar):
         ordinal = self._addition_ordinal(day)
         if not isinstance(when, time) or when.tzinfo is not None:
             raise ConfigError(parameter, when, "must be a naive New York local time")
+        if when.microsecond:
+            # The session table and the UTC-day fast path of is_open hold whole seconds.
+            raise ConfigError(parameter, when, "must be whole seconds (no microseconds)")
         seconds = when.hour * _HOUR + when.minute * 60 + when.second
         additions = self._additions
         with additions.lock:

@@ -13,7 +13,7 @@ from datetime import datetime
 from ._price import check_price, moved
 from .clock import Clock, SystemClock
 from .errors import ConfigError
-from .market import NYSE, MarketCalendar, is_crypto
+from .market import NYSE, MarketCalendar, _timestamp, is_crypto
 from .volatility import VolatilityTracker
 
 __all__ = ["AdaptiveTTL", "AdaptiveTTLConfig"]
@@ -23,7 +23,7 @@ _MAX_CLASSIFIED = 4096  # symbols whose crypto/stock answer is memoised
 
 @dataclass(frozen=True)
 class AdaptiveTTLConfig:
-    """The TTL table of :class:`AdaptiveTTL`, in seconds.
+    """The TTL table of `AdaptiveTTL`, in seconds.
 
     | symbol | high volatility | otherwise |
     | --- | --- | --- |
@@ -96,7 +96,7 @@ def _check_seconds(name: str, value: object) -> None:
 class AdaptiveTTL:
     """Chooses how long a cached price (or anything derived from it) stays fresh.
 
-    :meth:`ttl_for` follows the :class:`AdaptiveTTLConfig` table: crypto
+    `ttl_for` follows the `AdaptiveTTLConfig` table: crypto
     symbols (``is_crypto``) trade around the clock and get the crypto TTLs;
     stocks get the in-session TTLs while ``calendar`` is open and
     ``closed_ttl`` otherwise, cut so it never reaches past the next open (a
@@ -110,20 +110,20 @@ class AdaptiveTTL:
     ttl=adaptive.ttl_for)`` or ``cached(cache, ttl=adaptive.ttl_for)``.
 
     Args:
-        config: the TTL table; default :class:`AdaptiveTTLConfig()`.
-        calendar: the stock market's calendar; default :data:`NYSE`. Use
+        config: the TTL table; default `AdaptiveTTLConfig()`.
+        calendar: the stock market's calendar; default `NYSE`. Use
             ``NYSECalendar(extended_hours=True)`` to treat pre-market and
             after-hours as in session.
-        volatility: a :class:`VolatilityTracker`, or any ``symbol -> bool``
+        volatility: a `VolatilityTracker`, or any ``symbol -> bool``
             predicate, deciding "high volatility"; ``None`` (default) means
             never high.
-        is_crypto: ``symbol -> bool``, default :func:`is_crypto`. Answers are
+        is_crypto: ``symbol -> bool``, default `is_crypto`. Answers are
             memoised per symbol, so it must be pure.
         rng: ``() -> float`` in [0, 1) for the jitter; default
-            :func:`random.random`. Inject a seeded one for reproducible tests.
-        max_symbols: prices remembered at most by :meth:`should_refresh`
+            `random.random`. Inject a seeded one for reproducible tests.
+        max_symbols: prices remembered at most by `should_refresh`
             (least recently refreshed forgotten first). Default 10 000.
-        clock: ``now`` for :meth:`ttl_for` when not given; default ``SystemClock()``.
+        clock: ``now`` for `ttl_for` when not given; default ``SystemClock()``.
 
     Raises:
         ConfigError: ``max_symbols`` < 1, or ``config``, ``calendar``,
@@ -191,12 +191,16 @@ class AdaptiveTTL:
         """Seconds a value for ``symbol`` written at ``now`` (default the clock's now) stays fresh.
 
         Raises:
-            TypeError: ``symbol`` is not a string, or ``now`` not a datetime.
+            TypeError: ``symbol`` is not a string, or ``now`` not a datetime
+                (for crypto symbols too).
             ValueError: ``symbol`` is empty, or ``now`` is naive.
             CalendarRangeError: ``now`` is outside the calendar's years.
         """
         if now is None:
             now = self._clock.now()
+        else:
+            # Checked here, not only by the calendar: crypto never asks it.
+            _timestamp(now, "now")
         try:
             crypto = self._kinds.get(symbol)
         except TypeError:  # unhashable
@@ -222,7 +226,7 @@ class AdaptiveTTL:
         return wait - self._rng() * min(config.open_jitter, wait / 2.0)
 
     def __call__(self, symbol: str) -> float:
-        """``ttl_for(symbol)``: an :class:`AdaptiveTTL` is itself a cache's ``ttl=`` callable."""
+        """``ttl_for(symbol)``: an `AdaptiveTTL` is itself a cache's ``ttl=`` callable."""
         return self.ttl_for(symbol)
 
     def _kind(self, symbol: str) -> bool:
@@ -246,7 +250,7 @@ class AdaptiveTTL:
         The same rule as `ChangeGate.changed`: an exact 0.5 % move counts.
         True also when no price is remembered for ``symbol``. When it answers
         true, ``price`` becomes the remembered one: the caller is expected to
-        refresh the cached value now. :meth:`remember` sets it explicitly.
+        refresh the cached value now. `remember` sets it explicitly.
 
         Raises:
             ValueError: ``price`` is not a finite positive number (nothing changes).

@@ -50,8 +50,12 @@ class VolatilityTracker:
     returns were seen, then true from ``stock_threshold`` or
     ``crypto_threshold`` on.
 
+    **Unchanged prices** are not returns of zero: the time they span goes to
+    the next move, measured from the price's last change.
+
     **Gaps**: a return over more than ``max_gap`` seconds (a night, a
-    weekend, a trading halt, a feed outage) is not used. The estimate starts
+    weekend, a trading halt, a feed outage; also a price polled unchanged
+    for that long) is not used. The estimate starts
     over from that price, with a new warm-up: the move over a gap is not a
     move per second, and the volatility from before it is stale.
 
@@ -168,6 +172,12 @@ class VolatilityTracker:
             last, last_stamp, squares, seconds, count, year, _ = state
             dt = stamp - last_stamp
             if dt <= 0.0:
+                return _annualized(squares, seconds, year)
+            if value == last:
+                # No news: the time goes to the next move, measured from the last
+                # change. A price polled unchanged all night then moving at the
+                # open is a return over a gap, not a move of a few seconds.
+                states.move_to_end(symbol)
                 return _annualized(squares, seconds, year)
             if dt > self.max_gap:
                 states[symbol] = (value, stamp, 0.0, 0.0, 0, year, False)
