@@ -34,7 +34,7 @@ def test_sync_client_from_url_has_short_timeouts_and_no_retries(redis_url: str) 
     assert owned
     kwargs = client.connection_pool.connection_kwargs
     assert kwargs["socket_timeout"] == 0.05
-    assert kwargs["socket_connect_timeout"] == 0.05
+    assert kwargs["socket_connect_timeout"] == 0.5
     assert client.ping()
     conn = client.connection_pool.get_connection()
     try:

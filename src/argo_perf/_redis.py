@@ -3,9 +3,10 @@
 Two things live here, once:
 
 * building a redis-py client (sync or asyncio) from a URL with safe defaults:
-  short socket and connect timeouts and no hidden redis-py retries, because a
-  trading service would rather fall back in 50 ms than wait for a frozen Redis
-  for a minute; and
+  a short socket timeout and no hidden redis-py retries, because a trading
+  service would rather fall back in 50 ms than wait for a frozen Redis for a
+  minute, and a bounded connection pool, so a burst of callers queues for a
+  few connections instead of opening one each; and
 * :class:`BackendHealth`, the gate in front of a Redis tier: after a few
   consecutive outage errors no call touches Redis until a single probe per
   interval sees it answer again; each state change is logged once.
@@ -16,10 +17,14 @@ asyncio faces share it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import math
+import queue
 import threading
+import time
 from typing import Any, TypeAlias, Union
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +44,7 @@ from .errors import BackendError, ConfigError
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_SOCKET_TIMEOUT",
     "Admission",
     "AsyncRedisClient",
@@ -56,8 +62,18 @@ logger = logging.getLogger("argo_perf.backend")
 
 DEFAULT_SOCKET_TIMEOUT = 0.05
 """Seconds a Redis command may take before it counts as an outage."""
-DEFAULT_CONNECT_TIMEOUT = 0.05
-"""Seconds a TCP/unix connect to Redis may take."""
+DEFAULT_CONNECT_TIMEOUT = 0.5
+"""Seconds a TCP/unix connect to Redis may take.
+
+Longer than the socket timeout on purpose: a connect is measured on the caller's
+clock, which on a busy event loop or a loaded host includes the time spent waiting
+for a turn, so 50 ms failed healthy connects under a burst. A frozen or killed Redis
+does not need it to be noticed (the kernel accepts or refuses the connection at
+once, and the handshake is bounded by the socket timeout); only an unreachable host
+pays it, and the health gate limits that to a few calls and one probe per interval.
+"""
+DEFAULT_MAX_CONNECTIONS = 16
+"""Connections a client built from a URL opens at most; further callers queue for one."""
 
 SyncRedisClient: TypeAlias = Union["redis.Redis", "redis.cluster.RedisCluster"]
 AsyncRedisClient: TypeAlias = Union["redis.asyncio.Redis", "redis.asyncio.cluster.RedisCluster"]
@@ -92,8 +108,167 @@ def _check_timeout(name: str, value: float | None) -> None:
         raise ConfigError(name, value, "must be a positive finite number of seconds or None")
 
 
+def _check_options(
+    socket_timeout: float | None, connect_timeout: float | None, max_connections: int
+) -> None:
+    _check_timeout("socket_timeout", socket_timeout)
+    _check_timeout("connect_timeout", connect_timeout)
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise ConfigError("max_connections", max_connections, "must be an int >= 1")
+    if max_connections < 1:
+        raise ConfigError("max_connections", max_connections, "must be an int >= 1")
+
+
 def _bad_url(url: str, exc: ValueError) -> ConfigError:
     return ConfigError("url", redact_url(url), f"must be a valid redis URL ({exc})")
+
+
+# -- bounded pools -----------------------------------------------------------------
+#
+# A client built from a URL holds at most ``max_connections`` connections; a caller
+# that finds them all busy queues for one. How long it queues is the subtle part. A
+# fixed wait of the socket timeout fails a burst on a healthy but busy process (200
+# callers on a loaded event loop need more than 50 ms to take their turns), while an
+# unbounded wait makes a queued caller pay a second timeout when Redis freezes. So a
+# queued caller waits as long as Redis keeps answering: it gives up once ``timeout``
+# seconds pass without a healthy connection coming back to the pool, and it never
+# takes a connection that came back broken (its call just failed), since making it
+# reconnect to a server that stopped answering would cost another timeout. A caller
+# that finds a connection free takes it as it is, broken or not: that is a call the
+# health gate admitted, and a reconnect is how Redis is found again.
+
+
+def _healthy_index(items: list[Any]) -> int | None:
+    """Index of the newest pooled entry that is a live connection or a free slot."""
+    for index in range(len(items) - 1, -1, -1):
+        item = items[index]
+        if item is None or item.is_connected:
+            return index
+    return None
+
+
+class _QueuedLifo(queue.LifoQueue[Any]):
+    """The sync pool's queue: ``get`` waits while Redis keeps answering (see above).
+
+    Entries are connections or ``None`` (a slot for a new connection).
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self.last_healthy = -math.inf
+        self._returned: set[int] = set()  # ids of connections that came back at least once
+        self._opening = 0  # slots handed out whose connection has not come back yet
+
+    def _put(self, item: Any) -> None:
+        if item is not None:
+            if id(item) not in self._returned:
+                self._returned.add(id(item))
+                self._opening = max(0, self._opening - 1)
+            if item.is_connected:
+                self.last_healthy = time.monotonic()
+        super()._put(item)
+
+    def _get(self) -> Any:
+        item = super()._get()
+        if item is None:
+            self._opening += 1
+        return item
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        with self.not_empty:
+            if self._qsize():
+                item = self._get()
+            elif not block:
+                raise queue.Empty
+            else:
+                item = self._wait_for_healthy(timeout)
+            self.not_full.notify()
+            return item
+
+    def _wait_for_healthy(self, patience: float | None) -> Any:
+        started = time.monotonic()
+        items: list[Any] = self.queue
+        while True:
+            index = _healthy_index(items)
+            if index is not None:
+                item = items.pop(index)
+                if item is None:
+                    self._opening += 1
+                return item
+            if patience is None:
+                self.not_empty.wait()
+                continue
+            remaining = max(started, self.last_healthy) + patience - time.monotonic()
+            if remaining <= 0 and not self._opening:
+                raise queue.Empty
+            # New connections still opening will come back, healthy or not: wait for them.
+            self.not_empty.wait(remaining if remaining > 0 else patience)
+
+
+class _SyncPool(redis.BlockingConnectionPool):
+    """A bounded sync pool whose callers queue while Redis keeps answering."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["queue_class"] = _QueuedLifo
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+
+
+class _AsyncPool(redis.asyncio.BlockingConnectionPool):
+    """The asyncio counterpart of `_SyncPool`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._last_healthy = -math.inf
+        self._returned: set[int] = set()  # ids of connections that came back at least once
+
+    async def get_connection(self, *args: Any, **options: Any) -> Any:
+        async with self._condition:
+            if self.can_get_connection():
+                connection = self.get_available_connection()  # type: ignore[no-untyped-call]
+            else:
+                connection = await self._wait_for_healthy()
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+    async def _wait_for_healthy(self) -> Any:
+        # Called holding the condition's lock; returns a connection marked in use.
+        patience = self.timeout
+        started = time.monotonic()
+        available = self._available_connections
+        while True:
+            index = _healthy_index(available)
+            if index is not None:
+                connection = available.pop(index)
+                self._in_use_connections.add(connection)
+                return connection
+            if len(self._in_use_connections) + len(available) < self.max_connections:
+                # A slot freed by a reset: a new connection is as healthy as any.
+                return self.get_available_connection()  # type: ignore[no-untyped-call]
+            if patience is None:
+                await self._condition.wait()
+                continue
+            remaining = max(started, self._last_healthy) + patience - time.monotonic()
+            returned = self._returned
+            opening = any(id(c) not in returned for c in self._in_use_connections)
+            if remaining <= 0 and not opening:
+                # Whoever was woken for a connection it could not use passes the turn on.
+                self._condition.notify()
+                raise RedisConnectionError("No connection available.")
+            # New connections still opening will come back, healthy or not: wait for them.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    self._condition.wait(), remaining if remaining > 0 else patience
+                )
+
+    async def release(self, connection: Any) -> None:
+        self._returned.add(id(connection))
+        if connection.is_connected:
+            self._last_healthy = time.monotonic()
+        await super().release(connection)
 
 
 def sync_client(
@@ -101,18 +276,25 @@ def sync_client(
     *,
     socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT,
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
     **kwargs: Any,
 ) -> tuple[SyncRedisClient, bool]:
     """Return ``(client, owned)`` for a URL or an existing sync client.
 
     A URL builds a :class:`redis.Redis` with the given timeouts, no retries
-    (``Retry(NoBackoff(), 0)``) and ``decode_responses=False``; ``owned`` is
-    True, so the caller closes it. An existing client is used as it is (its
-    owner chose its timeouts) and ``owned`` is False.
+    (``Retry(NoBackoff(), 0)``), ``decode_responses=False`` and a bounded pool
+    of ``max_connections`` connections (a ``?max_connections=`` in the URL
+    wins, as redis-py parses it). A caller that finds every connection busy
+    queues for one as long as Redis keeps answering: it gives up (a
+    ``ConnectionError``, an outage) once ``socket_timeout`` passes without a
+    healthy connection coming back. ``owned`` is True, so the caller closes
+    the client. An existing client is used as it is (its owner chose its
+    timeouts and pool) and ``owned`` is False.
 
     Raises:
         ConfigError: not a (well-formed) redis URL, not a sync redis-py
-            client, or a timeout that is not a positive finite number.
+            client, a timeout that is not a positive finite number, or
+            ``max_connections`` not an int >= 1.
     """
     if isinstance(url_or_client, (redis.Redis, redis.cluster.RedisCluster)):
         return url_or_client, False
@@ -123,11 +305,12 @@ def sync_client(
             "must be a redis URL or a redis.Redis / redis.cluster.RedisCluster client",
         )
     _check_url(url_or_client)
-    _check_timeout("socket_timeout", socket_timeout)
-    _check_timeout("connect_timeout", connect_timeout)
+    _check_options(socket_timeout, connect_timeout, max_connections)
     try:
-        client = redis.Redis.from_url(
+        pool = _SyncPool.from_url(
             url_or_client,
+            max_connections=max_connections,
+            timeout=socket_timeout,
             socket_timeout=socket_timeout,
             socket_connect_timeout=connect_timeout,
             retry=Retry(NoBackoff(), 0),
@@ -137,7 +320,7 @@ def sync_client(
         )
     except ValueError as exc:  # a malformed port, host or option in the URL
         raise _bad_url(url_or_client, exc) from None
-    return client, True
+    return redis.Redis.from_pool(pool), True
 
 
 def async_client(
@@ -145,6 +328,7 @@ def async_client(
     *,
     socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT,
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
     **kwargs: Any,
 ) -> tuple[AsyncRedisClient, bool]:
     """The asyncio counterpart of :func:`sync_client` (builds a :class:`redis.asyncio.Redis`)."""
@@ -157,11 +341,12 @@ def async_client(
             "must be a redis URL or a redis.asyncio.Redis / RedisCluster client",
         )
     _check_url(url_or_client)
-    _check_timeout("socket_timeout", socket_timeout)
-    _check_timeout("connect_timeout", connect_timeout)
+    _check_options(socket_timeout, connect_timeout, max_connections)
     try:
-        client = redis.asyncio.Redis.from_url(
+        pool = _AsyncPool.from_url(
             url_or_client,
+            max_connections=max_connections,
+            timeout=socket_timeout,
             socket_timeout=socket_timeout,
             socket_connect_timeout=connect_timeout,
             retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
@@ -171,7 +356,7 @@ def async_client(
         )
     except ValueError as exc:  # a malformed port, host or option in the URL
         raise _bad_url(url_or_client, exc) from None
-    return client, True
+    return redis.asyncio.Redis.from_pool(pool), True
 
 
 def describe_client(client: SyncRedisClient | AsyncRedisClient) -> str:
