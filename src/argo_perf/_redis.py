@@ -23,10 +23,11 @@ import enum
 import logging
 import math
 import queue
+import re
 import threading
 import time
 from typing import Any, TypeAlias, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 import redis
 import redis.asyncio
@@ -81,24 +82,76 @@ AsyncRedisClient: TypeAlias = Union["redis.asyncio.Redis", "redis.asyncio.cluste
 _SCHEMES = ("redis", "rediss", "unix")
 
 
+_QUERY_PARAM = re.compile(r"[?&]([^=&?#]*)=")
+_SAFE_USER = re.compile(r"[A-Za-z0-9._~-]*")
+
+
+def _secret_spans(url: str) -> list[tuple[int, int]]:
+    """Where ``url`` may hold a secret, as (start, end) index pairs.
+
+    Deliberately not a URL parser: a password with an unencoded ``#``, ``/``,
+    ``?`` or ``@`` makes parsers split the URL in the wrong place. The user
+    information ends at the *last* ``@`` (so everything between the scheme and
+    it is taken as secret, apart from a plain user name before a ``:``), and
+    so is everything after a query parameter named like ``password``.
+    Redacting too much is harmless; too little is a leak.
+    """
+    spans: list[tuple[int, int]] = []
+    scheme_end = url.find("://")
+    start = scheme_end + 3 if scheme_end >= 0 else 0
+    at = url.rfind("@")
+    if at >= start:
+        user, colon, _ = url[start:at].partition(":")
+        if colon and _SAFE_USER.fullmatch(user):
+            start += len(user) + 1
+        spans.append((start, at))
+    for match in _QUERY_PARAM.finditer(url):
+        if "pass" in unquote_plus(match.group(1)).lower():
+            # To the end: an unencoded '&' or '#' may be part of the password.
+            spans.append((match.end(), len(url)))
+            break
+    return spans
+
+
+def _mask(text: str, spans: list[tuple[int, int]]) -> str:
+    out: list[str] = []
+    pos = 0
+    for start, end in sorted(spans):
+        if end <= pos:
+            continue
+        out.append(text[pos:start] if start > pos else "")
+        out.append("***")
+        pos = max(pos, end)
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (for logs and reprs)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable redis url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    # The host and port as written: parsing the port would raise for a bad one.
-    netloc = f"{user}:***@{parts.netloc.rpartition('@')[2]}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """Return ``url`` with any password replaced by ``***`` (for logs, reprs and errors).
+
+    Safe for any string, well-formed or not: ``redis://user:p#ss@host/0``
+    becomes ``redis://user:***@host/0`` although a URL parser would take
+    ``#ss@host/0`` for a fragment. What is redacted: everything between the
+    scheme and the last ``@`` except a plain user name, and everything after
+    a ``password=`` query parameter's ``=``.
+    """
+    return _mask(url, _secret_spans(url))
 
 
 def _check_url(url: str) -> None:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in _SCHEMES:
         raise ConfigError("url", redact_url(url), "must be a redis://, rediss:// or unix:// URL")
+    start, at = len(scheme) + 3, url.rfind("@")
+    if at > start and any(char in url[start:at] for char in "/?#"):
+        # A parser would end the user information early and take the rest of the
+        # password for a host, path, query or fragment.
+        raise ConfigError(
+            "url",
+            redact_url(url),
+            "has '/', '?' or '#' before its last '@': percent-encode them in the password "
+            "(urllib.parse.quote(password, safe=''))",
+        )
 
 
 def _check_timeout(name: str, value: float | None) -> None:
@@ -120,7 +173,15 @@ def _check_options(
 
 
 def _bad_url(url: str, exc: ValueError) -> ConfigError:
-    return ConfigError("url", redact_url(url), f"must be a valid redis URL ({exc})")
+    if _secret_spans(url):
+        # The parser's message may quote a piece of the URL (a "port" that is really
+        # the part of a password before an unencoded '#', or a whole netloc).
+        reason = (
+            "a port, host or option could not be parsed; percent-encode # / ? @ : in a password"
+        )
+    else:
+        reason = str(exc)
+    return ConfigError("url", redact_url(url), f"must be a valid redis URL ({reason})")
 
 
 # -- bounded pools -----------------------------------------------------------------
@@ -392,6 +453,13 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
 """What a Redis call can raise; translate with :func:`to_backend_error`."""
 
 
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "error"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class Admission(enum.Enum):
     """What :meth:`BackendHealth.admit` tells a caller to do."""
 
@@ -453,6 +521,7 @@ class BackendHealth:
         self._failures = 0
         self._next_probe = 0.0
         self._probing = False
+        self._failed_before = False
         self.transitions = 0
 
     @property
@@ -497,26 +566,47 @@ class BackendHealth:
         logger.info("redis at %s is reachable again; using it", self.target)
 
     def record_failure(self, exc: BaseException | None = None) -> None:
-        """Note an outage failure (connection refused, timeout); may take the gate down."""
+        """Note an outage failure (connection refused, timeout); may take the gate down.
+
+        The first failure the gate ever sees is logged at WARNING at once (a
+        mistyped URL must not stay silent until the threshold is reached);
+        after that only state changes are logged.
+        """
         with self._lock:
             self._failures += 1
             now = self._clock.monotonic()
+            first = not self._failed_before
+            self._failed_before = True
+            went_down = False
             if self._probing:
                 self._probing = False
                 self._next_probe = now + self.probe_interval
-                return
-            if not self._up or self._failures < self.failure_threshold:
-                return
-            self._up = False
-            self._next_probe = now + self.probe_interval
-            self.transitions += 1
+            elif self._up and self._failures >= self.failure_threshold:
+                went_down = True
+                self._up = False
+                self._next_probe = now + self.probe_interval
+                self.transitions += 1
+        # Logged outside the lock. A first failure that takes the gate down is one line.
+        if not went_down:
+            if first:
+                self._log_first_failure(exc)
+            return
         logger.warning(
             "redis at %s is unreachable after %d consecutive failures (%s); "
             "skipping it, probing every %.3gs",
             self.target,
             self.failure_threshold,
-            exc if exc is not None else "error",
+            _reason(exc),
             self.probe_interval,
+        )
+
+    def _log_first_failure(self, exc: BaseException | None) -> None:
+        logger.warning(
+            "redis at %s could not be reached (%s); using the fallback for this call, "
+            "skipping redis after %d consecutive failures",
+            self.target,
+            _reason(exc),
+            self.failure_threshold,
         )
 
     def __repr__(self) -> str:
