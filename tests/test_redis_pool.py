@@ -134,6 +134,73 @@ async def test_a_queued_task_does_not_reconnect_to_a_frozen_server(
     await client.aclose()
 
 
+async def _until(condition: Callable[[], bool]) -> None:
+    """Let other tasks run until ``condition()`` holds (the pool has no event to await)."""
+    while not condition():  # noqa: ASYNC110
+        await asyncio.sleep(0)
+
+
+def _kill_blocked_blpop(server: RedisServer) -> None:
+    with server.client() as admin:
+        while True:
+            blocked = [c for c in admin.client_list() if c.get("cmd") == "blpop"]
+            if blocked:
+                admin.client_kill_filter(_id=blocked[0]["id"])
+                return
+
+
+def test_queued_callers_give_up_at_once_when_a_call_fails(fault_redis: RedisServer) -> None:
+    # No patience limit at all (socket_timeout=None): without the rule the queued
+    # caller would wait for ever. The call holding the only connection fails when
+    # its connection is killed; the caller queued behind it gives up at once.
+    client, _ = sync_client(fault_redis.url, max_connections=1, socket_timeout=None)
+    outcomes: list[str] = []
+
+    def blocked() -> None:
+        with pytest.raises(redis.ConnectionError):
+            client.blpop(["nothing"], 0)
+
+    def queued() -> None:
+        try:
+            client.get("k")
+        except redis.ConnectionError as exc:
+            outcomes.append(str(exc))
+
+    holder = threading.Thread(target=blocked)
+    holder.start()
+    pool_queue = client.connection_pool.pool
+    while pool_queue.qsize():  # until the holder has the only connection
+        pass
+    waiter = threading.Thread(target=queued)
+    waiter.start()
+    while not pool_queue._line:  # until the caller is queued
+        pass
+    _kill_blocked_blpop(fault_redis)
+    holder.join(timeout=30)
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    assert len(outcomes) == 1
+    assert "No connection available" in outcomes[0]
+    assert client.ping()  # a caller that finds the broken connection free reconnects
+    client.close()
+
+
+async def test_queued_tasks_give_up_at_once_when_a_call_fails(fault_redis: RedisServer) -> None:
+    client, _ = async_client(fault_redis.url, max_connections=1, socket_timeout=None)
+    pool = client.connection_pool
+    holder = asyncio.ensure_future(client.blpop(["nothing"], 0))
+    await _until(lambda: bool(pool._in_use_connections))
+    queued = asyncio.ensure_future(client.get("k"))
+    await _until(lambda: bool(pool._waiters))
+    await asyncio.to_thread(_kill_blocked_blpop, fault_redis)
+    with pytest.raises(redis.ConnectionError):
+        await holder
+    with pytest.raises(redis.ConnectionError, match="No connection available"):
+        await asyncio.wait_for(queued, 30)
+    assert await client.ping()
+    await client.aclose()
+
+
 # -- the burst, through each Redis-backed piece ------------------------------------
 
 
