@@ -79,6 +79,15 @@ async def test_max_connections_comes_from_the_keyword_or_the_url() -> None:
     await aclient.aclose()
 
 
+async def test_queue_patience_follows_a_socket_timeout_set_in_the_url() -> None:
+    client, _ = sync_client("redis://localhost/0?socket_timeout=0.5")
+    assert client.connection_pool.timeout == 0.5
+    client.close()
+    aclient, _ = async_client("redis://localhost/0?socket_timeout=0.5&timeout=2")
+    assert aclient.connection_pool.timeout == 2.0
+    await aclient.aclose()
+
+
 @pytest.mark.parametrize("value", [0, -1, True, 2.5, "8"])
 def test_max_connections_must_be_a_positive_int(value: object) -> None:
     for build in (sync_client, async_client):

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from typing import Any, TypeAlias, Union
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import redis
 import redis.asyncio
@@ -171,6 +171,12 @@ def _check_options(
         raise ConfigError("max_connections", max_connections, "must be an int >= 1")
     if max_connections < 1:
         raise ConfigError("max_connections", max_connections, "must be an int >= 1")
+
+
+def _follow_socket_timeout(pool: Any, url: str) -> None:
+    """Queue patience is the socket timeout, also when the URL sets ``?socket_timeout=``."""
+    if "timeout" not in parse_qs(urlsplit(url).query):
+        pool.timeout = pool.connection_kwargs.get("socket_timeout")
 
 
 def _bad_url(url: str, exc: ValueError) -> ConfigError:
@@ -453,6 +459,7 @@ def sync_client(
         )
     except ValueError as exc:  # a malformed port, host or option in the URL
         raise _bad_url(url_or_client, exc) from None
+    _follow_socket_timeout(pool, url_or_client)
     return redis.Redis.from_pool(pool), True
 
 
@@ -489,6 +496,7 @@ def async_client(
         )
     except ValueError as exc:  # a malformed port, host or option in the URL
         raise _bad_url(url_or_client, exc) from None
+    _follow_socket_timeout(pool, url_or_client)
     return redis.asyncio.Redis.from_pool(pool), True
 
 
