@@ -108,6 +108,8 @@ async def test_a_single_call_to_a_dead_url_logs_one_warning_with_the_reason(
     port = dead_port()
     url = f"redis://:s3cr%23t@127.0.0.1:{port}/0"  # a well-formed, percent-encoded password
     obj = PIECES[piece](url)
+    assert "s3cr" not in repr(obj)
+    assert "s3cr" not in str(getattr(obj, "target", ""))
     caplog.set_level(logging.DEBUG, logger="argo_perf")
     result = call(piece, obj)
     if result is not None:
