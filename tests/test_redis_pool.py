@@ -210,6 +210,23 @@ async def test_queued_tasks_give_up_at_once_when_a_call_fails(fault_redis: Redis
     await client.aclose()
 
 
+async def test_a_cancelled_task_passes_on_the_connection_it_was_woken_for(
+    redis_url: str,
+) -> None:
+    client, _ = async_client(redis_url, max_connections=1, socket_timeout=None)
+    pool = client.connection_pool
+    held = await pool.get_connection()
+    first = asyncio.ensure_future(pool.get_connection())
+    second = asyncio.ensure_future(pool.get_connection())
+    await _until(lambda: len(pool._waiters) == 2)
+    await pool.release(held)  # wakes the first in line ...
+    first.cancel()  # ... which is cancelled before it runs
+    connection = await asyncio.wait_for(second, 30)
+    assert connection is held
+    await pool.release(connection)
+    await client.aclose()
+
+
 # -- the burst, through each Redis-backed piece ------------------------------------
 
 

@@ -377,6 +377,10 @@ class _AsyncPool(redis.asyncio.BlockingConnectionPool):
                 await asyncio.wait_for(waiter, None if remaining == math.inf else remaining)
             except asyncio.TimeoutError:
                 pass
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken for a connection it will not take: pass it on
+                raise
             finally:
                 if not waiter.done() or waiter.cancelled():
                     with contextlib.suppress(ValueError):
