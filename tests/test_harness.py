@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from argo_perf.testing import RedisServer, RedisServerError, find_redis_server
+from argo_perf.testing import RedisServer, RedisServerError, TcpProxy, find_redis_server
 
 
 def test_server_answers_and_is_flushed_per_test(redis_client: redis.Redis) -> None:
@@ -119,3 +124,137 @@ def test_missing_binary_is_reported_with_install_hint(monkeypatch: pytest.Monkey
     monkeypatch.setattr("os.access", lambda *_: False)
     with pytest.raises(RedisServerError, match="apt-get install redis-server"):
         find_redis_server()
+
+
+# -- TcpProxy -----------------------------------------------------------------------
+
+
+def _client(proxy: TcpProxy, timeout: float = 1.0) -> redis.Redis:
+    return redis.Redis(
+        host=proxy.host,
+        port=proxy.port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def test_proxy_forwards_both_ways(redis_server: RedisServer) -> None:
+    with TcpProxy(redis_server.host, redis_server.port) as proxy:
+        assert proxy.url == f"redis://127.0.0.1:{proxy.port}/0"
+        client = _client(proxy)
+        assert client.set("through", b"proxy")
+        assert client.get("through") == b"proxy"
+        assert proxy.connections == 1
+        assert proxy.accepted == 1
+        assert "connections=1" in repr(proxy)
+        client.close()
+
+
+def test_proxy_delay_makes_a_short_timeout_trip_and_heal_removes_it(
+    redis_server: RedisServer,
+) -> None:
+    with TcpProxy(redis_server.host, redis_server.port) as proxy:
+        client = _client(proxy, timeout=0.1)
+        assert client.ping()
+        proxy.delay(0.5)
+        with pytest.raises(redis.TimeoutError):
+            client.ping()
+        proxy.heal()
+        client.connection_pool.disconnect()  # the late reply is still on its way
+        assert client.ping()
+        client.close()
+
+
+def test_proxy_drop_holds_connections_and_heal_delivers_what_was_held(
+    redis_server: RedisServer,
+) -> None:
+    with TcpProxy(redis_server.host, redis_server.port) as proxy:
+        client = _client(proxy, timeout=0.1)
+        assert client.ping()
+        proxy.drop()
+        with pytest.raises(redis.TimeoutError):
+            client.ping()
+        assert proxy.connections == 1  # held open, not closed
+        with socket.create_connection((proxy.host, proxy.port), timeout=5) as raw:
+            raw.sendall(b"PING\r\n")
+            raw.settimeout(0.1)
+            with pytest.raises(TimeoutError):  # a new connection gets no answer either
+                raw.recv(16)
+            proxy.heal()
+            raw.settimeout(5)
+            assert raw.recv(16) == b"+PONG\r\n"
+        client.close()
+
+
+def test_proxy_cut_closes_every_connection_and_keeps_accepting(
+    redis_server: RedisServer,
+) -> None:
+    with TcpProxy(redis_server.host, redis_server.port) as proxy:
+        client = _client(proxy)
+        assert client.ping()
+        with socket.create_connection((proxy.host, proxy.port), timeout=5) as raw:
+            raw.sendall(b"PING\r\n")
+            assert raw.recv(16) == b"+PONG\r\n"
+            proxy.cut()
+            assert proxy.connections == 0
+            with contextlib.suppress(ConnectionResetError):
+                assert raw.recv(16) == b""  # closed under the client's feet
+        assert client.ping()  # redis-py notices the closed connection and reconnects
+        assert proxy.accepted == 3
+        client.close()
+
+
+def test_proxy_to_a_dead_server_closes_the_client_connection() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    with TcpProxy("127.0.0.1", dead) as proxy:
+        client = _client(proxy)
+        with pytest.raises(redis.ConnectionError):
+            client.ping()
+        client.close()
+
+
+def test_a_closed_proxy_refuses_connections_and_close_is_idempotent(
+    redis_server: RedisServer,
+) -> None:
+    proxy = TcpProxy(redis_server.host, redis_server.port).start()
+    assert proxy.start() is proxy
+    port = proxy.port
+    client = _client(proxy)
+    assert client.ping()
+    proxy.close()
+    proxy.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    with pytest.raises(RuntimeError, match="not running"):
+        proxy.drop()
+    client.close()
+
+
+async def test_proxy_serves_asyncio_clients_on_their_own_loop(redis_server: RedisServer) -> None:
+    with TcpProxy(redis_server.host, redis_server.port) as proxy:
+        client = redis.asyncio.Redis.from_url(proxy.url, socket_timeout=0.1)
+        assert await client.ping()
+        proxy.drop()
+        with pytest.raises(redis.TimeoutError):
+            await client.ping()
+        proxy.heal()
+        await client.connection_pool.disconnect()
+        assert await client.ping()
+        await client.aclose()
+
+
+def test_proxy_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="target_port"):
+        TcpProxy("127.0.0.1", 0)
+    with pytest.raises(ValueError, match="port"):
+        TcpProxy("127.0.0.1", 6379, port=70000)
+    proxy = TcpProxy("127.0.0.1", 6379)
+    with pytest.raises(RuntimeError, match="before start"):
+        _ = proxy.port
+    for bad in (-1.0, float("inf"), True, "1"):
+        with pytest.raises(ValueError, match="seconds"):
+            proxy.delay(bad)  # type: ignore[arg-type]
+    proxy.close()  # never started: nothing to do

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
+from urllib.parse import unquote
 
 import pytest
 import redis
 import redis.asyncio
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from argo_perf import BackendError, ConfigError, ManualClock
 from argo_perf._redis import (
@@ -26,7 +30,7 @@ def test_redact_url_hides_passwords() -> None:
     assert redact_url("redis://:s3cret@host:6380/1") == "redis://:***@host:6380/1"
     assert redact_url("redis://user:s3cret@host/0") == "redis://user:***@host/0"
     assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
-    assert redact_url("redis://[::1") == "<unparseable redis url>"
+    assert redact_url("redis://[::1") == "redis://[::1"  # nothing secret in it
 
 
 def test_sync_client_from_url_has_short_timeouts_and_no_retries(redis_url: str) -> None:
@@ -34,7 +38,7 @@ def test_sync_client_from_url_has_short_timeouts_and_no_retries(redis_url: str) 
     assert owned
     kwargs = client.connection_pool.connection_kwargs
     assert kwargs["socket_timeout"] == 0.05
-    assert kwargs["socket_connect_timeout"] == 0.05
+    assert kwargs["socket_connect_timeout"] == 0.5
     assert client.ping()
     conn = client.connection_pool.get_connection()
     try:
@@ -225,3 +229,145 @@ def test_gate_against_a_killed_and_restarted_server(fault_redis: RedisServer) ->
     assert gate.available
     assert outages == [True, True]
     client.close()
+
+
+# -- no password in any message, for any string passed as a URL ----------------------
+
+_SECRET_ALPHABET = st.characters(
+    codec="utf-8", exclude_categories=("Cs",), include_characters="#/?@:%&=[]+ "
+)
+_TEMPLATES = (
+    "redis://:{p}@localhost:6379/0",
+    "redis://user:{p}@localhost/0",
+    "rediss://default:{p}@cache.internal:6380/1",
+    "redis://{p}@localhost:6379/0",
+    "redis://:{p}@localhost:port/0",
+    "redis://:{p}@[::1",
+    "redis://:{p}@localhost/0?socket_timeout=zz",
+    "redis://:{p}@localhost/0#frag",
+    "unix://:{p}@/tmp/redis.sock?db=0",
+    "http://:{p}@localhost",
+    ":{p}@localhost:6379",
+    "redis://localhost:6379/0?password={p}",
+    "redis://localhost:6379/0?db=1&password={p}&x=1",
+    "redis://u:{p}@h@localhost/0",
+)
+
+
+# Every message the URL checks can produce, without the URL itself.
+_FIXED_TEXT = (
+    "url must be a valid redis URL (bad port, host or option; percent-encode # / ? @ : "
+    "in a password), got ''. url has '/', '?' or '#' before its last '@': percent-encode "
+    "them in the password (urllib.parse.quote(password, safe='')) must be a redis://, "
+    "rediss:// or unix:// URL ConfigError('url', ***, 'redis://localhost:6379/0')"
+)
+
+
+def _pieces(secret: str) -> set[str]:
+    """The secret and the pieces a parser could cut it into (at reserved characters)."""
+    found = {secret, unquote(secret)}
+    for whole in list(found):
+        found.update(re.split(r"[#/?@:&=%\[\]+ ;]", whole))
+    return {piece for piece in found if len(piece) >= 4}
+
+
+def _secret_free(text: str, secret: str) -> bool:
+    return not any(piece in text for piece in _pieces(secret))
+
+
+def _assert_no_secret(url: str, secret: str) -> None:
+    assert _secret_free(redact_url(url), secret), redact_url(url)
+    for build in (sync_client, async_client):
+        try:
+            client, _ = build(url)
+        except ConfigError as exc:
+            for shown in (str(exc), repr(exc), repr(exc.value), repr(exc.args), exc.requirement):
+                assert _secret_free(shown, secret), shown
+        else:
+            assert _secret_free(describe_client(client), secret)
+
+
+@pytest.mark.parametrize(
+    "password", ["hunter#2xyz", "hun/ter2xyz", "hunt?er2xyz", "hun@ter2xyz", "a#b/c?d@e:f%zz"]
+)
+@pytest.mark.parametrize("template", _TEMPLATES)
+def test_passwords_with_reserved_characters_never_reach_a_message(
+    template: str, password: str
+) -> None:
+    _assert_no_secret(template.format(p=password), password)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    template=st.sampled_from(_TEMPLATES),
+    password=st.text(_SECRET_ALPHABET, min_size=6, max_size=24),
+)
+def test_no_password_reaches_a_message_for_any_url(template: str, password: str) -> None:
+    rest = template.replace("{p}", "\x00")
+    assume(password.strip() == password)
+    assume(len(unquote(password)) >= 6)
+    for piece in _pieces(password):
+        assume(not any(piece in part for part in rest.split("\x00")))
+        assume(piece not in _FIXED_TEXT)  # words of our own messages are not leaks
+    _assert_no_secret(template.format(p=password), password)
+
+
+def test_redaction_keeps_what_is_not_secret() -> None:
+    assert redact_url("redis://u:p#w@host:6380/2?db=1") == "redis://u:***@host:6380/2?db=1"
+    assert redact_url("redis://p/w@host/0") == "redis://***@host/0"
+    assert redact_url("redis://h/0?a=1&password=x&b=2") == "redis://h/0?a=1&password=***"
+    assert redact_url("localhost:6379") == "localhost:6379"
+
+
+# -- the first failure to reach Redis is logged at once --------------------------------
+
+
+def test_the_first_failure_is_logged_once_with_the_target_and_the_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    gate = BackendHealth("redis://:***@h:6379/0", failure_threshold=3, clock=clock)
+    caplog.set_level(logging.DEBUG, logger="argo_perf.backend")
+    gate.record_failure(ConnectionRefusedError("Connection refused"))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "redis://:***@h:6379/0" in warnings[0].getMessage()
+    assert "Connection refused" in warnings[0].getMessage()
+    assert gate.available  # one failure does not take the gate down
+    gate.record_failure(OSError("refused"))
+    assert len(caplog.records) == 1  # the second failure is not a new event
+    gate.record_failure(OSError("refused"))  # the third takes it down: one more line
+    gate.record_failure(OSError("refused"))
+    clock.advance(1.0)
+    assert gate.admit() is Admission.PROBE
+    gate.record_success()
+    gate.record_failure(OSError("refused"))  # a failure after recovery: not logged again
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3, messages
+    assert "unreachable after 3" in messages[1]
+    assert "reachable again" in messages[2]
+
+
+def test_with_a_threshold_of_one_the_first_failure_is_one_line() -> None:
+    gate = BackendHealth("t", failure_threshold=1, clock=ManualClock())
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    backend_logger = logging.getLogger("argo_perf.backend")
+    backend_logger.addHandler(handler)
+    try:
+        gate.record_failure(OSError("refused"))
+    finally:
+        backend_logger.removeHandler(handler)
+    assert len(records) == 1
+    assert "unreachable" in records[0].getMessage()
+
+
+def test_a_success_before_any_failure_does_not_use_up_the_first_failure_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = BackendHealth("t", clock=ManualClock())
+    caplog.set_level(logging.WARNING, logger="argo_perf.backend")
+    gate.record_success()
+    gate.record_failure(OSError("timed out"))
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
