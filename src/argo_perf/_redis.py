@@ -213,11 +213,20 @@ def _bad_url(url: str, exc: ValueError) -> ConfigError:
 # call the health gate admitted, and a reconnect is how Redis is found again.
 
 
+def _is_connected(connection: Any) -> bool:
+    """Whether a pooled connection holds an open socket (redis-py 5 to 8 alike)."""
+    # Sync connections have the property only from redis-py 8; before, the socket itself.
+    state = getattr(connection, "is_connected", None)
+    if state is None:
+        return getattr(connection, "_sock", None) is not None
+    return bool(state)
+
+
 def _healthy_index(items: list[Any]) -> int | None:
     """Index of the newest pooled entry that is a live connection or a free slot."""
     for index in range(len(items) - 1, -1, -1):
         item = items[index]
-        if item is None or item.is_connected:
+        if item is None or _is_connected(item):
             return index
     return None
 
@@ -244,7 +253,7 @@ class _QueuedLifo(queue.LifoQueue[Any]):
             if id(item) not in self._returned:
                 self._returned.add(id(item))
                 self._opening = max(0, self._opening - 1)
-            if item.is_connected:
+            if _is_connected(item):
                 self.last_healthy = time.monotonic()
                 self.broken = False
             else:
@@ -399,7 +408,7 @@ class _AsyncPool(redis.asyncio.BlockingConnectionPool):
 
     async def release(self, connection: Any) -> None:
         self._returned.add(id(connection))
-        healthy = connection.is_connected
+        healthy = _is_connected(connection)
         self._broken = not healthy
         if healthy:
             self._last_healthy = time.monotonic()
