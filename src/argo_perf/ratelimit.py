@@ -11,9 +11,12 @@ forward at once and learns how long to sleep until its tokens exist. Whoever
 arrives later is scheduled after it, so waiters are served first come, first
 served (a waiter for 5 tokens is never overtaken by a stream of 1-token
 requests), there is no waiter queue to poll, and the Redis bucket needs exactly
-one round trip per acquire, waiting or not. A waiter that gives up (a cancelled
-task) hands its tokens back, except those the waiters after it were scheduled
-against: giving those back would let a newcomer take them a second time.
+one round trip per acquire, waiting or not (a waiter confirms its grant with a
+second when it wakes, because a penalty may have moved it). A waiter that
+gives up (a cancelled task) hands its tokens back as soon as no waiter still
+queued was scheduled against them: at once when it is the last, together with
+the waiters before it when they gave up first (the usual order of timeouts).
+A penalty moves every queued waiter to after its end.
 
 :class:`_TokenMath` holds that arithmetic once, as plain code that takes the
 time as an argument. :class:`TokenBucket` keeps its state in process behind a
@@ -166,11 +169,17 @@ class _TokenMath:
     :data:`_SCRIPT` is the same arithmetic for state kept in Redis.
 
     Reservations that wait are also kept in ``pending``, in arrival order, until
-    their grant time: a refund needs them, because the tokens a cancelled waiter
-    hands back must not be the ones later reservations were scheduled against.
+    their grant time (with the grants made at once while any waits), and
+    ``base`` holds the windows as they were before the first of them. The
+    windows are always ``base`` with the pending grants replayed on top, each
+    at its grant time; so a refund replays without the cancelled one (what the
+    later waiters were scheduled against stays taken, everything else comes
+    back), and a penalty raises ``base`` and moves each pending grant to when
+    the penalized windows admit it.
     """
 
     __slots__ = (
+        "base",
         "burst",
         "interval",
         "penalty_until",
@@ -190,6 +199,7 @@ class _TokenMath:
         self.quota_tats = [-math.inf] * len(quotas)
         self.burst = burst
         self.pending: deque[_Reservation] = deque()
+        self.base: list[float] = []  # meaningful while ``pending`` is not empty
         self.penalty_until = -math.inf
 
     @property
@@ -213,20 +223,42 @@ class _TokenMath:
         if self.quota_tats:
             return self._reserve_with_quotas(now, tokens, max_wait, wait)
         if wait <= _EPSILON:
+            if self.pending:  # granted while others wait: part of the replay
+                self._pend(now, now, tokens)
             self.tat = new
             return 0.0
         if wait > max_wait:
             return -wait
-        self.tat = new  # with one window ``tat >= now + wait`` here: no clamp needed
         self._pend(now, now + wait, tokens)
+        self.tat = new  # with one window ``tat >= now + wait`` here: no clamp needed
         return wait
 
-    def _pend(self, now: float, grant: float, tokens: float) -> None:
-        """Record a reservation that waits (see :meth:`refund`); forget those granted."""
+    def _prune(self, now: float) -> None:
+        """Fold the reservations whose grant time has come into ``base``."""
         pending = self.pending
         while pending and pending[0].grant <= now:
-            pending.popleft()
-        pending.append(_Reservation(grant, tokens))
+            done = pending.popleft()
+            if pending:
+                self.base = [
+                    max(tat, done.grant) + done.tokens * interval
+                    for tat, (_, interval, _) in zip(self.base, self.windows, strict=True)
+                ]
+
+    def _pend(self, now: float, grant: float, tokens: float) -> None:
+        """Record a reservation (call before the windows move); forget those granted."""
+        self._prune(now)
+        if not self.pending:
+            self.base = [self.tat, *self.quota_tats]
+        self.pending.append(_Reservation(grant, tokens))
+
+    def _replay(self, tats: Sequence[float]) -> list[float]:
+        """The windows after every pending reservation, each at its grant time, on ``tats``."""
+        tats = list(tats)
+        intervals = [self.interval, *self.quota_intervals]
+        for reservation in self.pending:
+            for i, interval in enumerate(intervals):
+                tats[i] = max(tats[i], reservation.grant) + reservation.tokens * interval
+        return tats
 
     def _reserve_with_quotas(
         self, now: float, tokens: float, max_wait: float, wait: float
@@ -242,42 +274,37 @@ class _TokenMath:
         # Every window records the grant at the time it really happens: the
         # latest of the windows' due times.
         grant = now + wait
+        if wait or self.pending:
+            self._pend(now, grant, tokens)
         self.tat = max(self.tat, grant) + tokens * self.interval
         for i, interval in enumerate(self.quota_intervals):
             self.quota_tats[i] = max(self.quota_tats[i], grant) + tokens * interval
-        if wait:
-            self._pend(now, grant, tokens)
         return wait
 
     def refund(self, now: float, reservation: _Reservation) -> None:
         """Give back a waiting reservation (``pending[-1]`` after :meth:`reserve`).
 
-        Every window moves back by the reservation's tokens, but never below
-        what the reservations after it need: each of them, granted at its time,
-        leaves the window that much emptier (and never below a penalty). So a
-        cancelled waiter at the end of the queue gives all its tokens back; one
-        in the middle gives back only what the later waiters were not scheduled
-        against, possibly nothing; a refund never takes more. A reservation
-        whose grant time has come gives nothing back.
+        The windows become ``base`` with the other pending reservations
+        replayed at their grant times: what later waiters were scheduled
+        against stays taken, the rest comes back at once. So the last waiter
+        gives all its tokens back; one in the middle gives back what the
+        waiters behind it were not scheduled against (possibly nothing, until
+        they go too); waiters cancelled in arrival order give everything back
+        once the last of them goes. A refund never takes more, never undoes a
+        penalty, and a reservation whose grant time has come gives nothing back.
         """
+        self._prune(now)
         pending = self.pending
-        while pending and pending[0].grant <= now:
-            pending.popleft()
         try:
             index = pending.index(reservation)
         except ValueError:
             return
         del pending[index]
-        later = list(pending)[index:]
-        tokens = reservation.tokens
-        tats = []
-        for tat, interval, tolerance in self.windows:
-            floor = self.penalty_until + tolerance - interval
-            due = -math.inf
-            for other in later:
-                due = max(due, other.grant) + other.tokens * interval
-            tats.append(min(tat, max(tat - tokens * interval, due, floor)))
-        self.tat, *self.quota_tats = tats
+        tats = self._replay(self.base)
+        self.tat = min(self.tat, tats[0])
+        self.quota_tats = [
+            min(old, new) for old, new in zip(self.quota_tats, tats[1:], strict=True)
+        ]
 
     def wait_time(self, now: float, tokens: float) -> float:
         """Seconds until ``tokens`` could be granted, taking nothing."""
@@ -298,14 +325,37 @@ class _TokenMath:
         )
 
     def penalize(self, now: float, seconds: float) -> None:
-        """Grant nothing for ``seconds``; then one token is there, and the rate refills."""
+        """Grant nothing for ``seconds``; then one token is there, and the rate refills.
+
+        Waiters already queued move too: each pending reservation is granted
+        no earlier than the penalized windows admit it, in arrival order (the
+        first waiter for one token at the end of the penalty). Their new grant
+        times are in ``pending``; the faces re-read them when they wake.
+        """
         until = now + seconds
         self.penalty_until = max(self.penalty_until, until)
-        self.tat = max(self.tat, until + self.tolerance - self.interval)
-        for i, (interval, tolerance) in enumerate(
-            zip(self.quota_intervals, self.quota_tolerances, strict=True)
-        ):
-            self.quota_tats[i] = max(self.quota_tats[i], until + tolerance - interval)
+        floors = [tolerance - interval + until for _, interval, tolerance in self.windows]
+        self._prune(now)
+        if not self.pending:
+            tats = [
+                max(tat, floor) for (tat, _, _), floor in zip(self.windows, floors, strict=True)
+            ]
+        else:
+            tats = [max(tat, floor) for tat, floor in zip(self.base, floors, strict=True)]
+            self.base = list(tats)
+            windows = [(interval, tolerance) for _, interval, tolerance in self.windows]
+            for reservation in self.pending:
+                n = reservation.tokens
+                grant = max(
+                    reservation.grant,
+                    *(tat + n * iv - tol for tat, (iv, tol) in zip(tats, windows, strict=True)),
+                )
+                reservation.grant = grant
+                tats = [
+                    max(tat, grant) + n * iv for tat, (iv, _) in zip(tats, windows, strict=True)
+                ]
+            tats = [max(new, old) for new, (old, _, _) in zip(tats, self.windows, strict=True)]
+        self.tat, *self.quota_tats = tats
 
     def rescaled(
         self, now: float, windows: Sequence[tuple[float, float]], burst: float
@@ -316,13 +366,21 @@ class _TokenMath:
         a new window starts full.
         """
         new = _TokenMath(windows, burst)
-        tats = []
-        for (tat, interval, _), (new_interval, _) in zip(self.windows, windows, strict=False):
-            owed_tokens = max(0.0, tat - now) / interval
-            tats.append(now + owed_tokens * new_interval if owed_tokens else -math.inf)
-        new.tat = tats[0]
-        new.quota_tats[: len(tats) - 1] = tats[1:]
+        intervals = [interval for _, interval, _ in self.windows]
+
+        def rescale(tats: Sequence[float]) -> list[float]:
+            out = [-math.inf] * len(windows)
+            for i, (tat, interval, (new_interval, _)) in enumerate(
+                zip(tats, intervals, windows, strict=False)
+            ):
+                owed_tokens = max(0.0, tat - now) / interval
+                out[i] = now + owed_tokens * new_interval if owed_tokens else -math.inf
+            return out
+
+        new.tat, *new.quota_tats = rescale([self.tat, *self.quota_tats])
         new.pending = self.pending  # waiters keep their grant times, and may cancel
+        if self.pending:
+            new.base = rescale(self.base)
         return new
 
 
@@ -429,11 +487,13 @@ class TokenBucket:
             return True
         if wait < 0.0:
             return False
-        try:
-            self._clock.sleep(wait)
-        except BaseException:  # interrupted: the reservation is void
-            self._refund(reservation)
-            raise
+        while wait > 0.0:
+            try:
+                self._clock.sleep(wait)
+            except BaseException:  # interrupted: the reservation is void
+                self._refund(reservation)
+                raise
+            wait = self._still_to_wait(reservation)
         return True
 
     async def acquire_async(self, tokens: float = 1, timeout: float | None = None) -> bool:
@@ -458,12 +518,20 @@ class TokenBucket:
             return True
         if wait < 0.0:
             return False
-        try:
-            await self._clock.sleep_async(wait)
-        except BaseException:
-            self._refund(reservation)
-            raise
+        while wait > 0.0:
+            try:
+                await self._clock.sleep_async(wait)
+            except BaseException:
+                self._refund(reservation)
+                raise
+            wait = self._still_to_wait(reservation)
         return True
+
+    def _still_to_wait(self, reservation: _Reservation) -> float:
+        # A penalty imposed while this waiter slept moved its grant time.
+        with self._lock:
+            wait = reservation.grant - self._clock.monotonic()
+        return wait if wait > _EPSILON else 0.0
 
     def _refund(self, reservation: _Reservation) -> None:
         with self._lock:
