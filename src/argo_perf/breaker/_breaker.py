@@ -289,7 +289,7 @@ class CircuitBreaker:
         one, and so do generator and async-generator functions. A generator is
         protected for its whole iteration: admission happens at the first
         ``next`` (an open circuit raises
-        [CircuitOpenError][argo_perf.CircuitOpenError] there), an exception
+        `CircuitOpenError` there), an exception
         raised while iterating is judged like a call's, and running to the end
         is a success. A consumer that stops early (``close()``, ``break``)
         counts for nothing and gives a half-open permit back.
