@@ -525,3 +525,66 @@ def _wait_of_next(redis_url: str) -> float:
     assert wait is not None
     assert wait < 0
     return -wait
+
+
+_counter = iter(range(10**9))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    burst=st.integers(1, 4),
+    quota=st.booleans(),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("reserve"), st.integers(1, 4)),
+            st.tuples(st.just("cancel"), st.integers(0, 30)),
+            st.tuples(st.just("penalize"), st.integers(1, 5)),
+        ),
+        max_size=25,
+    ),
+)
+def test_the_script_decides_as_the_local_arithmetic(
+    redis_url: str, burst: int, quota: bool, ops: list[tuple[str, int]]
+) -> None:
+    """Reservations, refunds in any order and penalties: Redis replies as _TokenMath does.
+
+    The rate is one token per 1000 s, so the milliseconds the test takes refill
+    nothing that a 1 s tolerance would see; the local arithmetic runs at t=0.
+    """
+    from argo_perf.ratelimit import _TokenMath, _windows
+
+    quotas = [Quota(burst + 2, 1000.0 * (burst + 10))] if quota else []
+    bucket = RedisTokenBucket(redis_url, f"model-{next(_counter)}", 0.001, burst, quotas=quotas)
+    local = _TokenMath(_windows(0.001, burst, quotas), float(burst))
+    queued: list[tuple[_Reserved, object]] = []
+    try:
+        for op, n in ops:
+            if op == "reserve":
+                if n > bucket._max_tokens:
+                    continue
+                ours = local.reserve(0.0, n, math.inf)
+                theirs = bucket._call(bucket._args(b"r", n, math.inf))
+                assert theirs == pytest.approx(ours, abs=1.0)
+                if ours > 0:
+                    assert isinstance(theirs, _Reserved)
+                    queued.append((theirs, local.pending[-1]))
+            elif op == "cancel" and queued:
+                theirs, ours = queued.pop(n % len(queued))
+                local.refund(0.0, ours)  # type: ignore[arg-type]
+                bucket._call(bucket._refund_args(float(ours.tokens), theirs))  # type: ignore[attr-defined]
+            elif op == "penalize":
+                local.penalize(0.0, n * 1000.0)
+                bucket._call(bucket._args(b"p", n * 1000.0 * 1e6, 0.0))
+        # What a newcomer for every token would wait: with max_wait 0 a denial
+        # replies the wait and takes nothing.
+        need = bucket._max_tokens
+        ours = local.wait_time(0.0, need)
+        theirs = bucket._call(bucket._args(b"r", need, 0.0))
+        if ours > 0:
+            assert theirs == pytest.approx(-ours, abs=1.0)
+        else:
+            assert theirs == 0.0
+    finally:
+        bucket.close()
