@@ -224,7 +224,7 @@ class _TokenMath:
             return self._reserve_with_quotas(now, tokens, max_wait, wait)
         if wait <= _EPSILON:
             if self.pending:  # granted while others wait: part of the replay
-                self._pend(now, now, tokens)
+                self._pend_if_queued(now, tokens)
             self.tat = new
             return 0.0
         if wait > max_wait:
@@ -243,6 +243,12 @@ class _TokenMath:
                     max(tat, done.grant) + done.tokens * interval
                     for tat, (_, interval, _) in zip(self.base, self.windows, strict=True)
                 ]
+
+    def _pend_if_queued(self, now: float, tokens: float) -> None:
+        """Record a grant made now when reservations still wait (they are replayed with it)."""
+        self._prune(now)
+        if self.pending:
+            self.pending.append(_Reservation(now, tokens))
 
     def _pend(self, now: float, grant: float, tokens: float) -> None:
         """Record a reservation (call before the windows move); forget those granted."""
@@ -274,8 +280,10 @@ class _TokenMath:
         # Every window records the grant at the time it really happens: the
         # latest of the windows' due times.
         grant = now + wait
-        if wait or self.pending:
+        if wait:
             self._pend(now, grant, tokens)
+        elif self.pending:
+            self._pend_if_queued(now, tokens)
         self.tat = max(self.tat, grant) + tokens * self.interval
         for i, interval in enumerate(self.quota_intervals):
             self.quota_tats[i] = max(self.quota_tats[i], grant) + tokens * interval
