@@ -1124,3 +1124,17 @@ def test_metrics_reports_the_state_its_read_sees(clock: ManualClock) -> None:
     clock.advance(5.0)
     assert breaker.metrics().state is HALF_OPEN
     assert seen == [OPEN, HALF_OPEN]
+
+
+def test_rejections_show_and_pickle_as_circuit_open_error(clock: ManualClock) -> None:
+    import pickle
+
+    breaker = make(clock, failure_threshold=1, timeout=9.0)
+    trip(breaker, 1)
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(ok)
+    err = info.value
+    assert repr(err) == "CircuitOpenError('vendor', 9.0)"
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is CircuitOpenError
+    assert (again.name, again.retry_after) == ("vendor", 9.0)

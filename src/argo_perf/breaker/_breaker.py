@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from typing_extensions import ParamSpec, Self
 
 from ..clock import Clock, SystemClock
-from ..errors import CircuitOpenError, ConfigError
+from ..errors import ConfigError, _Rejection
 from ._core import (
     REJECTED,
     BreakerCore,
@@ -323,7 +323,7 @@ class CircuitBreaker:
             now=self._now,
             name=self.name,
             breaker=self,
-            error=CircuitOpenError,
+            error=_Rejection,
         )
 
     def _wrap_generator(self, fn: Callable[P, Generator[Any, Any, Any]]) -> Callable[P, Any]:
@@ -451,12 +451,12 @@ class CircuitBreaker:
         if core.state is _OPEN and now < core.open_until:
             # The common rejection: no lock, no further call.
             core.rejections += 1
-            raise CircuitOpenError(self.name, core.open_until - now)
+            raise _Rejection(self.name, core.open_until - now)
         ticket = self._admit_local(now)
         if ticket != REJECTED and self._shared is not None and core.is_probe(ticket):
             ticket = self._lease(ticket, now)
         if ticket == REJECTED:
-            raise CircuitOpenError(self.name, core.rejection_retry_after(now))
+            raise _Rejection(self.name, core.rejection_retry_after(now))
         return ticket
 
     async def _admit_async(self) -> int:
@@ -466,7 +466,7 @@ class CircuitBreaker:
         if ticket != REJECTED and core.is_probe(ticket):
             ticket = await self._lease_async(ticket, now)
         if ticket == REJECTED:
-            raise CircuitOpenError(self.name, core.rejection_retry_after(now))
+            raise _Rejection(self.name, core.rejection_retry_after(now))
         return ticket
 
     def _admit_local(self, now: float) -> int:
