@@ -146,7 +146,7 @@ def over_redis(server: RedisServer, quick: bool) -> None:
     noop_args = ours._args(b"r", 1, 0.0)[1:]  # the very arguments our acquire sends
 
     bare_sha = noop_client.script_load(_BARE)
-    bare_args = [1, "bare-reference", *noop_args[2:]]
+    bare_args = [1, "bare-reference", *noop_args[1 + noop_args[0] :]]  # our ARGV, one key
 
     def noop() -> object:
         return noop_client.execute_command("EVALSHA", noop_sha, *noop_args)

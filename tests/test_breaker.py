@@ -185,7 +185,7 @@ def test_half_open_admits_one_probe_and_rejects_the_others_at_once(clock: Manual
     assert breaker.try_acquire() is None
     with pytest.raises(CircuitOpenError) as info:
         breaker.call(ok)
-    assert info.value.retry_after == 0.0
+    assert info.value.retry_after == pytest.approx(60.0)  # until the probe's probe_timeout
     probe.on_success()
     assert breaker.state is HALF_OPEN  # success_threshold is 2
     assert breaker.call(ok) == "ok"
@@ -882,3 +882,259 @@ def test_circuit_open_error_pickles_and_formats_lazily() -> None:
     err = pickle.loads(pickle.dumps(CircuitOpenError("xai", 2.5)))
     assert (err.name, err.retry_after) == ("xai", 2.5)
     assert str(err) == "circuit 'xai' is open; retry after 2.500s"
+
+
+# -- generators: protected for their whole iteration ----------------------------------
+
+
+def test_decorated_generator_counts_failures_raised_while_iterating(clock: ManualClock) -> None:
+    # pybreaker's test_generator, ported.
+    breaker = make(clock, failure_threshold=5, timeout=30.0)
+    counts: list[int] = []
+
+    @breaker
+    def suspicious_generator() -> Any:
+        yield 1
+        counts.append(breaker.metrics().failures)
+        yield 2
+        raise VendorDown("mid-stream")
+
+    stream = suspicious_generator()
+    assert next(stream) == 1
+    assert next(stream) == 2
+    assert counts == [0]
+    with pytest.raises(VendorDown):
+        next(stream)
+    assert breaker.metrics().failures == 1
+    for _ in range(4):
+        with pytest.raises(VendorDown):
+            list(suspicious_generator())
+    metrics = breaker.metrics()
+    assert (metrics.state, metrics.failures, metrics.successes) == (OPEN, 5, 0)
+
+
+def test_open_circuit_rejects_a_generator_at_its_first_next(clock: ManualClock) -> None:
+    # circuitbreaker's generator variants: a failing stream opens the circuit,
+    # the next stream is rejected when iteration starts, not when it is created.
+    breaker = make(clock, failure_threshold=1, timeout=10.0, success_threshold=1)
+    started: list[int] = []
+
+    @breaker
+    def circuit_generator(fail_at: int | None = None) -> Any:
+        started.append(1)
+        for i in range(3):
+            if i == fail_at:
+                raise OSError("feed dropped")
+            yield i
+
+    assert list(circuit_generator()) == [0, 1, 2]
+    with pytest.raises(OSError, match="feed dropped"):
+        list(circuit_generator(fail_at=1))
+    stream = circuit_generator()  # created: nothing runs yet
+    with pytest.raises(CircuitOpenError) as info:
+        next(stream)
+    assert info.value.retry_after == pytest.approx(10.0)
+    assert len(started) == 2
+    clock.advance(10.0)
+    assert list(circuit_generator()) == [0, 1, 2]  # the probe: the whole stream
+    assert breaker.state is CLOSED
+
+
+def test_generator_wrappers_keep_the_function_kind_and_delegate(clock: ManualClock) -> None:
+    import inspect
+
+    breaker = make(clock, failure_threshold=1)
+
+    @breaker
+    def echo() -> Any:
+        received = yield "ready"
+        try:
+            yield f"got {received}"
+        except KeyError:
+            yield "handled"
+        return "done"
+
+    async def agen() -> Any:
+        yield 1
+
+    assert inspect.isgeneratorfunction(echo)
+    assert inspect.isasyncgenfunction(breaker(agen))
+    assert echo.__name__ == "echo"
+    stream = echo()
+    assert next(stream) == "ready"
+    assert stream.send("x") == "got x"
+    assert stream.throw(KeyError()) == "handled"
+    with pytest.raises(StopIteration) as stop:
+        next(stream)
+    assert stop.value.value == "done"
+    assert breaker.metrics().successes == 1
+
+
+def test_a_generator_closed_early_counts_nothing_and_frees_a_probe(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=1.0, success_threshold=1)
+
+    @breaker
+    def prices() -> Any:
+        yield from (1.0, 2.0, 3.0)
+
+    trip(breaker, 1)
+    clock.advance(1.0)
+    stream = prices()
+    assert next(stream) == 1.0  # holds the only half-open permit
+    assert breaker.try_acquire() is None
+    stream.close()
+    metrics = breaker.metrics()
+    assert (metrics.ignored, metrics.state) == (1, HALF_OPEN)
+    assert list(prices()) == [1.0, 2.0, 3.0]
+    assert breaker.state is CLOSED
+
+
+async def test_decorated_async_generator_counts_failures_and_rejects_when_open(
+    clock: ManualClock,
+) -> None:
+    breaker = make(clock, failure_threshold=2, timeout=5.0)
+
+    @breaker
+    async def ticks(fail: bool) -> Any:
+        yield 1
+        if fail:
+            raise VendorDown("mid-stream")
+        yield 2
+
+    assert [x async for x in ticks(False)] == [1, 2]
+    for _ in range(2):
+        with pytest.raises(VendorDown):
+            [x async for x in ticks(True)]
+    metrics = breaker.metrics()
+    assert (metrics.state, metrics.failures, metrics.successes) == (OPEN, 2, 1)
+    stream = ticks(False)
+    with pytest.raises(CircuitOpenError):
+        await stream.__anext__()
+
+
+async def test_async_generator_delegates_send_throw_and_close(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1)
+    closed: list[bool] = []
+
+    @breaker
+    async def echo() -> Any:
+        try:
+            received = yield "ready"
+            try:
+                yield f"got {received}"
+            except KeyError:
+                yield "handled"
+            yield "more"
+        finally:
+            closed.append(True)
+
+    stream = echo()
+    assert await stream.__anext__() == "ready"
+    assert await stream.asend("x") == "got x"
+    assert await stream.athrow(KeyError()) == "handled"
+    await stream.aclose()
+    assert closed == [True]
+    assert breaker.metrics().ignored == 1
+    stream = echo()
+    assert await stream.__anext__() == "ready"
+    with pytest.raises(ValueError, match="boom"):
+        await stream.athrow(ValueError("boom"))
+    assert breaker.state is OPEN
+
+
+# -- retry_after, the error's constructor, when OPEN -> HALF_OPEN is reported ---------
+
+
+def test_retry_after_is_positive_while_a_half_open_probe_is_in_flight(clock: ManualClock) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=5.0, probe_timeout=40.0)
+    trip(breaker, 1)
+    clock.advance(5.0)
+    probe = breaker.try_acquire()
+    assert probe is not None
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(ok)
+    assert info.value.retry_after == pytest.approx(40.0)
+    assert breaker.metrics().retry_after == pytest.approx(40.0)
+    clock.advance(30.0)
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(ok)
+    assert info.value.retry_after == pytest.approx(10.0)
+    probe.release()
+    assert breaker.metrics().retry_after == 0.0
+
+
+async def test_async_rejection_in_half_open_carries_a_positive_retry_after(
+    clock: ManualClock,
+) -> None:
+    breaker = make(clock, failure_threshold=1, timeout=1.0, probe_timeout=7.0)
+    trip(breaker, 1)
+    clock.advance(1.0)
+    assert breaker.try_acquire() is not None
+
+    async def fetch() -> str:
+        return "ok"
+
+    with pytest.raises(CircuitOpenError) as info:
+        await breaker.call_async(fetch)
+    assert info.value.retry_after == pytest.approx(7.0)
+    with pytest.raises(CircuitOpenError) as info:
+        await breaker(fetch)()
+    assert info.value.retry_after == pytest.approx(7.0)
+
+
+def test_circuit_open_error_constructor_matches_its_annotations() -> None:
+    err = CircuitOpenError(name="xai", retry_after=1.5)
+    assert (err.name, err.retry_after) == ("xai", 1.5)
+    assert str(err) == "circuit 'xai' is open; retry after 1.500s"
+    with pytest.raises(TypeError):
+        CircuitOpenError("xai")  # type: ignore[call-arg]
+
+
+def test_open_to_half_open_is_reported_when_a_state_read_sees_it(clock: ManualClock) -> None:
+    seen: list[tuple[CircuitState, CircuitState, str]] = []
+    breaker = make(clock, failure_threshold=1, timeout=5.0)
+    breaker.add_listener(lambda t: seen.append((t.old, t.new, t.reason)))
+    trip(breaker, 1)
+    clock.advance(5.0)
+    assert breaker.state is HALF_OPEN
+    assert seen[-1] == (OPEN, HALF_OPEN, "timeout elapsed")
+    assert breaker.metrics().state is HALF_OPEN
+    assert len(seen) == 2  # reported once
+
+
+def test_reset_after_the_open_time_reports_half_open_then_closed(clock: ManualClock) -> None:
+    seen: list[tuple[CircuitState, CircuitState, str]] = []
+    breaker = make(clock, failure_threshold=1, timeout=5.0)
+    breaker.add_listener(lambda t: seen.append((t.old, t.new, t.reason)))
+    trip(breaker, 1)
+    clock.advance(6.0)
+    breaker.reset()  # no call, no state read in between
+    assert seen == [
+        (CLOSED, OPEN, "tripped"),
+        (OPEN, HALF_OPEN, "timeout elapsed"),
+        (HALF_OPEN, CLOSED, "reset"),
+    ]
+
+
+def test_metrics_reports_the_state_its_read_sees(clock: ManualClock) -> None:
+    seen: list[CircuitState] = []
+    breaker = make(clock, failure_threshold=1, timeout=5.0)
+    breaker.add_listener(lambda t: seen.append(t.new))
+    trip(breaker, 1)
+    clock.advance(5.0)
+    assert breaker.metrics().state is HALF_OPEN
+    assert seen == [OPEN, HALF_OPEN]
+
+
+def test_rejections_show_and_pickle_as_circuit_open_error(clock: ManualClock) -> None:
+    import pickle
+
+    breaker = make(clock, failure_threshold=1, timeout=9.0)
+    trip(breaker, 1)
+    with pytest.raises(CircuitOpenError) as info:
+        breaker.call(ok)
+    err = info.value
+    assert repr(err) == "CircuitOpenError('vendor', 9.0)"
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is CircuitOpenError
+    assert (again.name, again.retry_after) == ("vendor", 9.0)

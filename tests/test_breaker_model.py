@@ -71,6 +71,10 @@ class Model:
         self.probes[self.ids] = now + self.hang
         return ("probe", self.ids)
 
+    def catch_up(self, now: float) -> None:
+        if self.state == "open" and not self.forced and now >= self.open_until:
+            self.enter("half_open")
+
     def open(self, now: float) -> None:
         self.enter("open")
         self.open_until = now + self.timeout
@@ -199,10 +203,24 @@ class BreakerMachine(RuleBasedStateMachine):
             "half_open": CircuitState.HALF_OPEN,
         }[self.model.state]
         assert self.breaker._core.state is expected
+        # Reading the state moves an open circuit whose time is over to half-open.
+        self.model.catch_up(self.now())
+        expected = {
+            "closed": CircuitState.CLOSED,
+            "open": CircuitState.OPEN,
+            "half_open": CircuitState.HALF_OPEN,
+        }[self.model.state]
+        assert self.breaker.state is expected
         metrics = self.breaker.metrics()
         assert metrics.consecutive_failures == self.model.failures
         if self.model.state == "open" and not self.model.forced:
-            assert metrics.retry_after == max(self.model.open_until - self.now(), 0.0)
+            assert metrics.retry_after == self.model.open_until - self.now() > 0
+        if self.model.state == "half_open":
+            live = list(self.model.probes.values())
+            if len(live) >= self.model.permits:
+                assert metrics.retry_after == max(min(live) - self.now(), 0.0)
+            else:
+                assert metrics.retry_after == 0.0
         assert len(self.breaker._core._probes) == len(self.model.probes)
 
 

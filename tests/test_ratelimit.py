@@ -565,3 +565,187 @@ def test_reconfigure_and_penalize_through_the_registry(clock: ManualClock) -> No
     assert limiter.try_acquire("massive")
     limiter.reconfigure("sonar", RateLimitConfig(1, 5))
     assert limiter.try_acquire("sonar", 5)
+
+
+# -- penalties hold for waiters already queued ------------------------------------------
+
+
+async def _granted_at(clock: ManualClock, acquire: object, seen: list[float]) -> None:
+    assert await acquire is not False  # type: ignore[misc]
+    seen.append(clock.monotonic())
+
+
+async def _step_until(clock: ManualClock, end: float, step: float = 0.5) -> None:
+    while clock.monotonic() < end:
+        clock.advance(step)
+        await _settle()
+
+
+async def test_penalize_holds_back_async_waiters_already_queued(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=1, clock=clock)
+    assert bucket.try_acquire()
+    seen: list[float] = []
+    waiters = [
+        asyncio.create_task(_granted_at(clock, bucket.acquire_async(), seen)) for _ in range(2)
+    ]
+    await _settle()  # due at t=1 and t=2
+    bucket.penalize(10)
+    await _step_until(clock, 9.5)
+    assert seen == []
+    assert not bucket.try_acquire()
+    await _step_until(clock, 12)
+    await asyncio.gather(*waiters)
+    assert seen == [10.0, 11.0]  # one token at the end of the penalty, then the rate
+
+
+def test_penalize_holds_back_a_blocked_thread(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=1, clock=clock)
+    assert bucket.try_acquire()
+    done: list[float] = []
+    thread = threading.Thread(target=lambda: done.append(bucket.acquire() and clock.monotonic()))
+    thread.start()
+    while clock.sleepers == 0:
+        threading.Event().wait(0.001)
+    bucket.penalize(5)
+    clock.advance(1)  # the old grant time: the thread wakes, and sleeps on
+    while clock.sleepers == 0 and thread.is_alive():
+        threading.Event().wait(0.001)
+    assert done == []
+    clock.advance(4)
+    thread.join(5)
+    assert done == [5.0]
+
+
+async def test_penalize_through_the_registry_holds_queued_waiters(clock: ManualClock) -> None:
+    limiter = RateLimiter({"xai": RateLimitConfig(1, 1)}, clock=clock)
+    assert limiter.try_acquire("xai")
+    seen: list[float] = []
+    waiter = asyncio.create_task(_granted_at(clock, limiter.wait_for_permission("xai"), seen))
+    await _settle()
+    limiter.penalize("xai", 3)
+    await _step_until(clock, 2.5)
+    assert seen == []
+    await _step_until(clock, 3)
+    await waiter
+    assert seen == [3.0]
+
+
+def test_penalize_moves_waiters_under_every_window() -> None:
+    math_ = _TokenMath(_windows(1, 5, [Quota(10, 100)]), 5.0)
+    assert math_.reserve(0, 5, 0) == 0.0
+    assert math_.reserve(0, 3, 10) == pytest.approx(3)
+    math_.penalize(0, 20)
+    # Every window has one token at t=20 and refills at its rate after it: the
+    # quota (one token per 10 s) has the 3 tokens at t=40.
+    assert math_.pending[-1].grant == pytest.approx(40)
+    assert math_.wait_time(0, 1) == pytest.approx(50)
+
+
+# -- cancelled waiters give their capacity back ------------------------------------------
+
+
+async def test_waiters_cancelled_in_arrival_order_give_everything_back(
+    clock: ManualClock,
+) -> None:
+    bucket = TokenBucket(rate=1, burst=1, clock=clock)
+    assert bucket.try_acquire()
+    a, b, c = (asyncio.create_task(bucket.acquire_async()) for _ in range(3))
+    await _settle()
+    assert bucket.wait_time() == pytest.approx(4)
+    for task in (a, b, c):  # how timeouts fire
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert bucket.wait_time() == pytest.approx(1)
+
+
+async def test_a_timeout_storm_leaves_the_bucket_at_its_rate(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=10, burst=1, clock=clock)
+    assert bucket.try_acquire()
+    # 50 callers give up after 0.05 s each, as asyncio.wait_for(..., 0.05) would:
+    # their timeouts fire in arrival order.
+    waiters = [asyncio.create_task(bucket.acquire_async()) for _ in range(50)]
+    await _settle()
+    clock.advance(0.05)
+    for task in waiters:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert bucket.wait_time() == pytest.approx(0.05)  # the rate: 0.1 s after the last grant
+    clock.advance(0.05)
+    assert bucket.try_acquire()
+
+
+async def test_cancelled_registry_waiters_give_their_capacity_back(clock: ManualClock) -> None:
+    limiter = RateLimiter({"sonar": RateLimitConfig(1, 1)}, clock=clock)
+    assert limiter.try_acquire("sonar")
+    tasks = [asyncio.create_task(limiter.wait_for_permission("sonar")) for _ in range(5)]
+    await _settle()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert limiter.bucket("sonar").wait_time() == pytest.approx(1)
+
+
+def _replay(grants: list[tuple[float, float]], rate: float, burst: float) -> float:
+    tat = -math.inf
+    for grant, tokens in grants:
+        tat = max(tat, grant) + tokens / rate
+    return tat
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    burst=st.integers(1, 4),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("arrive"), st.integers(1, 4)),
+            st.tuples(st.just("cancel"), st.integers(0, 30)),
+            st.tuples(st.just("advance"), st.integers(1, 8)),
+        ),
+        max_size=40,
+    ),
+)
+@example(burst=1, ops=[("arrive", 1)] * 4 + [("cancel", 0)] * 3)
+def test_random_arrivals_and_cancellations_neither_over_grant_nor_lose(
+    burst: int, ops: list[tuple[str, int]]
+) -> None:
+    """Grants fit the bucket; once no waiter is left, only the grants made count."""
+    rate = 1.0
+
+    async def scenario() -> None:
+        clock = ManualClock()
+        bucket = TokenBucket(rate=rate, burst=burst, clock=clock)
+        grants: list[tuple[int, float, float]] = []  # arrival, time, tokens
+        live: list[asyncio.Task[None]] = []
+
+        async def waiter(arrival: int, tokens: float) -> None:
+            assert await bucket.acquire_async(tokens)
+            grants.append((arrival, clock.monotonic(), tokens))
+
+        for arrival, (op, n) in enumerate(ops):
+            if op == "arrive" and n <= burst:
+                live.append(asyncio.create_task(waiter(arrival, n)))
+            elif op == "cancel" and live:
+                task = live.pop(n % len(live))
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            elif op == "advance":
+                for _ in range(n):  # quarter seconds: every grant time is on this grid
+                    clock.advance(0.25)
+                    await _settle()
+            await _settle()
+            live = [task for task in live if not task.done()]
+        for task in live:
+            task.cancel()
+        await asyncio.gather(*live, return_exceptions=True)
+        # Nothing over-granted: in time order, every grant fits the bucket.
+        tat = -math.inf
+        for _, when, tokens in sorted(grants, key=lambda g: (g[1], g[0])):
+            tat = max(tat, when) + tokens / rate
+            assert tat - burst / rate <= when + 1e-9
+        # Nothing lost: the bucket holds exactly the grants made (in arrival order).
+        now = clock.monotonic()
+        expected = _replay([(when, tokens) for _, when, tokens in sorted(grants)], rate, burst)
+        assert bucket.wait_time() == pytest.approx(max(0.0, max(expected, now) + 1 - burst - now))
+
+    asyncio.run(scenario())

@@ -70,11 +70,16 @@ def test_idle_keys_expire(redis_url: str, redis_client: redis.Redis) -> None:
     bucket = RedisTokenBucket(redis_url, "idle", rate=100, burst=1)
     assert bucket.try_acquire()
     assert 0 < redis_client.pttl(bucket.key) <= 2100
-    # A refund that leaves every window full deletes the key at once.
-    reserved = _Reserved(1.0)
-    reserved.state = redis_client.get(bucket.key) or b""
-    bucket._call(bucket._refund_args(5, reserved))
-    assert redis_client.exists(bucket.key) == 0
+    # The queue exists only while a reservation waits, and ends with its last one.
+    waiting = bucket._call(bucket._args(b"r", 1, math.inf))
+    assert isinstance(waiting, _Reserved)
+    assert 0 < redis_client.pttl(bucket.queue_key) <= 2100
+    bucket._call(bucket._refund_args(1, waiting))
+    assert redis_client.exists(bucket.queue_key) == 0
+    # A refund of a reservation that is no longer queued changes nothing.
+    state = redis_client.get(bucket.key)
+    bucket._call(bucket._refund_args(1, waiting))
+    assert redis_client.get(bucket.key) == state
 
 
 def test_processes_sharing_a_key_share_one_limit(redis_url: str) -> None:
@@ -113,7 +118,7 @@ def test_waiting_acquire_reserves_and_sleeps_what_redis_says(
     clock.advance(2)
     thread.join(5)
     assert result == [True]
-    assert bucket.stats.redis_calls == calls  # no second round trip after the sleep
+    assert bucket.stats.redis_calls == calls + 1  # the waiter confirms its grant once
     assert bucket.acquire(2, timeout=0.5) is False  # too long: refused at once
     assert clock.sleepers == 0
 
@@ -216,44 +221,52 @@ def test_a_refund_never_gives_back_tokens_reserved_on_top(
     # A hundredth of the rate of the in-process case: the test's milliseconds refill nothing.
     bucket = RedisTokenBucket(redis_url, "middle", rate=0.04, burst=5)
     assert bucket.try_acquire(3)
+    before = redis_client.get(bucket.key)
     first = bucket._call(bucket._args(b"r", 3, math.inf))
+    after_first = redis_client.get(bucket.key)
     second = bucket._call(bucket._args(b"r", 3, math.inf))
     assert isinstance(first, _Reserved)
     assert isinstance(second, _Reserved)
     assert (first, second) == (pytest.approx(25, abs=0.5), pytest.approx(100, abs=0.5))
     state = redis_client.get(bucket.key)
-    assert state == second.state
-    bucket._call(bucket._refund_args(3, first))  # reserved on top: nothing comes back
-    assert redis_client.get(bucket.key) == state
+    # Reserved on top: the second's grant at 100 s keeps what it was scheduled
+    # against; only what it does not need comes back (the local bucket's rule).
+    bucket._call(bucket._refund_args(3, first))
+    after_refund = redis_client.get(bucket.key)
+    assert after_refund is not None
+    assert state is not None
+    assert int(state) - int(after_refund) == pytest.approx(50e6, abs=1)
     third = bucket._call(bucket._args(b"r", 3, math.inf))
-    assert third == pytest.approx(175, abs=0.5)  # not 100, beside the second's tokens
+    assert third == pytest.approx(125, abs=0.5)  # not 100, beside the second's tokens
     assert isinstance(third, _Reserved)
     bucket._call(bucket._refund_args(3, third))  # the latest: its tokens come back
-    assert redis_client.get(bucket.key) == state
-    bucket._call(bucket._refund_args(3, second))  # now the latest
-    assert redis_client.get(bucket.key) == first.state
+    assert redis_client.get(bucket.key) == after_refund
+    bucket._call(bucket._refund_args(3, second))  # no waiter left: the first's come back too
+    assert redis_client.get(bucket.key) == before != after_first
     bucket.close()
 
 
-async def test_cancelled_waiter_in_the_middle_keeps_its_tokens_in_redis(
+async def test_cancelled_waiters_give_everything_back_in_redis_once_none_is_left(
     redis_url: str, redis_client: redis.Redis, clock: ManualClock
 ) -> None:
     async with RedisTokenBucket(redis_url, "middle-async", 0.04, 5, clock=clock) as bucket:
         assert await bucket.acquire_async(3)
+        before = redis_client.get(bucket.key)
         first = asyncio.create_task(bucket.acquire_async(3))
         await _until_sleeping(clock)
-        after_first = redis_client.get(bucket.key)
         second = asyncio.create_task(bucket.acquire_async(3))
         await _until_sleeping(clock, 2)
         state = redis_client.get(bucket.key)
-        first.cancel()
+        first.cancel()  # in arrival order, as timeouts fire
         with pytest.raises(asyncio.CancelledError):
             await first
-        assert redis_client.get(bucket.key) == state
+        # Part comes back; the second's grant keeps what it was scheduled against.
+        middle = redis_client.get(bucket.key)
+        assert int(before or 0) < int(middle or 0) < int(state or 0)
         second.cancel()
         with pytest.raises(asyncio.CancelledError):
             await second
-        assert redis_client.get(bucket.key) == after_first
+        assert redis_client.get(bucket.key) == before
 
 
 def test_interrupted_blocking_acquire_gives_its_tokens_back(
@@ -443,3 +456,135 @@ def test_a_probe_answered_with_an_error_reply_does_not_strand_the_gate(
     assert bucket.stats.redis_calls == calls + 1
     assert bucket.backend == "redis"
     bucket.close()
+
+
+# -- penalties hold queued waiters; cancelled waiters give capacity back ---------------
+
+
+async def test_penalize_holds_back_a_waiter_queued_before_it(
+    redis_url: str, clock: ManualClock
+) -> None:
+    async with RedisTokenBucket(redis_url, "pen-queued", rate=1, burst=1, clock=clock) as bucket:
+        other_process = RedisTokenBucket(redis_url, "pen-queued", rate=1, burst=1)
+        assert await bucket.acquire_async()
+        waiter = asyncio.create_task(bucket.acquire_async())
+        await _until_sleeping(clock)  # due in 1 s
+        other_process.penalize(10)
+        clock.advance(1)  # its old grant time: it wakes, learns of the penalty, sleeps on
+        await _until_sleeping(clock)
+        assert not waiter.done()
+        clock.advance(8.9)
+        await asyncio.sleep(0.01)
+        assert not waiter.done()
+        clock.advance(0.2)
+        assert await waiter
+        other_process.close()
+
+
+def test_penalize_holds_back_a_blocked_thread_in_redis(redis_url: str, clock: ManualClock) -> None:
+    bucket = RedisTokenBucket(redis_url, "pen-thread", rate=1, burst=1, clock=clock)
+    assert bucket.try_acquire()
+    done: list[bool] = []
+    thread = threading.Thread(target=lambda: done.append(bucket.acquire()))
+    thread.start()
+    while clock.sleepers == 0:
+        threading.Event().wait(0.001)
+    bucket.penalize(5)
+    clock.advance(1)
+    while clock.sleepers == 0 and thread.is_alive():
+        threading.Event().wait(0.001)
+    assert done == []
+    clock.advance(4.1)
+    thread.join(5)
+    assert done == [True]
+    bucket.close()
+
+
+async def test_waiters_cancelled_in_arrival_order_give_everything_back_in_redis(
+    redis_url: str, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    async with RedisTokenBucket(redis_url, "abc", rate=0.01, burst=1, clock=clock) as bucket:
+        assert await bucket.acquire_async()
+        before = redis_client.get(bucket.key)
+        waiters = []
+        for count in range(1, 51):  # a timeout storm: 50 waiters, timing out in order
+            waiters.append(asyncio.create_task(bucket.acquire_async()))
+            await _until_sleeping(clock, count)
+        for task in waiters:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert redis_client.get(bucket.key) == before
+        assert redis_client.exists(bucket.queue_key) == 0
+        assert 99 < await asyncio.to_thread(_wait_of_next, redis_url) <= 100
+
+
+def _wait_of_next(redis_url: str) -> float:
+    with RedisTokenBucket(redis_url, "abc", rate=0.01, burst=1) as bucket:
+        wait = bucket._call(bucket._args(b"r", 1, 0.0))
+    assert wait is not None
+    assert wait < 0
+    return -wait
+
+
+_counter = iter(range(10**9))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    burst=st.integers(1, 4),
+    quota=st.booleans(),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("reserve"), st.integers(1, 4)),
+            st.tuples(st.just("cancel"), st.integers(0, 30)),
+            st.tuples(st.just("penalize"), st.integers(1, 5)),
+        ),
+        max_size=25,
+    ),
+)
+def test_the_script_decides_as_the_local_arithmetic(
+    redis_url: str, burst: int, quota: bool, ops: list[tuple[str, int]]
+) -> None:
+    """Reservations, refunds in any order and penalties: Redis replies as _TokenMath does.
+
+    The rate is one token per 1000 s, so the milliseconds the test takes refill
+    nothing that a 1 s tolerance would see; the local arithmetic runs at t=0.
+    """
+    from argo_perf.ratelimit import _TokenMath, _windows
+
+    quotas = [Quota(burst + 2, 1000.0 * (burst + 10))] if quota else []
+    bucket = RedisTokenBucket(redis_url, f"model-{next(_counter)}", 0.001, burst, quotas=quotas)
+    local = _TokenMath(_windows(0.001, burst, quotas), float(burst))
+    queued: list[tuple[_Reserved, object]] = []
+    try:
+        for op, n in ops:
+            if op == "reserve":
+                if n > bucket._max_tokens:
+                    continue
+                ours = local.reserve(0.0, n, math.inf)
+                theirs = bucket._call(bucket._args(b"r", n, math.inf))
+                assert theirs == pytest.approx(ours, abs=1.0)
+                if ours > 0:
+                    assert isinstance(theirs, _Reserved)
+                    queued.append((theirs, local.pending[-1]))
+            elif op == "cancel" and queued:
+                theirs, ours = queued.pop(n % len(queued))
+                local.refund(0.0, ours)  # type: ignore[arg-type]
+                bucket._call(bucket._refund_args(float(ours.tokens), theirs))  # type: ignore[attr-defined]
+            elif op == "penalize":
+                local.penalize(0.0, n * 1000.0)
+                bucket._call(bucket._args(b"p", n * 1000.0 * 1e6, 0.0))
+        # What a newcomer for every token would wait: with max_wait 0 a denial
+        # replies the wait and takes nothing.
+        need = bucket._max_tokens
+        ours = local.wait_time(0.0, need)
+        theirs = bucket._call(bucket._args(b"r", need, 0.0))
+        if ours > 0:
+            assert theirs == pytest.approx(-ours, abs=1.0)
+        else:
+            assert theirs == 0.0
+    finally:
+        bucket.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 __all__ = [
     "ArgoPerfError",
     "BackendError",
@@ -49,19 +47,27 @@ class CircuitOpenError(ArgoPerfError):
 
     A new instance is raised for every rejection, so tracebacks never pile up
     on a shared object. The message is formatted only when the error is shown:
-    a rejection costs no more than raising a builtin exception.
+    a rejection costs little more than raising a builtin exception.
 
-    Attributes:
+    Args:
         name: the breaker's name.
-        retry_after: seconds until the breaker will admit a trial call
-            (``math.inf`` while it is forced open).
+        retry_after: seconds until the breaker may admit a call again: the
+            rest of the open time, the time until a half-open probe's permit
+            comes back, or ``math.inf`` while it is forced open. Always > 0.
+
+    Example:
+        ```python
+        >>> error = CircuitOpenError(name="xai", retry_after=2.5)
+        >>> (error.name, error.retry_after)
+        ('xai', 2.5)
+
+        ```
     """
 
-    # The arguments live in ``args`` (set by the C-level constructor) and the
+    # The arguments live only in ``args`` (no instance dict is filled) and the
     # message is built lazily: a rejection is on the hot path of an outage.
-    if TYPE_CHECKING:
-
-        def __init__(self, name: str, retry_after: float) -> None: ...
+    def __init__(self, name: str, retry_after: float) -> None:
+        self.args = (name, retry_after)
 
     @property
     def name(self) -> str:
@@ -71,12 +77,30 @@ class CircuitOpenError(ArgoPerfError):
 
     @property
     def retry_after(self) -> float:
-        """Seconds until the breaker will admit a trial call."""
+        """Seconds until the breaker may admit a call again (> 0; ``inf`` when forced open)."""
         retry_after: float = self.args[1]
         return retry_after
 
     def __str__(self) -> str:
         return f"circuit {self.args[0]!r} is open; retry after {self.args[1]:.3f}s"
+
+
+class _Rejection(CircuitOpenError):
+    """The :class:`CircuitOpenError` the breaker itself raises, built by the C constructor.
+
+    A rejection is the hot path of an outage, and a Python ``__init__`` frame
+    would add about a third to its cost. Named ``CircuitOpenError``, so
+    tracebacks and ``repr`` show the public type and a pickled rejection
+    loads as a plain :class:`CircuitOpenError`.
+    """
+
+    __init__ = ArgoPerfError.__init__
+
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[object, ...]]:
+        return (CircuitOpenError, self.args)
+
+
+_Rejection.__name__ = _Rejection.__qualname__ = "CircuitOpenError"
 
 
 class RateLimitExceeded(ArgoPerfError):

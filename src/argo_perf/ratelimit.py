@@ -11,9 +11,12 @@ forward at once and learns how long to sleep until its tokens exist. Whoever
 arrives later is scheduled after it, so waiters are served first come, first
 served (a waiter for 5 tokens is never overtaken by a stream of 1-token
 requests), there is no waiter queue to poll, and the Redis bucket needs exactly
-one round trip per acquire, waiting or not. A waiter that gives up (a cancelled
-task) hands its tokens back, except those the waiters after it were scheduled
-against: giving those back would let a newcomer take them a second time.
+one round trip per acquire, waiting or not (a waiter confirms its grant with a
+second when it wakes, because a penalty may have moved it). A waiter that
+gives up (a cancelled task) hands its tokens back as soon as no waiter still
+queued was scheduled against them: at once when it is the last, together with
+the waiters before it when they gave up first (the usual order of timeouts).
+A penalty moves every queued waiter to after its end.
 
 :class:`_TokenMath` holds that arithmetic once, as plain code that takes the
 time as an argument. :class:`TokenBucket` keeps its state in process behind a
@@ -166,11 +169,17 @@ class _TokenMath:
     :data:`_SCRIPT` is the same arithmetic for state kept in Redis.
 
     Reservations that wait are also kept in ``pending``, in arrival order, until
-    their grant time: a refund needs them, because the tokens a cancelled waiter
-    hands back must not be the ones later reservations were scheduled against.
+    their grant time (with the grants made at once while any waits), and
+    ``base`` holds the windows as they were before the first of them. The
+    windows are always ``base`` with the pending grants replayed on top, each
+    at its grant time; so a refund replays without the cancelled one (what the
+    later waiters were scheduled against stays taken, everything else comes
+    back), and a penalty raises ``base`` and moves each pending grant to when
+    the penalized windows admit it.
     """
 
     __slots__ = (
+        "base",
         "burst",
         "interval",
         "penalty_until",
@@ -190,6 +199,7 @@ class _TokenMath:
         self.quota_tats = [-math.inf] * len(quotas)
         self.burst = burst
         self.pending: deque[_Reservation] = deque()
+        self.base: list[float] = []  # meaningful while ``pending`` is not empty
         self.penalty_until = -math.inf
 
     @property
@@ -213,20 +223,48 @@ class _TokenMath:
         if self.quota_tats:
             return self._reserve_with_quotas(now, tokens, max_wait, wait)
         if wait <= _EPSILON:
+            if self.pending:  # granted while others wait: part of the replay
+                self._pend_if_queued(now, tokens)
             self.tat = new
             return 0.0
         if wait > max_wait:
             return -wait
-        self.tat = new  # with one window ``tat >= now + wait`` here: no clamp needed
         self._pend(now, now + wait, tokens)
+        self.tat = new  # with one window ``tat >= now + wait`` here: no clamp needed
         return wait
 
-    def _pend(self, now: float, grant: float, tokens: float) -> None:
-        """Record a reservation that waits (see :meth:`refund`); forget those granted."""
+    def _prune(self, now: float) -> None:
+        """Fold the reservations whose grant time has come into ``base``."""
         pending = self.pending
         while pending and pending[0].grant <= now:
-            pending.popleft()
-        pending.append(_Reservation(grant, tokens))
+            done = pending.popleft()
+            if pending:
+                self.base = [
+                    max(tat, done.grant) + done.tokens * interval
+                    for tat, (_, interval, _) in zip(self.base, self.windows, strict=True)
+                ]
+
+    def _pend_if_queued(self, now: float, tokens: float) -> None:
+        """Record a grant made now when reservations still wait (they are replayed with it)."""
+        self._prune(now)
+        if self.pending:
+            self.pending.append(_Reservation(now, tokens))
+
+    def _pend(self, now: float, grant: float, tokens: float) -> None:
+        """Record a reservation (call before the windows move); forget those granted."""
+        self._prune(now)
+        if not self.pending:
+            self.base = [self.tat, *self.quota_tats]
+        self.pending.append(_Reservation(grant, tokens))
+
+    def _replay(self, tats: Sequence[float]) -> list[float]:
+        """The windows after every pending reservation, each at its grant time, on ``tats``."""
+        tats = list(tats)
+        intervals = [self.interval, *self.quota_intervals]
+        for reservation in self.pending:
+            for i, interval in enumerate(intervals):
+                tats[i] = max(tats[i], reservation.grant) + reservation.tokens * interval
+        return tats
 
     def _reserve_with_quotas(
         self, now: float, tokens: float, max_wait: float, wait: float
@@ -242,42 +280,39 @@ class _TokenMath:
         # Every window records the grant at the time it really happens: the
         # latest of the windows' due times.
         grant = now + wait
+        if wait:
+            self._pend(now, grant, tokens)
+        elif self.pending:
+            self._pend_if_queued(now, tokens)
         self.tat = max(self.tat, grant) + tokens * self.interval
         for i, interval in enumerate(self.quota_intervals):
             self.quota_tats[i] = max(self.quota_tats[i], grant) + tokens * interval
-        if wait:
-            self._pend(now, grant, tokens)
         return wait
 
     def refund(self, now: float, reservation: _Reservation) -> None:
         """Give back a waiting reservation (``pending[-1]`` after :meth:`reserve`).
 
-        Every window moves back by the reservation's tokens, but never below
-        what the reservations after it need: each of them, granted at its time,
-        leaves the window that much emptier (and never below a penalty). So a
-        cancelled waiter at the end of the queue gives all its tokens back; one
-        in the middle gives back only what the later waiters were not scheduled
-        against, possibly nothing; a refund never takes more. A reservation
-        whose grant time has come gives nothing back.
+        The windows become ``base`` with the other pending reservations
+        replayed at their grant times: what later waiters were scheduled
+        against stays taken, the rest comes back at once. So the last waiter
+        gives all its tokens back; one in the middle gives back what the
+        waiters behind it were not scheduled against (possibly nothing, until
+        they go too); waiters cancelled in arrival order give everything back
+        once the last of them goes. A refund never takes more, never undoes a
+        penalty, and a reservation whose grant time has come gives nothing back.
         """
+        self._prune(now)
         pending = self.pending
-        while pending and pending[0].grant <= now:
-            pending.popleft()
         try:
             index = pending.index(reservation)
         except ValueError:
             return
         del pending[index]
-        later = list(pending)[index:]
-        tokens = reservation.tokens
-        tats = []
-        for tat, interval, tolerance in self.windows:
-            floor = self.penalty_until + tolerance - interval
-            due = -math.inf
-            for other in later:
-                due = max(due, other.grant) + other.tokens * interval
-            tats.append(min(tat, max(tat - tokens * interval, due, floor)))
-        self.tat, *self.quota_tats = tats
+        tats = self._replay(self.base)
+        self.tat = min(self.tat, tats[0])
+        self.quota_tats = [
+            min(old, new) for old, new in zip(self.quota_tats, tats[1:], strict=True)
+        ]
 
     def wait_time(self, now: float, tokens: float) -> float:
         """Seconds until ``tokens`` could be granted, taking nothing."""
@@ -298,14 +333,37 @@ class _TokenMath:
         )
 
     def penalize(self, now: float, seconds: float) -> None:
-        """Grant nothing for ``seconds``; then one token is there, and the rate refills."""
+        """Grant nothing for ``seconds``; then one token is there, and the rate refills.
+
+        Waiters already queued move too: each pending reservation is granted
+        no earlier than the penalized windows admit it, in arrival order (the
+        first waiter for one token at the end of the penalty). Their new grant
+        times are in ``pending``; the faces re-read them when they wake.
+        """
         until = now + seconds
         self.penalty_until = max(self.penalty_until, until)
-        self.tat = max(self.tat, until + self.tolerance - self.interval)
-        for i, (interval, tolerance) in enumerate(
-            zip(self.quota_intervals, self.quota_tolerances, strict=True)
-        ):
-            self.quota_tats[i] = max(self.quota_tats[i], until + tolerance - interval)
+        floors = [tolerance - interval + until for _, interval, tolerance in self.windows]
+        self._prune(now)
+        if not self.pending:
+            tats = [
+                max(tat, floor) for (tat, _, _), floor in zip(self.windows, floors, strict=True)
+            ]
+        else:
+            tats = [max(tat, floor) for tat, floor in zip(self.base, floors, strict=True)]
+            self.base = list(tats)
+            windows = [(interval, tolerance) for _, interval, tolerance in self.windows]
+            for reservation in self.pending:
+                n = reservation.tokens
+                grant = max(
+                    reservation.grant,
+                    *(tat + n * iv - tol for tat, (iv, tol) in zip(tats, windows, strict=True)),
+                )
+                reservation.grant = grant
+                tats = [
+                    max(tat, grant) + n * iv for tat, (iv, _) in zip(tats, windows, strict=True)
+                ]
+            tats = [max(new, old) for new, (old, _, _) in zip(tats, self.windows, strict=True)]
+        self.tat, *self.quota_tats = tats
 
     def rescaled(
         self, now: float, windows: Sequence[tuple[float, float]], burst: float
@@ -316,13 +374,21 @@ class _TokenMath:
         a new window starts full.
         """
         new = _TokenMath(windows, burst)
-        tats = []
-        for (tat, interval, _), (new_interval, _) in zip(self.windows, windows, strict=False):
-            owed_tokens = max(0.0, tat - now) / interval
-            tats.append(now + owed_tokens * new_interval if owed_tokens else -math.inf)
-        new.tat = tats[0]
-        new.quota_tats[: len(tats) - 1] = tats[1:]
+        intervals = [interval for _, interval, _ in self.windows]
+
+        def rescale(tats: Sequence[float]) -> list[float]:
+            out = [-math.inf] * len(windows)
+            for i, (tat, interval, (new_interval, _)) in enumerate(
+                zip(tats, intervals, windows, strict=False)
+            ):
+                owed_tokens = max(0.0, tat - now) / interval
+                out[i] = now + owed_tokens * new_interval if owed_tokens else -math.inf
+            return out
+
+        new.tat, *new.quota_tats = rescale([self.tat, *self.quota_tats])
         new.pending = self.pending  # waiters keep their grant times, and may cancel
+        if self.pending:
+            new.base = rescale(self.base)
         return new
 
 
@@ -336,9 +402,13 @@ class TokenBucket:
     exactly until they exist, so a later request, however small, cannot take
     them first. When the tokens would not be there within ``timeout`` the call
     returns False at once, takes nothing and does not wait. A cancelled
-    :meth:`acquire_async` hands its tokens back (a waiter cancelled in the
-    middle of the queue only those the waiters behind it were not scheduled
-    against, possibly none: the bucket never grants more than its limit).
+    :meth:`acquire_async` (or an interrupted :meth:`acquire`) hands its tokens
+    back as soon as no waiter still queued was scheduled against them: at once
+    when it was the last in the queue, and otherwise when the waiters behind
+    it are granted or give up too. So waiters timing out in arrival order (a
+    timeout storm) leave the bucket as if they had never come, and the bucket
+    never grants more than its limit. :meth:`penalize` holds back waiters
+    already queued as well as new requests.
 
     Thread-safe; the sync and async faces may be used together.
 
@@ -429,11 +499,13 @@ class TokenBucket:
             return True
         if wait < 0.0:
             return False
-        try:
-            self._clock.sleep(wait)
-        except BaseException:  # interrupted: the reservation is void
-            self._refund(reservation)
-            raise
+        while wait > 0.0:
+            try:
+                self._clock.sleep(wait)
+            except BaseException:  # interrupted: the reservation is void
+                self._refund(reservation)
+                raise
+            wait = self._still_to_wait(reservation)
         return True
 
     async def acquire_async(self, tokens: float = 1, timeout: float | None = None) -> bool:
@@ -458,12 +530,20 @@ class TokenBucket:
             return True
         if wait < 0.0:
             return False
-        try:
-            await self._clock.sleep_async(wait)
-        except BaseException:
-            self._refund(reservation)
-            raise
+        while wait > 0.0:
+            try:
+                await self._clock.sleep_async(wait)
+            except BaseException:
+                self._refund(reservation)
+                raise
+            wait = self._still_to_wait(reservation)
         return True
+
+    def _still_to_wait(self, reservation: _Reservation) -> float:
+        # A penalty imposed while this waiter slept moved its grant time.
+        with self._lock:
+            wait = reservation.grant - self._clock.monotonic()
+        return wait if wait > _EPSILON else 0.0
 
     def _refund(self, reservation: _Reservation) -> None:
         with self._lock:
@@ -483,8 +563,10 @@ class TokenBucket:
     def penalize(self, retry_after: float) -> None:
         """Grant nothing for ``retry_after`` seconds (a vendor answered 429 Retry-After).
 
-        At the end of the penalty one token is available and the bucket refills
-        at its rate; a penalty never shortens an earlier, longer one.
+        Nothing is granted before the penalty ends, to new requests or to
+        waiters already queued: these move to after it, in arrival order. At
+        the end of the penalty one token is available and the bucket refills at
+        its rate; a penalty never shortens an earlier, longer one.
         """
         if not _is_number(retry_after) or not 0 <= retry_after < math.inf:
             raise ValueError(
@@ -522,45 +604,49 @@ class TokenBucket:
 # is wrong cannot take more than its share.
 #
 # KEYS[1]  the bucket: its theoretical arrival times, one per window, space-separated
-# ARGV[1]  "r" reserve, "f" refund, "p" penalize
-# ARGV[2]  tokens (r, f) or the penalty in microseconds (p)
+# KEYS[2]  the queue, while reservations wait: the last id handed out, ``base``
+#          (the windows before the first pending reservation), then one
+#          "id grant tokens moved" entry per pending reservation, in arrival
+#          order (as _TokenMath.base and _TokenMath.pending); ``moved`` is how
+#          far penalties pushed its grant time
+# ARGV[2]  tokens (r, f), the penalty in microseconds (p), or the microseconds
+#          of ``moved`` the waiter already slept (c)
+# ARGV[1]  "r" reserve, "f" refund, "c" confirm a waiter's grant, "p" penalize
 # ARGV[3]  r: the most microseconds a reserving caller will wait, -1 for no limit;
-#          f: the state the reservation left (its reply's second element)
+#          f, c: the reservation's id (its reply's second element)
 # ARGV[4..] interval and tolerance per window, in microseconds
-# Reply: 0 granted now; {n, state} reserved, wait n > 0 microseconds, state is the
-# key's value the reservation left; n < 0 denied, n would have been needed (nothing
-# taken). A refund applies only while the key still holds the state its reservation
-# left: other processes may have reserved on top of it, against the same tokens.
+# Reply: 0 granted now (c: the grant time has come); {n, id} reserved, wait n > 0
+# microseconds; n < 0 denied, n would have been needed (nothing taken); c: n > 0,
+# a penalty moved the grant, sleep n more microseconds. (Confirming by how far the
+# grant moved, not by Redis TIME, keeps the waiter's own clock in charge of sleeping.)
 _SCRIPT = """
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local raw = redis.call('GET', KEYS[1])
-local op, amount, max_wait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if op == 'f' and raw ~= ARGV[3] then
-  return 0  -- reserved on top of (or expired): giving the tokens back could over-grant
-end
+local op, amount = ARGV[1], tonumber(ARGV[2])
 local n = (#ARGV - 3) / 2
 if n == 1 and op == 'r' then
-  -- The hot path (one window, a reservation): the general code below, unrolled.
+  -- The hot path (one window, granted now, nobody queued): the general code
+  -- below, unrolled. A queue can only hold waiters while the window is not full.
   local old = tonumber(raw)
   local known = old ~= nil and old == math.floor(old) and old > 0 and old < 1e17
   if not known then old = now end
   local tat = math.max(old, now) + amount * tonumber(ARGV[4])
   local wait = tat - tonumber(ARGV[5]) - now
-  if wait <= 0 then
-    wait = 0
-  elseif max_wait >= 0 and wait > max_wait then
+  if wait <= 0 and (old <= now or redis.call('EXISTS', KEYS[2]) == 0) then
+    tat = math.ceil(tat)
+    local second = math.floor(tat / 1000000)
+    if not known or second > math.floor(old / 1000000) then
+      redis.call('SET', KEYS[1], tat, 'PX', (second + 2) * 1000 - math.floor(now / 1000))
+    else
+      redis.call('INCRBY', KEYS[1], tat - old)
+    end
+    return 0
+  end
+  local max_wait = tonumber(ARGV[3])
+  if max_wait >= 0 and wait > max_wait then
     return -math.max(1, math.ceil(wait))
   end
-  tat = math.ceil(tat)
-  local second = math.floor(tat / 1000000)
-  if not known or second > math.floor(old / 1000000) then
-    redis.call('SET', KEYS[1], tat, 'PX', (second + 2) * 1000 - math.floor(now / 1000))
-  else
-    redis.call('INCRBY', KEYS[1], tat - old)
-  end
-  if wait > 0 then return {math.ceil(wait), redis.call('GET', KEYS[1])} end
-  return 0
 end
 local tats, iv, tol = {}, {}, {}
 if n == 1 then
@@ -572,36 +658,103 @@ elseif raw then
     tats[i] = tonumber(v)
   end
 end
-local last, known = 0, true
 for j = 1, n do
   iv[j], tol[j] = tonumber(ARGV[2 + 2 * j]), tonumber(ARGV[3 + 2 * j])
   -- missing or unreadable state counts as a full bucket
   local v = tats[j]
   if type(v) ~= 'number' or v ~= math.floor(v) or v <= 0 or v >= 1e17 then
-    v = now
-    tats[j] = v
-    known = false
+    tats[j] = now
   end
-  if v > last then last = v end
 end
-local wait = 0
+-- The queue. Unreadable: no queue (waiters then keep what they reserved).
+local last_id, base, queue = 0, {}, {}
+local qraw = redis.call('GET', KEYS[2])
+if qraw then
+  local f = {}
+  for v in string.gmatch(qraw, '%S+') do f[#f + 1] = tonumber(v) end
+  if #f >= 1 + n and (#f - 1 - n) % 4 == 0 then
+    last_id = f[1]
+    for j = 1, n do base[j] = f[1 + j] end
+    for k = 2 + n, #f, 4 do queue[#queue + 1] = {f[k], f[k + 1], f[k + 2], f[k + 3]} end
+  end
+end
+local function find(id)
+  for k = 1, #queue do
+    if queue[k][1] == id then return k end
+  end
+  return nil
+end
+if op == 'c' then
+  local k = find(tonumber(ARGV[3]))
+  if k and queue[k][2] > now and queue[k][4] > amount then return queue[k][4] - amount end
+  return 0
+end
+-- Reservations whose grant time has come are folded into base.
+while #queue > 0 and queue[1][2] <= now do
+  local done = table.remove(queue, 1)
+  if #queue > 0 then
+    for j = 1, n do base[j] = math.max(base[j], done[2]) + done[3] * iv[j] end
+  end
+end
+local function replay(start)
+  local r = {}
+  for j = 1, n do r[j] = start[j] end
+  for k = 1, #queue do
+    for j = 1, n do r[j] = math.max(r[j], queue[k][2]) + queue[k][3] * iv[j] end
+  end
+  return r
+end
+local reply = 0
 if op == 'r' then
-  wait = -1e300
+  local wait = -1e300
   for j = 1, n do
     local w = math.max(tats[j], now) + amount * iv[j] - tol[j] - now
     if w > wait then wait = w end
   end
+  local max_wait = tonumber(ARGV[3])
   if wait <= 0 then
     wait = 0
   elseif max_wait >= 0 and wait > max_wait then
     return -math.max(1, math.ceil(wait))
   end
-  local grant = now + wait
+  local grant = math.ceil(now + wait)
+  if wait > 0 or #queue > 0 then
+    if #queue == 0 then
+      for j = 1, n do base[j] = tats[j] end
+    end
+    last_id = math.max(now, last_id + 1)
+    queue[#queue + 1] = {last_id, grant, amount, 0}
+    if wait > 0 then reply = {math.ceil(wait), last_id} end
+  end
   for j = 1, n do tats[j] = math.max(tats[j], grant) + amount * iv[j] end
 elseif op == 'f' then
-  for j = 1, n do tats[j] = tats[j] - amount * iv[j] end
+  local k = find(tonumber(ARGV[3]))
+  if not k then return 0 end  -- granted already (or its queue is gone): nothing back
+  table.remove(queue, k)
+  local r = replay(base)
+  for j = 1, n do tats[j] = math.min(tats[j], r[j]) end
 else
-  for j = 1, n do tats[j] = math.max(tats[j], now + amount + tol[j] - iv[j]) end
+  -- A penalty: every window has one token at its end; queued waiters move
+  -- after it, in arrival order.
+  for j = 1, n do
+    local floor = now + amount + tol[j] - iv[j]
+    if #queue > 0 then base[j] = math.max(base[j], floor) end
+    tats[j] = math.max(tats[j], floor)
+  end
+  local r = {}
+  for j = 1, n do r[j] = base[j] end
+  for k = 1, #queue do
+    local e = queue[k]
+    local grant = e[2]
+    for j = 1, n do grant = math.max(grant, r[j] + e[3] * iv[j] - tol[j]) end
+    grant = math.ceil(grant)
+    e[4] = e[4] + grant - e[2]
+    e[2] = grant
+    for j = 1, n do r[j] = math.max(r[j], e[2]) + e[3] * iv[j] end
+  end
+  if #queue > 0 then
+    for j = 1, n do tats[j] = math.max(tats[j], r[j]) end
+  end
 end
 -- Whole microseconds, rounded up: never early, and exact in a Lua double.
 local new_last = now
@@ -611,39 +764,34 @@ for j = 1, n do
 end
 if new_last <= now then
   redis.call('DEL', KEYS[1])  -- every window is full: the state says nothing
-  return 0  -- a refund or a penalty: a reservation leaves a window not full
-end
--- The key expires when idle, within two seconds of every window being full
--- again. Setting an expiry costs as much as the rest of the write, so it is
--- set only when the latest arrival time crosses into a new second; until then
--- the expiry already set (the end of the next second) outlives the state.
-local second = math.floor(new_last / 1000000)
-local renew = not known or second > math.floor(last / 1000000)
-if n == 1 then
-  if renew then
-    redis.call('SET', KEYS[1], tats[1], 'PX', (second + 2) * 1000 - math.floor(now / 1000))
-  else
-    redis.call('INCRBY', KEYS[1], tats[1] - last)  -- in place, keeping the expiry
-  end
 else
+  -- The key expires when idle, within two seconds of every window being full.
+  local px = (math.floor(new_last / 1000000) + 2) * 1000 - math.floor(now / 1000)
   for j = 1, n do tats[j] = string.format('%d', tats[j]) end
-  if renew then
-    redis.call('SET', KEYS[1], table.concat(tats, ' '), 'PX',
-      (second + 2) * 1000 - math.floor(now / 1000))
-  else
-    redis.call('SET', KEYS[1], table.concat(tats, ' '), 'KEEPTTL')
-  end
+  redis.call('SET', KEYS[1], table.concat(tats, ' '), 'PX', px)
 end
-if wait > 0 then return {math.ceil(wait), redis.call('GET', KEYS[1])} end
-return 0
+if #queue == 0 then
+  redis.call('DEL', KEYS[2])
+else
+  local out, latest = {string.format('%d', last_id)}, now
+  for j = 1, n do out[#out + 1] = string.format('%.17g', base[j]) end
+  for k = 1, #queue do
+    local e = queue[k]
+    out[#out + 1] = string.format('%d %d %.17g %d', e[1], e[2], e[3], e[4])
+    if e[2] > latest then latest = e[2] end
+  end
+  redis.call('SET', KEYS[2], table.concat(out, ' '), 'PX',
+    math.ceil((latest - now) / 1000) + 2000)
+end
+return reply
 """
 _SCRIPT_SHA = hashlib.sha1(_SCRIPT.encode()).hexdigest()
 
 
 class _Reserved(float):
-    """Seconds a reservation in Redis waits, and the key's state it left (for a refund)."""
+    """Seconds a reservation in Redis waits, and its id in the queue (refunds, confirms)."""
 
-    state: bytes | str
+    id: int
 
 
 @dataclass
@@ -667,14 +815,16 @@ class RedisTokenBucket:
     served waiting; ``timeout``; cancelled waiters hand their tokens back),
     with these properties:
 
-    * a cancelled waiter hands its tokens back only while its reservation is
-      the latest on the key (nothing reserved or taken since, by any process);
-      otherwise it keeps them, so the bucket never grants more than its limit;
-
-    * exactly one round trip per acquire, waiting or not: a Lua script run
-      with ``EVALSHA`` (reloaded by itself after ``NOSCRIPT``, e.g. when Redis
+    * waiting reservations are queued in Redis (a second key in the same
+      hash slot, ``{key}:queue``, present only while someone waits), so a
+      cancelled waiter of any process gives its tokens back by the same rule
+      as in :class:`TokenBucket`, and :meth:`penalize` in any process holds
+      back the waiters of every process;
+    * one round trip per acquire that does not wait: a Lua script run with
+      ``EVALSHA`` (reloaded by itself after ``NOSCRIPT``, e.g. when Redis
       restarted) decides and, when the caller may wait, reserves the tokens
-      and replies how long to sleep;
+      and replies how long to sleep; a waiter makes one more when it wakes,
+      to learn whether a penalty moved its grant (and sleeps on if so);
     * time is Redis ``TIME``, so hosts whose clocks disagree share one limit;
     * the key is ``{prefix}{{{key}}}`` (a hash tag, so it works on Redis
       Cluster) and expires when idle (within 2 s of the bucket being full again);
@@ -740,6 +890,7 @@ class RedisTokenBucket:
         self._max_tokens = min([self.burst, *(quota.limit for quota in self.quotas)])
         self._clock = clock if clock is not None else SystemClock()
         self.key = f"{prefix}{{{key}}}"
+        self.queue_key = f"{self.key}:queue"  # the same hash slot: one script may use both
         self._sync: SyncRedisClient | None = None
         self._async: AsyncRedisClient | None = None
         self._url: str | None = None
@@ -768,7 +919,8 @@ class RedisTokenBucket:
         self.stats = RedisBucketStats()
         # Everything but the tokens and the wait is fixed: encode it once.
         self._windows_args = [repr(value * 1e6).encode() for pair in windows for value in pair]
-        self._try_one = [_SCRIPT_SHA, 1, self.key, b"r", b"1", b"0", *self._windows_args]
+        self._keys = [_SCRIPT_SHA, 2, self.key, self.queue_key]
+        self._try_one = [*self._keys, b"r", b"1", b"0", *self._windows_args]
 
     # -- the one round trip -------------------------------------------------
 
@@ -776,16 +928,20 @@ class RedisTokenBucket:
         if op == b"r" and amount == 1 and max_wait == 0.0:
             return self._try_one  # the common request, encoded once
         wait_us = b"-1" if max_wait == math.inf else str(math.floor(max_wait * 1e6)).encode()
-        return [_SCRIPT_SHA, 1, self.key, op, repr(amount).encode(), wait_us, *self._windows_args]
+        return [*self._keys, op, repr(amount).encode(), wait_us, *self._windows_args]
 
     def _refund_args(self, tokens: float, reserved: _Reserved) -> list[Any]:
-        state = reserved.state
-        return [_SCRIPT_SHA, 1, self.key, b"f", repr(tokens).encode(), state, *self._windows_args]
+        ident = str(reserved.id).encode()
+        return [*self._keys, b"f", repr(tokens).encode(), ident, *self._windows_args]
+
+    def _confirm_args(self, reserved: _Reserved, slept_us: int) -> list[Any]:
+        ident = str(reserved.id).encode()
+        return [*self._keys, b"c", str(slept_us).encode(), ident, *self._windows_args]
 
     def _reply(self, reply: object) -> float | None:
         """Seconds to wait (0.0 granted, < 0 denied), or None for a reply that makes no sense.
 
-        A reservation's wait is a :class:`_Reserved` carrying the state a refund checks.
+        A reservation's wait is a :class:`_Reserved` carrying its id in the queue.
         """
         if type(reply) is int:
             self.stats.redis_calls += 1
@@ -795,11 +951,11 @@ class RedisTokenBucket:
             and len(reply) == 2
             and type(reply[0]) is int
             and reply[0] > 0
-            and isinstance(reply[1], bytes | str)
+            and type(reply[1]) is int
         ):
             self.stats.redis_calls += 1
             reserved = _Reserved(reply[0] / 1e6)
-            reserved.state = reply[1]
+            reserved.id = reply[1]
             return reserved
         self.stats.errors += 1
         logger.warning("redis at %s: unexpected rate limit reply %r", self.target, reply)
@@ -912,7 +1068,8 @@ class RedisTokenBucket:
         """Take ``tokens``, blocking until they exist; False at once if not within ``timeout``.
 
         Redis reserves the tokens and replies how long to wait; the thread then
-        sleeps that long on the clock, with no further round trip.
+        sleeps that long on the clock and, when it wakes, asks Redis once more
+        whether a penalty moved its grant (then it sleeps on).
         """
         self._check_tokens(tokens)
         max_wait = _check_timeout(timeout)
@@ -923,11 +1080,19 @@ class RedisTokenBucket:
             return True
         if wait < 0.0:
             return False
+        reserved, slept_us = wait, 0
         try:
             self._clock.sleep(wait)
+            while isinstance(reserved, _Reserved):
+                # Redis unreachable (None): the grant stands as reserved.
+                wait = self._call(self._confirm_args(reserved, slept_us)) or 0.0
+                if not wait:
+                    break
+                slept_us += round(wait * 1e6)
+                self._clock.sleep(wait)
         except BaseException:
-            if isinstance(wait, _Reserved):
-                self._call(self._refund_args(tokens, wait))
+            if isinstance(reserved, _Reserved):
+                self._call(self._refund_args(tokens, reserved))
             raise
         return True
 
@@ -942,12 +1107,19 @@ class RedisTokenBucket:
             return True
         if wait < 0.0:
             return False
+        reserved, slept_us = wait, 0
         try:
             await self._clock.sleep_async(wait)
+            while isinstance(reserved, _Reserved):
+                wait = await self._call_async(self._confirm_args(reserved, slept_us)) or 0.0
+                if not wait:
+                    break
+                slept_us += round(wait * 1e6)
+                await self._clock.sleep_async(wait)
         except BaseException:
             # Shielded: the refund must reach Redis although this task is cancelled.
-            if isinstance(wait, _Reserved):
-                await asyncio.shield(self._call_async(self._refund_args(tokens, wait)))
+            if isinstance(reserved, _Reserved):
+                await asyncio.shield(self._call_async(self._refund_args(tokens, reserved)))
             raise
         return True
 

@@ -12,7 +12,15 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -20,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from typing_extensions import ParamSpec, Self
 
 from ..clock import Clock, SystemClock
-from ..errors import CircuitOpenError, ConfigError
+from ..errors import ConfigError, _Rejection
 from ._core import (
     REJECTED,
     BreakerCore,
@@ -132,24 +140,41 @@ class CircuitBreaker:
 
     @property
     def state(self) -> CircuitState:
-        """The current state; an open circuit whose open time is over reads HALF_OPEN."""
+        """The current state.
+
+        An open circuit whose open time is over is HALF_OPEN, and the first
+        read that sees it so makes the move: listeners hear ``OPEN ->
+        HALF_OPEN`` ("timeout elapsed") then, whether the read was this
+        property, :meth:`metrics`, a call, or :meth:`reset` and friends.
+        """
         core = self._core
-        if core.state is _OPEN and self._now() >= core.open_until:
-            return _HALF_OPEN
+        if core.state is _OPEN and core.catch_up(self._now()):
+            self._announce()
         return core.state
+
+    def _catch_up(self) -> None:
+        if self._core.catch_up(self._now()):
+            self._announce()
 
     def force_open(self) -> None:
         """Reject every call (``retry_after`` is ``inf``) until :meth:`reset`."""
+        self._catch_up()
         self._core.force_open()
         self._announce()
 
     def disable(self) -> None:
         """Admit every call and keep recording outcomes, but never open, until :meth:`reset`."""
+        self._catch_up()
         self._core.disable()
         self._announce()
 
     def reset(self) -> None:
-        """Close the circuit, clear the trip rules, end :meth:`force_open` / :meth:`disable`."""
+        """Close the circuit, clear the trip rules, end :meth:`force_open` / :meth:`disable`.
+
+        A circuit whose open time was over is reported as moving to HALF_OPEN
+        first, then to CLOSED ("reset").
+        """
+        self._catch_up()
         self._core.reset()
         self._announce()
 
@@ -170,7 +195,10 @@ class CircuitBreaker:
 
     def metrics(self) -> BreakerMetrics:
         """A snapshot of the state, the counts and the failure and slow-call rates."""
-        return self._core.metrics(self._now())
+        now = self._now()
+        if self._core.catch_up(now):
+            self._announce()
+        return self._core.metrics(now)
 
     # -- the sync face ------------------------------------------------------------
 
@@ -254,10 +282,18 @@ class CircuitBreaker:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate a sync or async function so each call goes through the breaker.
+        """Decorate a function so each call goes through the breaker.
 
-        The wrapper keeps ``fn``'s signature for type checkers (ParamSpec) and
-        its metadata (``functools.wraps``); ``wrapper.breaker`` is this breaker.
+        The wrapper keeps ``fn``'s signature for type checkers (ParamSpec), its
+        metadata (``functools.wraps``) and its kind: a coroutine function stays
+        one, and so do generator and async-generator functions. A generator is
+        protected for its whole iteration: admission happens at the first
+        ``next`` (an open circuit raises
+        `CircuitOpenError` there), an exception
+        raised while iterating is judged like a call's, and running to the end
+        is a success. A consumer that stops early (``close()``, ``break``)
+        counts for nothing and gives a half-open permit back.
+        ``wrapper.breaker`` is this breaker.
 
         Example:
             >>> breaker = CircuitBreaker("alpha_vantage")
@@ -265,20 +301,76 @@ class CircuitBreaker:
             ... async def fetch_quote(symbol: str) -> dict[str, float]:
             ...     return {"price": 1.0}
         """
-        # The wrapper repeats call()/call_async() inline, compiled with fn's own
-        # parameters: no Python call and no *args/**kwargs packing on the way
-        # in, which is most of what a breaker would otherwise cost.
-        wrapper: Callable[P, Any] = compile_wrapper(
+        wrapper: Callable[P, Any]
+        if inspect.isgeneratorfunction(fn):
+            wrapper = self._wrap_generator(fn)
+        elif inspect.isasyncgenfunction(fn):
+            wrapper = self._wrap_async_generator(fn)
+        else:
+            # The wrapper repeats call()/call_async() inline, compiled with fn's own
+            # parameters: no Python call and no *args/**kwargs packing on the way
+            # in, which is most of what a breaker would otherwise cost.
+            wrapper = self._compile(fn)
+        functools.update_wrapper(wrapper, fn)
+        vars(wrapper)["breaker"] = self
+        return wrapper
+
+    def _compile(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        return compile_wrapper(
             fn,
             is_async=inspect.iscoroutinefunction(fn),
             core=self._core,
             now=self._now,
             name=self.name,
             breaker=self,
-            error=CircuitOpenError,
+            error=_Rejection,
         )
-        functools.update_wrapper(wrapper, fn)
-        vars(wrapper)["breaker"] = self
+
+    def _wrap_generator(self, fn: Callable[P, Generator[Any, Any, Any]]) -> Callable[P, Any]:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
+            # Runs at the first next(): the stream is admitted when it starts.
+            ticket = self._admit()
+            start = self._now()
+            try:
+                result = yield from fn(*args, **kwargs)
+            except BaseException as error:  # GeneratorExit (closed early) is ignored
+                now = self._now()
+                self._settle_error(ticket, error, now - start, now)
+                raise
+            now = self._now()
+            self._settle(ticket, _SUCCESS, now - start, now, None)
+            return result
+
+        return wrapper
+
+    def _wrap_async_generator(self, fn: Callable[P, AsyncGenerator[Any, Any]]) -> Callable[P, Any]:
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[Any, Any]:
+            ticket = self._admit() if self._shared is None else await self._admit_async()
+            start = self._now()
+            stream = fn(*args, **kwargs)
+            try:
+                # ``yield from`` for async generators: values, sends, throws, close.
+                try:
+                    value = await stream.__anext__()
+                    while True:
+                        try:
+                            sent = yield value
+                        except GeneratorExit:
+                            await stream.aclose()
+                            raise
+                        except BaseException as thrown:
+                            value = await stream.athrow(thrown)
+                        else:
+                            value = await stream.asend(sent)
+                except StopAsyncIteration:
+                    pass
+            except BaseException as error:
+                now = self._now()
+                await self._settle_error_async(ticket, error, now - start, now)
+                raise
+            now = self._now()
+            await self._settle_async(ticket, _SUCCESS, now - start, now, None)
+
         return wrapper
 
     # -- context managers ---------------------------------------------------------
@@ -359,12 +451,12 @@ class CircuitBreaker:
         if core.state is _OPEN and now < core.open_until:
             # The common rejection: no lock, no further call.
             core.rejections += 1
-            raise CircuitOpenError(self.name, core.open_until - now)
+            raise _Rejection(self.name, core.open_until - now)
         ticket = self._admit_local(now)
         if ticket != REJECTED and self._shared is not None and core.is_probe(ticket):
             ticket = self._lease(ticket, now)
         if ticket == REJECTED:
-            raise CircuitOpenError(self.name, core.retry_after(now))
+            raise _Rejection(self.name, core.rejection_retry_after(now))
         return ticket
 
     async def _admit_async(self) -> int:
@@ -374,7 +466,7 @@ class CircuitBreaker:
         if ticket != REJECTED and core.is_probe(ticket):
             ticket = await self._lease_async(ticket, now)
         if ticket == REJECTED:
-            raise CircuitOpenError(self.name, core.retry_after(now))
+            raise _Rejection(self.name, core.rejection_retry_after(now))
         return ticket
 
     def _admit_local(self, now: float) -> int:

@@ -224,6 +224,8 @@ class BreakerMetrics:
 
 _NORMAL, _FORCED_OPEN, _DISABLED = 0, 1, 2
 REJECTED = -1
+_MIN_RETRY_AFTER = 0.001
+"""The least ``retry_after`` a rejection carries (seconds): a rejected caller always waits."""
 """What :meth:`BreakerCore.admit` returns for a rejected call."""
 
 _CLOSED = CircuitState.CLOSED
@@ -388,12 +390,46 @@ class BreakerCore:
         return ticket in self._probes
 
     def retry_after(self, now: float) -> float:
-        """Seconds until a trial call may be admitted (``inf`` when forced open)."""
+        """Seconds until a call may be admitted (``inf`` when forced open, 0.0 when now).
+
+        While open, the rest of the open time; in half-open with every permit
+        held by a probe in flight, the time until the first of them reaches its
+        ``probe_timeout`` and gives its permit back (a probe that finishes
+        sooner frees it sooner, so this is an upper bound).
+        """
+        if self.state is _CLOSED and self._mode != _FORCED_OPEN:
+            return 0.0
+        with self._lock:
+            return self._retry_after(now)
+
+    def _retry_after(self, now: float) -> float:
         if self._mode == _FORCED_OPEN:
             return math.inf
         if self.state is _OPEN:
-            return max(self.open_until - now, 0.0)
-        return 0.0
+            return self.open_until - now if now < self.open_until else 0.0
+        if self.state is _CLOSED or len(self._probes) < self._config.half_open_permits:
+            return 0.0
+        wait = min(self._probes.values()) - now
+        return wait if wait > 0.0 else 0.0
+
+    def rejection_retry_after(self, now: float) -> float:
+        """:meth:`retry_after` for a rejected caller: never 0, so sleeping on it cannot spin."""
+        wait = self.retry_after(now)
+        return wait if wait > _MIN_RETRY_AFTER else _MIN_RETRY_AFTER
+
+    def catch_up(self, now: float) -> bool:
+        """Move OPEN to HALF_OPEN when the open time is over; True when it moved.
+
+        Called by every read of the state, so listeners hear of the change as
+        soon as anyone can see it, not only at the next admitted call.
+        """
+        if self.state is not _OPEN or now < self.open_until:
+            return False
+        with self._lock:
+            if self.state is not _OPEN or now < self.open_until:
+                return False
+            self._move(_HALF_OPEN, "timeout elapsed")
+            return True
 
     # -- results ------------------------------------------------------------------
 
@@ -514,7 +550,7 @@ class BreakerCore:
                 consecutive_failures=consecutive,
                 failure_rate=failure_rate,
                 slow_call_rate=slow_rate,
-                retry_after=self.retry_after(now),
+                retry_after=self._retry_after(now),
             )
 
     def take_pending(self) -> list[Transition]:

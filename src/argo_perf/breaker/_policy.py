@@ -391,9 +391,12 @@ def backoff(
             ``multiplier < 1`` or ``jitter`` outside [0, 1).
 
     Example:
+        ```python
         >>> open_for = backoff(1.0, 30.0, jitter=0.0)
         >>> [open_for(n) for n in (1, 2, 3, 10)]
         [1.0, 2.0, 4.0, 30.0]
+
+        ```
     """
     if not _is_number(initial) or not 0 < initial < math.inf:
         raise ConfigError("initial", initial, "must be > 0 seconds")
