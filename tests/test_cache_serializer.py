@@ -123,7 +123,7 @@ async def test_async_cached_returns_a_value_it_cannot_store(redis_url: str) -> N
 
 DICT_KEYS: dict[str, Any] = {
     "int keys": {1: "a", 2: "b"},
-    "mixed keys": {1: "a", "1": "b", None: 2, 1.5: 3, True: 4},
+    "mixed keys": {1: "a", "1": "b", None: 2, 1.5: 3, False: 4},
     "nested int keys": {"levels": {100: Decimal("231.5"), 200: Decimal("231.6")}},
     "int keys and the tag key": {"__argo_perf__": 1, 2: "x"},
 }

@@ -340,7 +340,7 @@ class Landing:
     that held a fresh value (``entry``).
     """
 
-    __slots__ = ("entry", "error", "source", "stale", "value")
+    __slots__ = ("entry", "error", "source", "stale", "trace", "value")
 
     def __init__(
         self,
@@ -355,6 +355,14 @@ class Landing:
         self.entry = entry
         self.stale = stale
         self.error = error
+        # The loader's traceback: every caller raises the one exception, and each
+        # raise would otherwise add that caller's frames to the last one's.
+        self.trace = None if error is None else error.__traceback__
+
+    def failure(self) -> Exception:
+        """The loader's exception, with the loader's own traceback, for one caller to raise."""
+        assert self.error is not None
+        return self.error.with_traceback(self.trace)
 
 
 class _Counters:
@@ -701,8 +709,7 @@ class CacheCore:
             )
         else:
             logger.warning(
-                "ignored %d more %s values from redis at %s in the last minute "
-                "(latest %s: %s)",
+                "ignored %d more %s values from redis at %s in the last minute (latest %s: %s)",
                 count + 1,
                 what,
                 self.target,

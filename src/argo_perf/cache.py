@@ -617,8 +617,7 @@ class RedisCache(_Face):
                 landing = flight.landing
             outcome = core.landed(landing, local)
             if outcome is None:
-                assert landing.error is not None
-                raise landing.error
+                raise landing.failure()
             if leader and outcome[1] == "redis" and outcome[2] is not None:
                 return self._maybe_refresh(key, factory, ttl, outcome[2], "redis", now)
             return outcome
@@ -1016,7 +1015,9 @@ class AsyncRedisCache(_Face):
         """See :meth:`RedisCache.get_or_set`.
 
         The shared load runs in its own task: a caller that is cancelled stops
-        waiting, and the others still get the value.
+        waiting, and the others still get the value. When the load itself is
+        cancelled (the factory raised ``CancelledError``), the caller that
+        started it gets the ``CancelledError`` and a waiting caller loads instead.
         """
         return cast(T, (await self._get_or_load(key, factory, ttl))[0])
 
@@ -1024,26 +1025,34 @@ class AsyncRedisCache(_Face):
         self, key: str, factory: Callable[[], Any], ttl: TTLArg
     ) -> tuple[Any, Source, Entry | None]:
         core = self._core
-        now = core.monotonic()
-        local = core.recall(key)
-        if local is not None and now < local.check_at:
-            core.counters.memory_hits += 1
-            return await self._maybe_refresh(key, factory, ttl, local, "memory", now)
-        # As in RedisCache: the Redis GET, the decision and the load are one flight per key.
-        flight = self._flights.get(key)
-        leader = flight is None or flight.get_loop() is not asyncio.get_running_loop()
-        if flight is None or leader:
-            # (A flight left by another, finished event loop is not waited for.)
-            flight = asyncio.ensure_future(self._lead(key, factory, ttl))
-            self._fly(key, flight)
-        else:
-            core.counters.coalesced += 1
-        # shield: a cancelled caller stops waiting without cancelling the shared flight.
-        landing = await asyncio.shield(flight)
+        while True:
+            now = core.monotonic()
+            local = core.recall(key)
+            if local is not None and now < local.check_at:
+                core.counters.memory_hits += 1
+                return await self._maybe_refresh(key, factory, ttl, local, "memory", now)
+            # As in RedisCache: the Redis GET, the decision and the load are one flight per key.
+            flight = self._flights.get(key)
+            leader = flight is None or flight.get_loop() is not asyncio.get_running_loop()
+            if flight is None or leader:
+                # (A flight left by another, finished event loop is not waited for.)
+                flight = asyncio.ensure_future(self._lead(key, factory, ttl))
+                self._fly(key, flight)
+            else:
+                core.counters.coalesced += 1
+            try:
+                # shield: a cancelled caller stops waiting without cancelling the shared flight.
+                landing = await asyncio.shield(flight)
+            except asyncio.CancelledError:
+                # The flight itself was cancelled (its loader raised CancelledError) and
+                # this waiter was not: like a waiting thread in RedisCache, it loads instead.
+                if leader or not flight.cancelled() or _cancelling():
+                    raise
+                continue
+            break
         outcome = core.landed(landing, local)
         if outcome is None:
-            assert landing.error is not None
-            raise landing.error
+            raise landing.failure()
         if leader and outcome[1] == "redis" and outcome[2] is not None:
             return await self._maybe_refresh(key, factory, ttl, outcome[2], "redis", now)
         return outcome
@@ -1130,6 +1139,13 @@ class AsyncRedisCache(_Face):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _cancelling() -> bool:
+    """True when the current task has been asked to cancel (always True before 3.11)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
 
 
 class _Flight:
