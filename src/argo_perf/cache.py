@@ -1184,7 +1184,14 @@ def _default_key(fn: Callable[..., Any]) -> Callable[..., str]:
 
     def make(*args: Any, **kwargs: Any) -> str:
         if not kwargs and len(args) == plain:
-            return f"{name}({','.join(map(repr, args))})"
+            made = f"{name}({','.join(map(repr, args))})"
+        else:
+            made = build(args, kwargs)
+        if " at 0x" in made:
+            _refuse_addresses(fn, signature, args, kwargs)
+        return made
+
+    def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         if signature is None:  # pragma: no cover - see above
             parts = [repr(a) for a in args]
             parts.extend(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
@@ -1205,6 +1212,43 @@ def _default_key(fn: Callable[..., Any]) -> Callable[..., str]:
         return f"{name}({','.join(parts)})"
 
     return make
+
+
+def _refuse_addresses(
+    fn: Callable[..., Any],
+    signature: inspect.Signature | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """Raise TypeError for an argument whose repr is its memory address.
+
+    Another object may later live at that address and would be handed this
+    one's values; nor would the key mean anything to another process.
+    """
+    try:
+        named = dict(signature.bind(*args, **kwargs).arguments) if signature else {}
+    except TypeError:  # pragma: no cover - the key was built from the same binding
+        named = {}
+    if not named:  # pragma: no cover - builtins without a signature
+        named = {f"#{i}": arg for i, arg in enumerate(args)} | kwargs
+    for param, value in named.items():
+        if _names_address(value):
+            raise TypeError(
+                f"cannot build a cache key for {fn.__qualname__}: argument {param!r} "
+                f"({type(value).__qualname__}) has a repr naming its memory address; "
+                "pass cached(..., key=...) to say what identifies it"
+            )
+
+
+def _names_address(value: object) -> bool:
+    """Whether ``value``'s repr shows an address (text that merely contains " at 0x" does not)."""
+    if isinstance(value, (str, bytes)):
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_names_address(item) for item in value)
+    if isinstance(value, dict):
+        return any(_names_address(k) or _names_address(v) for k, v in value.items())
+    return " at 0x" in repr(value)
 
 
 CachedTTL: TypeAlias = "float | Callable[..., float | None] | UseDefault | None"
