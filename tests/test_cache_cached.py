@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import redis
 
 from argo_perf import AsyncRedisCache, ManualClock, RedisCache, cached
@@ -115,3 +116,65 @@ async def test_async_callable_ttl_given_to_cached_sees_the_symbol(
     assert 4_000 < redis_client.pttl(f"argo_perf:v1:{name}('AAPL')") <= 5_000
     assert 49_000 < redis_client.pttl(f"argo_perf:v1:{name}('MSFT')") <= 50_000
     await cache.close()
+
+
+class _Vendor:
+    def __init__(self, region: str, cache: RedisCache) -> None:
+        self.region = region
+        self.calls = 0
+
+        @cached(cache)
+        def price(vendor: _Vendor, symbol: str) -> str:
+            vendor.calls += 1
+            return f"{vendor.region}:{symbol}"
+
+        self._price = price
+
+    def price(self, symbol: str) -> str:
+        return self._price(self, symbol)
+
+
+def test_the_default_key_refuses_arguments_known_only_by_their_address(
+    clock: ManualClock,
+) -> None:
+    # An object's default repr is its address, which a later object may reuse: the
+    # key would hand one instance's values to another. It must say to pass key=.
+    cache = RedisCache(clock=clock)
+    vendor = _Vendor("us", cache)
+    with pytest.raises(TypeError, match=r"vendor.*_Vendor.*key="):
+        vendor.price("AAPL")
+    assert vendor.calls == 0  # refused before the loader ran
+
+    @cached(cache)
+    def describe(text: str, values: list[str]) -> str:
+        return text
+
+    # A string that merely contains the words is fine.
+    assert describe("meet at 0x10", ["a at 0x1"]) == "meet at 0x10"
+
+
+def test_methods_key_on_what_key_says_and_a_callable_ttl_gets_self(clock: ManualClock) -> None:
+    cache = RedisCache(clock=clock, default_ttl=60.0)
+    asked: list[tuple[str, str]] = []
+
+    class Vendor:
+        def __init__(self, region: str) -> None:
+            self.region = region
+
+        def ttl(self, symbol: str) -> float:
+            asked.append((self.region, symbol))
+            return 5.0
+
+        @cached(
+            cache,
+            key=lambda self, symbol: f"{self.region}:{symbol}",
+            ttl=lambda self, symbol: self.ttl(symbol),
+        )
+        def price(self, symbol: str) -> str:
+            return f"{self.region}:{symbol}"
+
+    assert Vendor("us").price("AAPL") == "us:AAPL"
+    assert Vendor("eu").price("AAPL") == "eu:AAPL"
+    assert asked == [("us", "AAPL"), ("eu", "AAPL")]
+    clock.advance(6.0)
+    assert cache.get("us:AAPL") is None  # stored for the method's own TTL

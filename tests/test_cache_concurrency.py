@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import traceback
 from typing import Any
 
 import pytest
@@ -273,3 +274,105 @@ async def test_async_loaders_pay_the_timeout_once_while_redis_is_frozen(
     assert stats.redis_errors == 3
     assert stats.redis_set_failures == 3
     await cache.close()
+
+
+# -- cancellation and failures of a shared load ------------------------------------------
+
+
+async def test_a_cancelled_leader_does_not_cancel_the_load_for_its_waiters(redis_url: str) -> None:
+    cache = AsyncRedisCache(redis_url, **ROOMY)
+    release = asyncio.Event()
+    calls = 0
+
+    async def loader() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return 42
+
+    leader = asyncio.create_task(cache.get_or_set("k", loader))
+    await asyncio.sleep(0.01)
+    waiters = [asyncio.create_task(cache.get_or_set("k", loader)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    waiters[0].cancel()  # a cancelled waiter does not cancel the load either
+    await asyncio.sleep(0.01)
+    release.set()
+    results = await asyncio.gather(leader, *waiters, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert results[2:] == [42, 42]
+    assert calls == 1
+    assert await cache.get("k") == 42
+    await cache.close()
+
+
+@pytest.mark.skipif(not hasattr(asyncio.Task, "cancelling"), reason="Task.cancelling: 3.11+")
+async def test_waiters_load_themselves_when_the_shared_load_is_cancelled(redis_url: str) -> None:
+    cache = AsyncRedisCache(redis_url, **ROOMY)
+    calls = 0
+
+    async def loader() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        if calls == 1:  # e.g. a vendor client cancelled from elsewhere
+            raise asyncio.CancelledError
+        return 7
+
+    tasks = [asyncio.create_task(cache.get_or_set("k", loader)) for _ in range(4)]
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    # The caller whose load was cancelled sees it; the others were not cancelled.
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1:] == [7, 7, 7]
+    assert calls == 2
+    await cache.close()
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+async def test_a_failed_shared_load_raises_the_error_to_each_caller_without_growing_it(
+    redis_url: str, face: str
+) -> None:
+    callers = 40
+
+    if face == "async":
+        acache = AsyncRedisCache(redis_url, **ROOMY)
+
+        async def failing() -> float:
+            await asyncio.sleep(0.05)
+            raise OSError("vendor down")
+
+        tasks = [asyncio.create_task(acache.get_or_set("k", failing)) for _ in range(callers)]
+        errors = await asyncio.gather(*tasks, return_exceptions=True)
+        stats = acache.stats
+        await acache.close()
+    else:
+        cache = RedisCache(redis_url, **ROOMY)
+        started = threading.Barrier(callers)
+
+        def slow_failing() -> float:
+            threading.Event().wait(0.1)
+            raise OSError("vendor down")
+
+        errors = []
+
+        def call() -> None:
+            started.wait()
+            try:
+                cache.get_or_set("k", slow_failing)
+            except OSError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=call) for _ in range(callers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = cache.stats
+    assert len(errors) == callers
+    assert all(isinstance(e, OSError) and str(e) == "vendor down" for e in errors)
+    assert stats.loader_calls == 1  # as documented: the exception reaches every waiting caller
+    assert stats.misses == callers
+    # Raised once per caller, the one exception must not collect every caller's frames.
+    depth = max(len(traceback.extract_tb(e.__traceback__)) for e in errors)
+    assert depth < 15

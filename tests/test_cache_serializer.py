@@ -119,3 +119,25 @@ async def test_async_cached_returns_a_value_it_cannot_store(redis_url: str) -> N
     assert await cache.set("d", Decimal("1.10")) is True
     assert await AsyncRedisCache(redis_url, **ROOMY).get("d") == Decimal("1.10")
     await cache.close()
+
+
+DICT_KEYS: dict[str, Any] = {
+    "int keys": {1: "a", 2: "b"},
+    "mixed keys": {1: "a", "1": "b", None: 2, 1.5: 3, False: 4},
+    "nested int keys": {"levels": {100: Decimal("231.5"), 200: Decimal("231.6")}},
+    "int keys and the tag key": {"__argo_perf__": 1, 2: "x"},
+}
+
+
+@pytest.mark.parametrize("name", list(DICT_KEYS))
+def test_dicts_with_keys_other_than_strings_read_back_the_same_from_either_tier(
+    redis_url: str, name: str
+) -> None:
+    value = DICT_KEYS[name]
+    two_tier = RedisCache(redis_url, **ROOMY)
+    assert two_tier.set("v", value) is True
+    from_memory = two_tier.get("v")
+    from_redis = RedisCache(redis_url, **ROOMY, maxsize=0).get("v")
+    assert from_memory == value
+    assert from_redis == value
+    assert list(from_redis) == list(value)  # the keys themselves, in order

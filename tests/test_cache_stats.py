@@ -174,3 +174,80 @@ async def test_refused_writes_are_reported_without_flooding_the_log(
     client.close()
     sync_cache.close()
     await async_cache.close()
+
+
+# -- undecodable values: one line when they start, a count once a minute -------------------
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+@pytest.mark.parametrize("maxsize", [0, 100], ids=["redis-only", "two-tier"])
+async def test_undecodable_values_are_reported_without_flooding_the_log(
+    redis_url: str,
+    redis_client: redis.Redis,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+    face: str,
+    maxsize: int,
+) -> None:
+    redis_client.set("argo_perf:v1:GARBAGE", b"\xff not an envelope")
+    redis_client.rpush("argo_perf:v1:LIST", b"x")
+    sync_cache = RedisCache(redis_url, **ROOMY, clock=clock, maxsize=maxsize)
+    async_cache = AsyncRedisCache(redis_url, **ROOMY, clock=clock, maxsize=maxsize)
+
+    async def read_all() -> None:
+        if face == "sync":
+            assert sync_cache.get("GARBAGE") is None
+            assert sync_cache.get("LIST") is None
+            assert sync_cache.get_many(["GARBAGE", "LIST"]) == {}
+            assert sync_cache.get_with_meta("LIST") is None
+        else:
+            assert await async_cache.get("GARBAGE") is None
+            assert await async_cache.get("LIST") is None
+            assert await async_cache.get_many(["GARBAGE", "LIST"]) == {}
+            assert await async_cache.get_with_meta("LIST") is None
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name.startswith("argo_perf")]
+
+    with caplog.at_level(logging.INFO, logger="argo_perf"):
+        for _ in range(100):
+            await read_all()
+        assert len(lines()) == 1  # the first one, with the key and the reason
+        assert "argo_perf:v1:GARBAGE" in lines()[0]
+        clock.advance(60.0)
+        await read_all()
+        assert len(lines()) == 2
+        # 5 failures a round: the 499 after the first, and the one that reports them.
+        assert "500 more" in lines()[1]
+    cache = sync_cache if face == "sync" else async_cache
+    assert cache.stats.decode_failures == 505  # still counted every time
+    sync_cache.close()
+    await async_cache.close()
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+async def test_unverified_values_are_reported_without_flooding_the_log(
+    redis_url: str,
+    redis_client: redis.Redis,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+    face: str,
+) -> None:
+    signed = {"signing_key": b"0123456789abcdef"}
+    RedisCache(redis_url, **ROOMY).set("FORGED", 1.0)  # unsigned, where signed are expected
+    sync_cache = RedisCache(redis_url, **ROOMY, clock=clock, maxsize=0, **signed)
+    async_cache = AsyncRedisCache(redis_url, **ROOMY, clock=clock, maxsize=0, **signed)
+    with caplog.at_level(logging.INFO, logger="argo_perf"):
+        for _ in range(50):
+            if face == "sync":
+                assert sync_cache.get("FORGED") is None
+            else:
+                assert await async_cache.get("FORGED") is None
+        messages = [r.getMessage() for r in caplog.records if r.name.startswith("argo_perf")]
+    assert len(messages) == 1
+    assert "argo_perf:v1:FORGED" in messages[0]
+    assert "not signed" in messages[0]
+    cache = sync_cache if face == "sync" else async_cache
+    assert cache.stats.signature_failures == 50
+    sync_cache.close()
+    await async_cache.close()

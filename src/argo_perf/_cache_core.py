@@ -105,8 +105,9 @@ class Serializer(Protocol):
 
 
 # JSON's own types are stored as plain JSON. Decimal, datetime, date, UUID, bytes and
-# tuples become {_TAG: kind, "v": text}; a value's own dict that has the _TAG key is
-# stored as {_TAG: "dict", "v": [[key, value], ...]} so it is never taken for one.
+# tuples become {_TAG: kind, "v": text}; a value's own dict that has the _TAG key, or a
+# key that is not a string, is stored as {_TAG: "dict", "v": [[key, value], ...]} so
+# it is never taken for a tag and its keys come back as they were.
 _TAG = "__argo_perf__"
 _UNSUPPORTED = (
     "the default serializer stores JSON types, Decimal, datetime, date, UUID, bytes and "
@@ -154,11 +155,16 @@ def _tag(value: Any) -> Any:
 
 def _tag_dict(value: dict[Any, Any]) -> Any:
     out = {}
+    text_keys = True
     for key, item in value.items():
-        if not isinstance(key, (str, int, float)) and key is not None:
-            raise _unsupported(key, "a dict key")
+        if not isinstance(key, str):
+            if not isinstance(key, (int, float)) and key is not None:
+                raise _unsupported(key, "a dict key")
+            text_keys = False
         out[key] = _tag(item)
-    if _TAG in value:
+    if _TAG in value or not text_keys:
+        # As pairs: JSON would turn 1 into "1", and the in-process tier, which keeps
+        # the object itself, would disagree with Redis about the same value.
         return {_TAG: "dict", "v": [[key, item] for key, item in out.items()]}
     return out
 
@@ -334,7 +340,7 @@ class Landing:
     that held a fresh value (``entry``).
     """
 
-    __slots__ = ("entry", "error", "source", "stale", "value")
+    __slots__ = ("entry", "error", "source", "stale", "trace", "value")
 
     def __init__(
         self,
@@ -349,6 +355,14 @@ class Landing:
         self.entry = entry
         self.stale = stale
         self.error = error
+        # The loader's traceback: every caller raises the one exception, and each
+        # raise would otherwise add that caller's frames to the last one's.
+        self.trace = None if error is None else error.__traceback__
+
+    def failure(self) -> Exception:
+        """The loader's exception, with the loader's own traceback, for one caller to raise."""
+        assert self.error is not None
+        return self.error.with_traceback(self.trace)
 
 
 class _Counters:
@@ -384,6 +398,32 @@ class _Counters:
         self.short_circuited = 0
         self.signature_failures = 0
         self.stale_served = 0
+
+
+class _Throttle:
+    """When to log a recurring problem: the first time, then at most once per interval.
+
+    A planted or corrupt key is read on every lookup; logging each read would
+    flood the log, so the reads in between are only counted.
+    """
+
+    __slots__ = ("_lock", "_next", "_unreported")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next = -_INF
+        self._unreported = 0
+
+    def due(self, now: float) -> int | None:
+        """None: stay silent (counted). Else the number of silent ones since the last line
+        (0: the first line of a new spell)."""
+        with self._lock:
+            if now < self._next:
+                self._unreported += 1
+                return None
+            count, self._unreported = self._unreported, 0
+            self._next = now + _STALE_REPORT_INTERVAL
+            return count
 
 
 # Envelope: magic, envelope version, flags, serializer name length, serializer name,
@@ -536,6 +576,10 @@ class CacheCore:
         self._refused = 0
         self._next_refusal_report = -_INF
         self._unstorable_logged: set[str] = set()
+        # Undecodable values (and keys of another type), and values failing their
+        # signature: one line when they start, then a count once a minute.
+        self._undecodable = _Throttle()
+        self._unverified = _Throttle()
 
     def _clock_timestamp(self) -> float:
         return self.clock.now().timestamp()
@@ -582,7 +626,7 @@ class CacheCore:
             self.gate.record_success()
             if str(exc).startswith("WRONGTYPE"):
                 self.counters.decode_failures += 1
-                logger.warning("redis at %s refused %s: %s", self.target, operation, exc)
+                self.undecodable(f"the key of {operation}", exc)
             else:
                 self.refused(operation, exc)
         else:
@@ -642,12 +686,36 @@ class CacheCore:
         for rkey, kind in zip(rkeys, types, strict=False):
             if kind not in (b"none", b"string", "none", "string"):
                 self.counters.decode_failures += 1
-                logger.warning(
-                    "ignoring %s from redis at %s: it holds a %s, not a string",
-                    rkey,
-                    self.target,
-                    kind.decode() if isinstance(kind, bytes) else kind,
-                )
+                name = kind.decode() if isinstance(kind, bytes) else kind
+                self.undecodable(rkey, f"it holds a {name}, not a string")
+
+    def undecodable(self, rkey: str, reason: object) -> None:
+        """Log an undecodable value without flooding the log (see ``_undecodable``)."""
+        self._report(self._undecodable, "undecodable", rkey, reason)
+
+    def _report(self, throttle: _Throttle, what: str, rkey: str, reason: object) -> None:
+        count = throttle.due(self.monotonic())
+        if count is None:
+            return
+        if count == 0:
+            logger.warning(
+                "ignoring %s %s from redis at %s: %s (further %s values are counted and "
+                "reported once a minute)",
+                what,
+                rkey,
+                self.target,
+                reason,
+                what,
+            )
+        else:
+            logger.warning(
+                "ignored %d more %s values from redis at %s in the last minute (latest %s: %s)",
+                count + 1,
+                what,
+                self.target,
+                rkey,
+                reason,
+            )
 
     def probe_failed(self, exc: BaseException) -> None:
         self.gate.record_failure(exc)
@@ -997,10 +1065,10 @@ class CacheCore:
             return self._decode(rkey, raw, now)
         except SignatureError as exc:
             self.counters.signature_failures += 1
-            logger.warning("ignoring %s from redis at %s: %s", rkey, self.target, exc)
+            self._report(self._unverified, "unverified", rkey, exc)
         except Exception as exc:  # any garbage must become a miss, never an error
             self.counters.decode_failures += 1
-            logger.warning("ignoring undecodable %s from redis at %s: %s", rkey, self.target, exc)
+            self.undecodable(rkey, exc)
         return None
 
     def _decode(self, rkey: str, raw: object, now: float) -> Entry:

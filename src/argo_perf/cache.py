@@ -617,8 +617,7 @@ class RedisCache(_Face):
                 landing = flight.landing
             outcome = core.landed(landing, local)
             if outcome is None:
-                assert landing.error is not None
-                raise landing.error
+                raise landing.failure()
             if leader and outcome[1] == "redis" and outcome[2] is not None:
                 return self._maybe_refresh(key, factory, ttl, outcome[2], "redis", now)
             return outcome
@@ -1016,7 +1015,9 @@ class AsyncRedisCache(_Face):
         """See :meth:`RedisCache.get_or_set`.
 
         The shared load runs in its own task: a caller that is cancelled stops
-        waiting, and the others still get the value.
+        waiting, and the others still get the value. When the load itself is
+        cancelled (the factory raised ``CancelledError``), the caller that
+        started it gets the ``CancelledError`` and a waiting caller loads instead.
         """
         return cast(T, (await self._get_or_load(key, factory, ttl))[0])
 
@@ -1024,26 +1025,34 @@ class AsyncRedisCache(_Face):
         self, key: str, factory: Callable[[], Any], ttl: TTLArg
     ) -> tuple[Any, Source, Entry | None]:
         core = self._core
-        now = core.monotonic()
-        local = core.recall(key)
-        if local is not None and now < local.check_at:
-            core.counters.memory_hits += 1
-            return await self._maybe_refresh(key, factory, ttl, local, "memory", now)
-        # As in RedisCache: the Redis GET, the decision and the load are one flight per key.
-        flight = self._flights.get(key)
-        leader = flight is None or flight.get_loop() is not asyncio.get_running_loop()
-        if flight is None or leader:
-            # (A flight left by another, finished event loop is not waited for.)
-            flight = asyncio.ensure_future(self._lead(key, factory, ttl))
-            self._fly(key, flight)
-        else:
-            core.counters.coalesced += 1
-        # shield: a cancelled caller stops waiting without cancelling the shared flight.
-        landing = await asyncio.shield(flight)
+        while True:
+            now = core.monotonic()
+            local = core.recall(key)
+            if local is not None and now < local.check_at:
+                core.counters.memory_hits += 1
+                return await self._maybe_refresh(key, factory, ttl, local, "memory", now)
+            # As in RedisCache: the Redis GET, the decision and the load are one flight per key.
+            flight = self._flights.get(key)
+            leader = flight is None or flight.get_loop() is not asyncio.get_running_loop()
+            if flight is None or leader:
+                # (A flight left by another, finished event loop is not waited for.)
+                flight = asyncio.ensure_future(self._lead(key, factory, ttl))
+                self._fly(key, flight)
+            else:
+                core.counters.coalesced += 1
+            try:
+                # shield: a cancelled caller stops waiting without cancelling the shared flight.
+                landing = await asyncio.shield(flight)
+            except asyncio.CancelledError:
+                # The flight itself was cancelled (its loader raised CancelledError) and
+                # this waiter was not: like a waiting thread in RedisCache, it loads instead.
+                if leader or not flight.cancelled() or _cancelling():
+                    raise
+                continue
+            break
         outcome = core.landed(landing, local)
         if outcome is None:
-            assert landing.error is not None
-            raise landing.error
+            raise landing.failure()
         if leader and outcome[1] == "redis" and outcome[2] is not None:
             return await self._maybe_refresh(key, factory, ttl, outcome[2], "redis", now)
         return outcome
@@ -1132,6 +1141,13 @@ class AsyncRedisCache(_Face):
         await self.close()
 
 
+def _cancelling() -> bool:
+    """True when the current task has been asked to cancel (always True before 3.11)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is None or cancelling() > 0
+
+
 class _Flight:
     """One in-progress lookup-and-load of a key by a thread; the others wait on ``done``."""
 
@@ -1168,7 +1184,14 @@ def _default_key(fn: Callable[..., Any]) -> Callable[..., str]:
 
     def make(*args: Any, **kwargs: Any) -> str:
         if not kwargs and len(args) == plain:
-            return f"{name}({','.join(map(repr, args))})"
+            made = f"{name}({','.join(map(repr, args))})"
+        else:
+            made = build(args, kwargs)
+        if " at 0x" in made:
+            _refuse_addresses(fn, signature, args, kwargs)
+        return made
+
+    def build(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         if signature is None:  # pragma: no cover - see above
             parts = [repr(a) for a in args]
             parts.extend(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
@@ -1189,6 +1212,43 @@ def _default_key(fn: Callable[..., Any]) -> Callable[..., str]:
         return f"{name}({','.join(parts)})"
 
     return make
+
+
+def _refuse_addresses(
+    fn: Callable[..., Any],
+    signature: inspect.Signature | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """Raise TypeError for an argument whose repr is its memory address.
+
+    Another object may later live at that address and would be handed this
+    one's values; nor would the key mean anything to another process.
+    """
+    try:
+        named = dict(signature.bind(*args, **kwargs).arguments) if signature else {}
+    except TypeError:  # pragma: no cover - the key was built from the same binding
+        named = {}
+    if not named:  # pragma: no cover - builtins without a signature
+        named = {f"#{i}": arg for i, arg in enumerate(args)} | kwargs
+    for param, value in named.items():
+        if _names_address(value):
+            raise TypeError(
+                f"cannot build a cache key for {fn.__qualname__}: argument {param!r} "
+                f"({type(value).__qualname__}) has a repr naming its memory address; "
+                "pass cached(..., key=...) to say what identifies it"
+            )
+
+
+def _names_address(value: object) -> bool:
+    """Whether ``value``'s repr shows an address (text that merely contains " at 0x" does not)."""
+    if isinstance(value, (str, bytes)):
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_names_address(item) for item in value)
+    if isinstance(value, dict):
+        return any(_names_address(k) or _names_address(v) for k, v in value.items())
+    return " at 0x" in repr(value)
 
 
 CachedTTL: TypeAlias = "float | Callable[..., float | None] | UseDefault | None"
