@@ -40,9 +40,11 @@ from .market import (
     is_crypto,
 )
 from .ratelimit import (
+    BucketStats,
     Quota,
     RateLimitConfig,
     RateLimiter,
+    RedisBucketStats,
     RedisTokenBucket,
     TokenBucket,
     get_rate_limiter,
@@ -58,6 +60,7 @@ __all__ = [
     "ArgoPerfError",
     "AsyncRedisCache",
     "BackendError",
+    "BucketStats",
     "CacheStats",
     "CachedValue",
     "CalendarRangeError",
@@ -77,6 +80,7 @@ __all__ = [
     "RateLimitConfig",
     "RateLimitExceeded",
     "RateLimiter",
+    "RedisBucketStats",
     "RedisCache",
     "RedisTokenBucket",
     "Serializer",
