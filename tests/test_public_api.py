@@ -40,6 +40,7 @@ EXPECTED = {
     "is_crypto",
     # cache
     "AsyncRedisCache",
+    "CacheConfig",
     "CacheStats",
     "CachedValue",
     "RedisCache",

@@ -14,6 +14,7 @@ from .breaker import (
 )
 from .cache import (
     AsyncRedisCache,
+    CacheConfig,
     CachedValue,
     CacheStats,
     RedisCache,
@@ -58,6 +59,7 @@ __all__ = [
     "ArgoPerfError",
     "AsyncRedisCache",
     "BackendError",
+    "CacheConfig",
     "CacheStats",
     "CachedValue",
     "CalendarRangeError",
