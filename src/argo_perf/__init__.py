@@ -14,6 +14,7 @@ from .breaker import (
 )
 from .cache import (
     AsyncRedisCache,
+    CacheConfig,
     CachedValue,
     CacheStats,
     RedisCache,
@@ -61,6 +62,7 @@ __all__ = [
     "AsyncRedisCache",
     "BackendError",
     "BucketStats",
+    "CacheConfig",
     "CacheStats",
     "CachedValue",
     "CalendarRangeError",
