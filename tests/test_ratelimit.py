@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+from collections.abc import Callable
 
 import pytest
 from hypothesis import example, given, settings
@@ -21,6 +22,7 @@ from argo_perf import (
     TokenBucket,
     get_rate_limiter,
 )
+from argo_perf._redis import BackendHealth
 from argo_perf.ratelimit import DEFAULT_CONFIGS
 from argo_perf.ratelimit._gcra import _Reservation, _TokenMath, _windows
 
@@ -59,6 +61,34 @@ def test_bad_quotas_are_config_errors() -> None:
         TokenBucket(1, 1, quotas=[(5, 60)])  # type: ignore[list-item]
     with pytest.raises(ConfigError, match="quotas"):
         RateLimitConfig(1, 1, quotas=[(5, 60)])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "parameter", "value"),
+    [
+        (lambda b: b.acquire(1, timeout=-1), "timeout", -1),
+        (lambda b: b.acquire(1, timeout=math.nan), "timeout", math.nan),
+        (lambda b: b.acquire(1, timeout=True), "timeout", True),
+        (lambda b: b.penalize(-1), "retry_after", -1),
+        (lambda b: b.penalize(math.inf), "retry_after", math.inf),
+        (lambda b: b.reconfigure(0, 1), "rate", 0),
+        (lambda b: b.reconfigure(1, True), "burst", True),
+    ],
+)
+def test_bad_arguments_on_use_are_config_errors_naming_them(
+    call: Callable[[TokenBucket], object], parameter: str, value: object
+) -> None:
+    bucket = TokenBucket(1, 1, clock=ManualClock())
+    with pytest.raises(ConfigError) as info:
+        call(bucket)
+    assert isinstance(info.value, ValueError)  # as before, for generic handlers
+    assert info.value.parameter == parameter
+    assert repr(value) in str(info.value)
+
+
+def test_a_health_gate_without_redis_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="health"):
+        RateLimiter({}, health=BackendHealth("nowhere"))
 
 
 def test_config_from_a_plain_mapping() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,10 +23,14 @@ from argo_perf import (
     ConfigError,
     ManualClock,
     Quota,
+    RateLimitConfig,
+    RateLimiter,
+    RateLimitExceeded,
     RedisBucketStats,
     RedisTokenBucket,
     TokenBucket,
 )
+from argo_perf._redis import BackendHealth
 from argo_perf.testing import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,11 +56,11 @@ def test_bad_construction_is_a_config_error(redis_url: str) -> None:
     with pytest.raises(ConfigError, match="fallback_share"):
         RedisTokenBucket(redis_url, "k", 1, 1, fallback_share=0)
     with pytest.raises(ConfigError, match="prefix"):
-        RedisTokenBucket(redis_url, "k", 1, 1, prefix=None)  # type: ignore[arg-type]
+        RedisTokenBucket(redis_url, "k", 1, 1, prefix=None)  # type: ignore[call-overload]
     with pytest.raises(ConfigError, match="url"):
         RedisTokenBucket("http://example.com", "k", 1, 1)
     with pytest.raises(ConfigError, match="url_or_client"):
-        RedisTokenBucket(42, "k", 1, 1)  # type: ignore[arg-type]
+        RedisTokenBucket(42, "k", 1, 1)  # type: ignore[call-overload]
     with pytest.raises(ConfigError, match="rate"):
         RedisTokenBucket(redis_url, "k", 0, 1)
 
@@ -66,7 +72,7 @@ def test_grants_the_burst_then_denies(redis_url: str, redis_client: redis.Redis)
         assert bucket.stats.redis_calls == 4
         assert bucket.key == "argo_perf:ratelimit:{vendor}"
         # The key outlives the state (full again in 6 s at 0.5/s) by at most 2 s.
-        assert 6000 < redis_client.pttl(bucket.key) <= 8000
+        assert 0.998 < _expiry_after_state(redis_client, bucket.key, _latest_tat) < 2.002
         with pytest.raises(ValueError, match="burst"):
             bucket.try_acquire(4)
         assert "vendor" in repr(bucket)
@@ -75,20 +81,53 @@ def test_grants_the_burst_then_denies(redis_url: str, redis_client: redis.Redis)
 async def test_idle_keys_expire(
     redis_url: str, redis_client: redis.Redis, clock: ManualClock
 ) -> None:
-    with RedisTokenBucket(redis_url, "idle", rate=100, burst=1) as bucket:
+    # Measured against the state Redis holds, not against the wall time between calls:
+    # the key expires 1 to 2 s after the bucket is full again (a second boundary).
+    with RedisTokenBucket(redis_url, "idle", rate=0.01, burst=1) as bucket:
         assert bucket.try_acquire()
-        assert 0 < redis_client.pttl(bucket.key) <= 2100
+        assert 0.998 < _expiry_after_state(redis_client, bucket.key, _latest_tat) < 2.002
     # The queue exists only while a reservation waits, and ends with its last one.
     async with RedisTokenBucket(redis_url, "idle-queue", rate=0.1, burst=1, clock=clock) as bucket:
         assert await bucket.acquire_async()
         waiter = asyncio.create_task(bucket.acquire_async())
         await _until_sleeping(clock)
-        assert 10_000 < redis_client.pttl(bucket.queue_key) <= 12_100
+        # Two seconds after the last waiter's grant (to the millisecond).
+        beyond = _expiry_after_state(redis_client, bucket.queue_key, _latest_grant)
+        assert 1.998 < beyond < 2.003
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
         assert redis_client.exists(bucket.queue_key) == 0
         assert bucket.stats.cancelled == 1
+
+
+def _latest_tat(state: bytes) -> float:
+    """The latest theoretical arrival time in a bucket's state, in seconds of Redis TIME."""
+    return max(int(value) for value in state.split()) / 1e6
+
+
+def _latest_grant(queue: bytes) -> float:
+    """The latest grant time in a one-window queue (``id base`` then 4 fields per waiter)."""
+    fields = queue.split()
+    return max(float(grant) for grant in fields[3::4]) / 1e6
+
+
+def _expiry_after_state(client: redis.Redis, key: str, latest: Callable[[bytes], float]) -> float:
+    """Seconds from the latest time ``key``'s state names to the key's expiry.
+
+    TIME, PTTL and GET run in one transaction, so they see the same instant
+    whenever the test gets to run them.
+    """
+    with client.pipeline(transaction=True) as pipe:
+        pipe.time()
+        pipe.pttl(key)
+        pipe.get(key)
+        (seconds, micros), pttl, state = pipe.execute()
+    assert pttl > 0
+    assert state is not None
+    expires: float = seconds + micros / 1e6 + pttl / 1e3
+    # PTTL counts whole milliseconds: the result is good to a millisecond or two.
+    return expires - latest(state)
 
 
 def test_processes_sharing_a_key_share_one_limit(redis_url: str) -> None:
@@ -655,3 +694,122 @@ def test_redis_bucket_answers_from_the_fallback_while_redis_is_down(
     assert bucket.stats.denied == 1
     bucket.reconfigure(2, 8)
     assert bucket.fallback.rate == 0.5
+
+
+# -- the Redis link: clients, gate, translation -----------------------------------------
+
+
+def _connected(server: RedisServer) -> int:
+    """Clients connected to ``server``, not counting the one asking."""
+    with server.client() as client:
+        return len(client.client_list()) - 1
+
+
+def test_a_url_bucket_closes_the_client_of_an_event_loop_that_ended(
+    fault_redis: RedisServer,
+) -> None:
+    bucket = RedisTokenBucket(fault_redis.url, "loops", rate=100, burst=100)
+    assert asyncio.run(bucket.acquire_async())
+    assert _connected(fault_redis) == 1
+    assert asyncio.run(bucket.acquire_async())  # a second loop: its own client
+    # The first loop's client was closed when the second loop asked for its own.
+    assert _connected(fault_redis) == 1
+    assert bucket.try_acquire()
+    bucket.close()
+    assert _connected(fault_redis) == 0
+
+
+def test_the_gate_can_be_injected_and_shared(redis_url: str) -> None:
+    gate = BackendHealth("shared")
+    a = RedisTokenBucket(redis_url, "a", 1, 1, health=gate)
+    b = RedisTokenBucket(redis_url, "b", 1, 1, health=gate)
+    assert a.health is gate is b.health
+    with pytest.raises(ConfigError, match="health"):
+        RedisTokenBucket(redis_url, "c", 1, 1, health=object())  # type: ignore[call-overload]
+
+
+def test_the_older_keyword_client_or_url_still_works(redis_url: str) -> None:
+    with pytest.warns(DeprecationWarning, match="url_or_client"):
+        bucket = RedisTokenBucket(client_or_url=redis_url, key="old", rate=1, burst=1)
+    assert bucket.try_acquire()
+    bucket.close()
+    with pytest.raises(TypeError, match="url_or_client"):
+        RedisTokenBucket(redis_url, "k", 1, 1, client_or_url=redis_url)  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="key"):
+        RedisTokenBucket(client_or_url=redis_url)  # type: ignore[call-overload]
+
+
+def test_a_passed_in_client_is_left_open(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    bucket = RedisTokenBucket(client, "mine", rate=1, burst=1)
+    assert bucket.try_acquire()
+    bucket.close()
+    assert client.ping()
+    client.close()
+
+
+# -- a registry on Redis: one link for every source ------------------------------------
+
+
+def test_a_redis_limiter_gives_every_source_a_shared_bucket(redis_url: str) -> None:
+    configs = {"massive": RateLimitConfig(0.1, 2), "xai": RateLimitConfig(0.1, 1)}
+    one = RateLimiter(configs, redis=redis_url)
+    other = RateLimiter(configs, redis=redis_url)  # another process
+    assert isinstance(one.get("massive"), RedisTokenBucket)
+    assert one.try_acquire("massive")
+    assert other.try_acquire("massive")
+    assert not one.try_acquire("massive")
+    assert other.try_acquire("xai")
+    assert not one.try_acquire("xai")
+    stats = one.stats["massive"]
+    assert isinstance(stats, RedisBucketStats)
+    assert stats.redis_calls == 2
+    one.close()
+    other.close()
+
+
+def test_a_redis_limiter_opens_one_client_for_all_its_sources(fault_redis: RedisServer) -> None:
+    configs = {name: RateLimitConfig(100, 100) for name in ("a", "b", "c", "d")}
+    limiter = RateLimiter(configs, default=RateLimitConfig(1, 1), redis=fault_redis.url)
+    for name in (*configs, "unknown"):
+        assert limiter.try_acquire(name)
+    assert _connected(fault_redis) == 1  # one client, one pool, one connection in use
+
+    async def use() -> None:
+        for name in configs:
+            await limiter.wait_for_permission(name)
+
+    asyncio.run(use())
+    assert _connected(fault_redis) == 2  # and one asyncio client for the loop
+    limiter.close()
+    assert _connected(fault_redis) == 0
+
+
+def test_a_redis_limiter_has_one_gate_for_all_its_sources(
+    fault_redis: RedisServer, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    configs = {name: RateLimitConfig(10, 8) for name in ("a", "b", "c")}
+    limiter = RateLimiter(configs, redis=fault_redis.url, clock=clock)
+    assert all(limiter.try_acquire(name) for name in configs)
+    fault_redis.kill()
+    caplog.set_level(logging.INFO, logger="argo_perf.backend")
+    for name in configs:  # one failure each: three in a row for the one gate
+        limiter.try_acquire(name)
+    buckets = [limiter.get(name) for name in configs]
+    assert all(isinstance(b, RedisTokenBucket) and b.backend == "memory" for b in buckets)
+    assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
+    fault_redis.start()
+    clock.advance(1.0)
+    assert limiter.try_acquire("b")  # one probe brings every source back
+    assert all(isinstance(b, RedisTokenBucket) and b.backend == "redis" for b in buckets)
+    assert len([r for r in caplog.records if "reachable again" in r.getMessage()]) == 1
+    limiter.close()
+
+
+async def test_a_redis_limiter_waits_and_reports_on_the_async_face(redis_url: str) -> None:
+    limiter = RateLimiter({"sonar": RateLimitConfig(0.01, 1)}, redis=redis_url)
+    await limiter.wait_for_permission("sonar", timeout=0)
+    with pytest.raises(RateLimitExceeded) as info:
+        await limiter.wait_for_permission("sonar", timeout=1)
+    assert info.value.retry_after == pytest.approx(100, abs=0.5)
+    await limiter.aclose()

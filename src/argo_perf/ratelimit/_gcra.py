@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _validate as check
 from ..errors import ConfigError
 
 # Grants within a nanosecond of their due time count as due: repeated float
@@ -39,28 +40,11 @@ from ..errors import ConfigError
 _EPSILON = 1e-9
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_rate(name: str, value: object) -> float:
-    if not _is_number(value) or not (0 < value < math.inf):  # type: ignore[operator]
-        raise ConfigError(name, value, "must be a positive, finite number per second")
-    return float(value)  # type: ignore[arg-type]
-
-
-def _check_burst(name: str, value: object) -> float:
-    if not _is_number(value) or not (1 <= value < math.inf):  # type: ignore[operator]
-        raise ConfigError(name, value, "must be a finite number >= 1")
-    return float(value)  # type: ignore[arg-type]
-
-
 def _check_timeout(timeout: float | None) -> float:
+    """An acquire's ``timeout``: seconds >= 0, None (or ``math.inf``) for no limit."""
     if timeout is None:
         return math.inf
-    if not _is_number(timeout) or math.isnan(timeout) or timeout < 0:
-        raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
-    return float(timeout)
+    return check.non_negative_seconds_or_inf("timeout", timeout)
 
 
 @dataclass(frozen=True)
@@ -85,9 +69,8 @@ class Quota:
     """Seconds."""
 
     def __post_init__(self) -> None:
-        _check_burst("limit", self.limit)
-        if not _is_number(self.period) or not (0 < self.period < math.inf):
-            raise ConfigError("period", self.period, "must be a positive, finite number of seconds")
+        check.at_least("limit", self.limit, 1)
+        check.positive_seconds("period", self.period)
 
     @property
     def rate(self) -> float:

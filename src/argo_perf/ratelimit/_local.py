@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterable
 
+from .. import _validate as check
 from ..clock import Clock, SystemClock
 from ._gcra import (
     _EPSILON,
     Quota,
-    _check_burst,
-    _check_rate,
     _check_timeout,
-    _is_number,
     _Reservation,
     _TokenMath,
     _windows,
@@ -76,8 +73,8 @@ class TokenBucket:
         quotas: Iterable[Quota] = (),
         clock: Clock | None = None,
     ) -> None:
-        self.rate = _check_rate("rate", rate)
-        self.burst = _check_burst("burst", burst)
+        self.rate = check.rate("rate", rate)
+        self.burst = check.at_least("burst", burst, 1)
         self.quotas = tuple(quotas)
         self._clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
@@ -159,7 +156,7 @@ class TokenBucket:
         """Decide an acquire: 0.0 granted, < 0 denied, or the wait of its reservation."""
         if not 0 < tokens <= self._max:
             raise self._too_many(tokens)
-        max_wait = math.inf if timeout is None else _check_timeout(timeout)
+        max_wait = _check_timeout(timeout)
         counters = self._counters
         lock = self._lock
         lock.acquire()
@@ -223,11 +220,11 @@ class TokenBucket:
         waiters already queued: these move to after it, in arrival order. At
         the end of the penalty one token is available and the bucket refills at
         its rate; a penalty never shortens an earlier, longer one.
+
+        Raises:
+            ConfigError: ``retry_after`` is negative or not finite (a `ValueError`).
         """
-        if not _is_number(retry_after) or not 0 <= retry_after < math.inf:
-            raise ValueError(
-                f"retry_after must be a finite number of seconds >= 0, got {retry_after!r}"
-            )
+        retry_after = check.non_negative_seconds("retry_after", retry_after)
         with self._lock:
             self._counters.penalties += 1
             self._math.penalize(self._clock.monotonic(), retry_after)
@@ -242,8 +239,8 @@ class TokenBucket:
         Raises:
             ConfigError: as the constructor.
         """
-        rate = _check_rate("rate", rate)
-        burst = _check_burst("burst", burst)
+        rate = check.rate("rate", rate)
+        burst = check.at_least("burst", burst, 1)
         quotas = tuple(quotas)
         windows = _windows(rate, burst, quotas)
         with self._lock:

@@ -6,27 +6,26 @@ import asyncio
 import hashlib
 import logging
 import math
+import warnings
 from collections.abc import Iterable
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from redis.exceptions import NoScriptError
 
+from .. import _validate as check
 from .._redis import (
     REDIS_ERRORS,
     Admission,
     AsyncRedisClient,
     BackendHealth,
+    RedisLink,
     SyncRedisClient,
-    async_client,
-    describe_client,
     is_outage,
-    redact_url,
-    sync_client,
 )
 from ..clock import Clock, SystemClock
 from ..errors import ConfigError
-from ._gcra import Quota, _check_burst, _check_rate, _check_timeout, _is_number, _windows
+from ._gcra import Quota, _check_timeout, _windows
 from ._local import TokenBucket, _Counters
 from ._stats import RedisBucketStats
 
@@ -80,13 +79,16 @@ class RedisTokenBucket:
       blocked on a dead server; it returns to Redis by itself when a probe
       succeeds.
 
-    ``client_or_url`` is a URL (both the sync and the async faces work; the
-    clients get 50 ms timeouts and no hidden retries), a sync redis-py client
-    (sync face only) or an asyncio one (async face only). A face without a
-    client raises :class:`TypeError`.
+    ``url_or_client`` is a URL (both the sync and the async faces work; the
+    clients get 50 ms timeouts, no hidden retries and a bounded pool, and the
+    asyncio face gets one client per event loop, the client of a loop that
+    ended being closed), a sync redis-py client (sync face only) or an asyncio
+    one (async face only); a client passed in is never closed by the bucket.
+    A face without a client raises `TypeError`. The older keyword
+    ``client_or_url=`` still works, with a `DeprecationWarning`.
 
     Args:
-        client_or_url: ``redis://...`` URL or a redis-py client.
+        url_or_client: ``redis://...`` URL or a redis-py client.
         key: the bucket's name; every process using the same key and Redis
             shares the limit (they should agree on ``rate``, ``burst`` and
             ``quotas``).
@@ -96,12 +98,13 @@ class RedisTokenBucket:
         prefix: key prefix (default ``"argo_perf:ratelimit:"``).
         fallback_share: fraction of rate and burst the local fallback bucket
             gets (default 0.25, in (0, 1]); e.g. 1 / number of processes.
-        health: a :class:`~argo_perf._redis.BackendHealth` gate to share with
-            other Redis-backed objects on the same server (default: its own).
+        health: a `BackendHealth` gate to share with other Redis-backed
+            objects on the same server (default: its own).
         clock: sleeper for waits and the fallback bucket's time.
 
     Raises:
-        ConfigError: bad URL, key, rate, burst, quotas or share.
+        ConfigError: bad URL, key, rate, burst, quotas, share or health.
+        TypeError: ``url_or_client``, ``key``, ``rate`` or ``burst`` missing.
 
     Example:
         >>> bucket = RedisTokenBucket("redis://localhost:6379/0", "vendor:massive", 5, 10)
@@ -109,9 +112,10 @@ class RedisTokenBucket:
         True
     """
 
+    @overload
     def __init__(
         self,
-        client_or_url: str | SyncRedisClient | AsyncRedisClient,
+        url_or_client: str | SyncRedisClient | AsyncRedisClient,
         key: str,
         rate: float,
         burst: float,
@@ -121,38 +125,61 @@ class RedisTokenBucket:
         fallback_share: float = 0.25,
         health: BackendHealth | None = None,
         clock: Clock | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        *,
+        client_or_url: str | SyncRedisClient | AsyncRedisClient,
+        key: str,
+        rate: float,
+        burst: float,
+        quotas: Iterable[Quota] = (),
+        prefix: str = "argo_perf:ratelimit:",
+        fallback_share: float = 0.25,
+        health: BackendHealth | None = None,
+        clock: Clock | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        url_or_client: str | SyncRedisClient | AsyncRedisClient | RedisLink | None = None,
+        key: str | None = None,
+        rate: float | None = None,
+        burst: float | None = None,
+        *,
+        quotas: Iterable[Quota] = (),
+        prefix: str = "argo_perf:ratelimit:",
+        fallback_share: float = 0.25,
+        health: BackendHealth | None = None,
+        clock: Clock | None = None,
+        client_or_url: str | SyncRedisClient | AsyncRedisClient | None = None,
     ) -> None:
+        if key is None or rate is None or burst is None:
+            missing = [n for n, v in (("key", key), ("rate", rate), ("burst", burst)) if v is None]
+            raise TypeError(f"RedisTokenBucket() missing required arguments: {missing}")
+        url_or_client = _target_argument(url_or_client, client_or_url)
         if not isinstance(key, str) or not key:
             raise ConfigError("key", key, "must be a non-empty string")
         if not isinstance(prefix, str):
             raise ConfigError("prefix", prefix, "must be a string")
-        if not _is_number(fallback_share) or not (0 < fallback_share <= 1):
-            raise ConfigError("fallback_share", fallback_share, "must be in (0, 1]")
-        rate = _check_rate("rate", rate)
-        burst = _check_burst("burst", burst)
+        self.fallback_share = check.share("fallback_share", fallback_share)
+        rate = check.rate("rate", rate)
+        burst = check.at_least("burst", burst, 1)
         quotas = tuple(quotas)
         windows = _windows(rate, burst, quotas)
         self._clock = clock if clock is not None else SystemClock()
         self.key = f"{prefix}{{{key}}}"
         self.queue_key = f"{self.key}:queue"  # the same hash slot: one script may use both
-        self._sync: SyncRedisClient | None = None
-        self._async: AsyncRedisClient | None = None
-        self._url: str | None = None
-        self._owned = False
-        self._async_loop: asyncio.AbstractEventLoop | None = None
-        if isinstance(client_or_url, str):
-            self._sync, self._owned = sync_client(client_or_url)
-            self._url = client_or_url
-            target = redact_url(client_or_url)
+        # A link passed in (a registry's, shared by its buckets) belongs to whoever made it.
+        self._owns_link = not isinstance(url_or_client, RedisLink)
+        if isinstance(url_or_client, RedisLink):
+            self._link = url_or_client
         else:
-            try:
-                self._sync, self._owned = sync_client(client_or_url)  # type: ignore[arg-type]
-            except ConfigError:
-                self._async, self._owned = async_client(client_or_url)  # type: ignore[arg-type]
-            target = describe_client(self._sync or self._async)  # type: ignore[arg-type]
-        self.target = target
-        self.health = health if health is not None else BackendHealth(target, clock=self._clock)
-        self.fallback_share = float(fallback_share)
+            self._link = RedisLink(url_or_client, health=health, clock=self._clock)
+        self.target = self._link.target
+        self.health = self._link.health
         share_rate, share_burst, share_quotas = self._fallback_config(rate, burst, quotas)
         self.fallback = TokenBucket(share_rate, share_burst, quotas=share_quotas, clock=self._clock)
         self._counters = _RedisCounters()
@@ -221,28 +248,17 @@ class RedisTokenBucket:
         return None
 
     def _failed(self, exc: BaseException) -> None:
+        """A Redis error: the link classifies it for the gate; the bucket counts it."""
         self._counters.errors += 1
-        if is_outage(exc):
-            self.health.record_failure(exc)
-        else:
-            # Redis answered (WRONGTYPE, OOM ...): it is up. Telling the gate also ends
-            # a probe that got this answer, which would otherwise never probe again.
-            self.health.record_success()
+        self._link.failed(exc)
+        if not is_outage(exc):  # Redis answered (WRONGTYPE, OOM ...): worth a line
             logger.warning("redis at %s: rate limit script failed: %s", self.target, exc)
-
-    def _interrupted(self, exc: BaseException) -> None:
-        # A call cancelled or interrupted midway says nothing about Redis, but when it
-        # was the gate's probe the gate must hear back, or it would skip Redis for good.
-        if not self.health.available:
-            self.health.record_failure(exc)
 
     def _call(self, args: list[Any]) -> float | _Queued | None:
         """Run the script (sync); None when Redis is skipped or failed."""
-        client = self._sync
-        if client is None:
-            raise TypeError(f"{self!r} has no sync client; pass a URL or a redis.Redis")
-        health = self.health
-        if not health.available and health.admit() is Admission.SKIP:
+        link = self._link
+        client = link.sync_client()
+        if link.admit() is Admission.SKIP:
             return None
         try:
             try:
@@ -254,16 +270,17 @@ class RedisTokenBucket:
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return None
-        except BaseException as exc:
-            self._interrupted(exc)
+        except BaseException as exc:  # interrupted: a probe is given back
+            link.failed(exc)
             raise
-        health.record_success()
+        link.succeeded()
         return self._reply(reply)
 
     async def _call_async(self, args: list[Any]) -> float | _Queued | None:
         """Run the script (asyncio); None when Redis is skipped or failed."""
-        client = self._async_client()
-        if self.health.admit() is Admission.SKIP:
+        link = self._link
+        client = link.async_client()
+        if link.admit() is Admission.SKIP:
             return None
         try:
             try:
@@ -275,25 +292,11 @@ class RedisTokenBucket:
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return None
-        except BaseException as exc:  # e.g. the caller's task cancelled
-            self._interrupted(exc)
+        except BaseException as exc:  # e.g. the caller's task cancelled: a probe is given back
+            link.failed(exc)
             raise
-        self.health.record_success()
+        link.succeeded()
         return self._reply(reply)
-
-    def _async_client(self) -> AsyncRedisClient:
-        if self._url is None:
-            if self._async is None:
-                raise TypeError(
-                    f"{self!r} has no asyncio client; pass a URL or a redis.asyncio.Redis"
-                )
-            return self._async
-        # A client built from a URL belongs to the event loop it first ran on.
-        loop = asyncio.get_running_loop()
-        if self._async is None or self._async_loop is not loop:
-            self._async, _ = async_client(self._url)
-            self._async_loop = loop
-        return self._async
 
     # -- the public surface ---------------------------------------------------
 
@@ -424,7 +427,7 @@ class RedisTokenBucket:
         """
         self.fallback.penalize(retry_after)
         self._counters.penalties += 1
-        if self._sync is not None:
+        if self._link.has_sync:
             self._call(self._args(b"p", retry_after * 1e6, 0.0))
 
     async def penalize_async(self, retry_after: float) -> None:
@@ -435,8 +438,8 @@ class RedisTokenBucket:
 
     def _rescale_args(self, rate: float, burst: float, quotas: Iterable[Quota]) -> list[Any]:
         """Switch to the new windows (the fallback too); the script call that rescales Redis."""
-        rate = _check_rate("rate", rate)
-        burst = _check_burst("burst", burst)
+        rate = check.rate("rate", rate)
+        burst = check.at_least("burst", burst, 1)
         quotas = tuple(quotas)
         windows = _windows(rate, burst, quotas)
         old = b" ".join(self._windows_args)
@@ -458,7 +461,7 @@ class RedisTokenBucket:
             ConfigError: as the constructor.
         """
         args = self._rescale_args(rate, burst, quotas)
-        if self._sync is not None:
+        if self._link.has_sync:
             self._call(args)
 
     async def reconfigure_async(
@@ -491,15 +494,17 @@ class RedisTokenBucket:
         return "redis" if self.health.available else "memory"
 
     def close(self) -> None:
-        """Close the sync client if this bucket created it."""
-        if self._owned and self._sync is not None:
-            self._sync.close()
+        """Close the clients this bucket built from a URL (a client passed in stays open).
+
+        A bucket of a `RateLimiter` shares the registry's clients: close the registry.
+        """
+        if self._owns_link:
+            self._link.close()
 
     async def aclose(self) -> None:
-        """Close the asyncio client if this bucket created it."""
-        if (self._owned or self._url is not None) and self._async is not None:
-            await self._async.aclose()
-            self._async = None
+        """As `close`, awaiting the running event loop's asyncio client."""
+        if self._owns_link:
+            await self._link.aclose()
 
     def __enter__(self) -> RedisTokenBucket:
         return self
@@ -556,3 +561,22 @@ class _Waiter:
         else:
             self._bucket._counters.granted += 1
         self.sleep = wait
+
+
+def _target_argument(
+    url_or_client: str | SyncRedisClient | AsyncRedisClient | RedisLink | None,
+    client_or_url: str | SyncRedisClient | AsyncRedisClient | None,
+) -> str | SyncRedisClient | AsyncRedisClient | RedisLink:
+    """The first argument, given by its name or by the older keyword ``client_or_url``."""
+    if client_or_url is None:
+        if url_or_client is None:
+            raise TypeError("RedisTokenBucket() missing required argument: 'url_or_client'")
+        return url_or_client
+    if url_or_client is not None:
+        raise TypeError("RedisTokenBucket() got url_or_client and client_or_url; pass one")
+    warnings.warn(
+        "RedisTokenBucket(client_or_url=...) is deprecated; the argument is named url_or_client",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return client_or_url

@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, cast
 
+from .. import _validate as check
+from .._redis import AsyncRedisClient, BackendHealth, RedisLink, SyncRedisClient
 from ..clock import Clock, SystemClock
 from ..errors import ConfigError, RateLimitExceeded
-from ._gcra import Quota, _check_burst, _check_rate, _known_keys
+from ._gcra import Quota, _known_keys
 from ._local import TokenBucket
+from ._redis import RedisTokenBucket
 from ._stats import BucketStats
+
+Bucket: TypeAlias = TokenBucket | RedisTokenBucket
+"""What a `RateLimiter` holds per source: in process, or in Redis with ``redis=``."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,8 @@ class RateLimitConfig:
     quotas: tuple[Quota, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        _check_rate("requests_per_second", self.requests_per_second)
-        _check_burst("burst_size", self.burst_size)
+        check.rate("requests_per_second", self.requests_per_second)
+        check.at_least("burst_size", self.burst_size, 1)
         if not isinstance(self.quotas, tuple):
             object.__setattr__(self, "quotas", tuple(self.quotas))
         for quota in self.quotas:
@@ -94,12 +100,25 @@ class RateLimiter:
         default: the limit of a source that is not configured, each such
             source getting a bucket of its own. None (the default): an
             unknown source is a :class:`ConfigError`, never an unlimited source.
+        redis: a ``redis://`` URL or a redis-py client (sync or asyncio): every
+            source's bucket is then a `RedisTokenBucket` keyed by the source
+            name, so every process and host using the same Redis shares each
+            source's limit. All the sources share one link to Redis: one client
+            (one per event loop for the asyncio face of a URL), one bounded
+            pool and one health gate, so an outage is seen (and logged) once
+            and one probe brings every source back. None (the default): the
+            buckets are in process.
+        health: the gate of the Redis link, to share with other Redis-backed
+            objects on the same server (default: its own; only with ``redis``).
         clock: time source of every bucket.
 
-    Thread-safe; sources are independent (one source's waiters never delay another's).
+    Thread-safe; sources are independent (one source's waiters never delay
+    another's). With ``redis``, `close` (or `aclose`) closes the clients it
+    built from a URL.
 
     Raises:
-        ConfigError: a bad config, or (on use) an unknown source without a default.
+        ConfigError: a bad config, a bad ``redis`` URL or client, or (on use)
+            an unknown source without a default.
 
     Example:
         >>> limiter = RateLimiter({"massive": {"requests_per_second": 5, "burst_size": 10}})
@@ -116,6 +135,8 @@ class RateLimiter:
         configs: Mapping[str, RateLimitConfig | Mapping[str, Any]] | None = None,
         *,
         default: RateLimitConfig | Mapping[str, Any] | None = None,
+        redis: str | SyncRedisClient | AsyncRedisClient | None = None,
+        health: BackendHealth | None = None,
         clock: Clock | None = None,
     ) -> None:
         if configs is None:
@@ -126,24 +147,41 @@ class RateLimiter:
         self.default = None if default is None else _as_config("default", default)
         self._lock = threading.Lock()
         self._configs: dict[str, RateLimitConfig] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[str, Bucket] = {}
+        if redis is None and health is not None:
+            raise ConfigError("health", type(health).__name__, "needs redis= (a URL or a client)")
+        # One link for every source: one client and pool, one gate.
+        self._link = None if redis is None else RedisLink(redis, health=health, clock=self._clock)
         for source, value in configs.items():
             if not isinstance(source, str) or not source:
                 raise ConfigError("source", source, "must be a non-empty string")
             self._add(source, _as_config(source, value))
 
-    def _add(self, source: str, config: RateLimitConfig) -> TokenBucket:
-        bucket = TokenBucket(
-            config.requests_per_second,
-            config.burst_size,
-            quotas=config.quotas,
-            clock=self._clock,
-        )
+    def _add(self, source: str, config: RateLimitConfig) -> Bucket:
+        bucket: Bucket
+        if self._link is None:
+            bucket = TokenBucket(
+                config.requests_per_second,
+                config.burst_size,
+                quotas=config.quotas,
+                clock=self._clock,
+            )
+        else:
+            # The shared link goes where a URL or client would (the bucket then
+            # leaves closing it to this registry).
+            bucket = RedisTokenBucket(
+                cast(Any, self._link),
+                source,
+                config.requests_per_second,
+                config.burst_size,
+                quotas=config.quotas,
+                clock=self._clock,
+            )
         self._configs[source] = config
         self._buckets[source] = bucket
         return bucket
 
-    def get(self, source: str) -> TokenBucket:
+    def get(self, source: str) -> Bucket:
         """The bucket of ``source`` (built from ``default`` on first use when unknown).
 
         Raises:
@@ -163,7 +201,7 @@ class RateLimiter:
                 ) from None
             return self._add(source, self.default)
 
-    def bucket(self, source: str) -> TokenBucket:
+    def bucket(self, source: str) -> Bucket:
         """The older name of `get`."""
         return self.get(source)
 
@@ -220,8 +258,11 @@ class RateLimiter:
             ...     return await client.get(symbol)
         """
         bucket = self.get(source)
-        if not await bucket.acquire_async(tokens, timeout):
-            raise RateLimitExceeded(source, bucket.wait_time(tokens))
+        if await bucket.acquire_async(tokens, timeout):
+            return
+        if isinstance(bucket, RedisTokenBucket):
+            raise RateLimitExceeded(source, await bucket.wait_time_async(tokens))
+        raise RateLimitExceeded(source, bucket.wait_time(tokens))
 
     def wait_for_permission_sync(
         self, source: str, timeout: float | None = None, tokens: float = 1
@@ -268,8 +309,19 @@ class RateLimiter:
         """Grant ``source`` nothing for ``retry_after`` seconds (a 429 with Retry-After)."""
         self.get(source).penalize(retry_after)
 
+    def close(self) -> None:
+        """Close the Redis clients built from the ``redis`` URL (a client passed in stays open)."""
+        if self._link is not None:
+            self._link.close()
+
+    async def aclose(self) -> None:
+        """As `close`, awaiting the running event loop's asyncio client."""
+        if self._link is not None:
+            await self._link.aclose()
+
     def __repr__(self) -> str:
-        return f"RateLimiter(sources={self.names()!r})"
+        backend = "" if self._link is None else f", redis={self._link.target!r}"
+        return f"RateLimiter(sources={self.names()!r}{backend})"
 
 
 _default_limiter: RateLimiter | None = None
