@@ -611,8 +611,14 @@ def test_the_script_decides_as_the_local_arithmetic(
     async def scenario() -> None:
         clock = ManualClock()
         rate, size = 0.001, burst
+        # A generous socket timeout: a starved CPU must not turn a reply into the fallback's.
         bucket = RedisTokenBucket(
-            redis_url, f"model-{next(_counter)}", rate, size, quotas=quotas_for(size), clock=clock
+            f"{redis_url}?socket_timeout=1.0",
+            f"model-{next(_counter)}",
+            rate,
+            size,
+            quotas=quotas_for(size),
+            clock=clock,
         )
         local = _TokenMath(_windows(rate, size, quotas_for(size)), float(most(size)))
         queued: list[tuple[asyncio.Task[bool], object]] = []
