@@ -596,8 +596,12 @@ def test_reconfigure_and_penalize_through_the_registry(clock: ManualClock) -> No
     assert not limiter.try_acquire("massive")
     clock.advance(1)
     assert limiter.try_acquire("massive")
-    limiter.reconfigure("sonar", RateLimitConfig(1, 5))
+    with pytest.raises(ConfigError, match=r"known: \['massive'\]\), got 'sonar'"):
+        limiter.reconfigure("sonar", RateLimitConfig(1, 5))
+    limiter.configure("sonar", RateLimitConfig(1, 5))
     assert limiter.try_acquire("sonar", 5)
+    limiter.reconfigure("sonar", RateLimitConfig(1, 2))
+    assert limiter.config("sonar") == RateLimitConfig(1, 2)
 
 
 # -- penalties hold for waiters already queued ------------------------------------------

@@ -293,16 +293,22 @@ class RateLimiter:
             self._configs[source] = new
 
     def reconfigure(self, source: str, config: RateLimitConfig | Mapping[str, Any]) -> None:
-        """Change the limit of ``source`` at run time (as `configure`, adding it when new).
+        """Change the limit of a known ``source`` at run time.
 
         What has been spent stays spent: tokens taken count against the new
         burst and are paid back at the new rate; reconfiguring refills nothing.
-        It adds an unknown source, as it always has; `configure` is the name
-        that says so.
+        Use `configure` to add a source.
 
         Raises:
-            ConfigError: a bad config or source name.
+            ConfigError: a bad config, or ``source`` is not configured (the
+                message lists the known sources).
         """
+        with self._lock:
+            known = source in self._buckets
+        if not known:
+            raise ConfigError(
+                "source", source, f"is not configured (known: {sorted(self._buckets)})"
+            )
         self.configure(source, config)
 
     def penalize(self, source: str, retry_after: float) -> None:
