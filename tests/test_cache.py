@@ -32,6 +32,7 @@ from argo_perf import (
     cached,
     get_redis_cache,
 )
+from argo_perf._redis import PROBE_THREAD_NAME, BackendHealth
 from argo_perf.cache import USE_DEFAULT, _reset_default_cache
 from argo_perf.cache._envelope import _HEAD, _MAGIC, _TIMES
 from argo_perf.testing import RedisServer
@@ -53,7 +54,7 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 def join_probe(cache: RedisCache) -> None:
     """Wait for the cache's background probe (a thread named for it) to report."""
-    probes = [t for t in threading.enumerate() if t.name == "argo-perf-cache-probe"]
+    probes = [t for t in threading.enumerate() if t.name == PROBE_THREAD_NAME]
     assert probes
     for thread in probes:
         thread.join(5.0)
@@ -183,6 +184,11 @@ def test_delete_and_clear_by_prefix_in_memory(clock: ManualClock) -> None:
         ({"failure_threshold": 2.5}, "failure_threshold"),
         ({"failure_threshold": "3"}, "failure_threshold"),
         ({"early_refresh": float("inf")}, "early_refresh"),
+        ({"socket_timeout": 0}, "socket_timeout"),
+        ({"socket_timeout": float("inf")}, "socket_timeout"),
+        ({"connect_timeout": "1"}, "connect_timeout"),
+        ({"local_ttl": float("nan")}, "local_ttl"),
+        ({"health": object()}, "health"),
     ],
 )
 def test_bad_configuration_names_the_parameter(kwargs: dict[str, Any], parameter: str) -> None:
@@ -1401,3 +1407,79 @@ def test_a_probe_thread_that_cannot_start_neither_raises_nor_strands_the_gate(
     assert cache.get("AAPL") is None  # the next probe is handed out again
     join_probe(cache)
     assert cache.backend == "redis"
+
+
+# -- the Redis link: a shared gate, per-loop clients, public gate stats ------------------
+
+
+def test_caches_sharing_a_gate_skip_redis_together(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    gate = BackendHealth("shared", failure_threshold=1, clock=clock)
+    first = RedisCache(fault_redis.url, **ROOMY, clock=clock, health=gate)
+    second = RedisCache(fault_redis.url, **ROOMY, clock=clock, health=gate, namespace="other")
+    fault_redis.kill()
+    assert first.get("AAPL") is None  # one outage takes the shared gate down ...
+    assert second.backend == "memory"
+    assert second.get("AAPL") is None  # ... and the other cache skips Redis at once
+    assert second.stats.redis_errors == 0
+    assert second.stats.short_circuited == 1
+    fault_redis.start()
+    clock.advance(1.0)
+    second.get("AAPL")  # hands out the probe: a background PING for both
+    join_probe(second)
+    assert first.backend == "redis"
+    assert first.stats.backend_transitions == 2  # down, then up again
+
+
+def test_backend_transitions_count_the_gate_changes(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    assert RedisCache(clock=clock).stats.backend_transitions == 0  # memory-only
+    cache = RedisCache(fault_redis.url, **ROOMY, clock=clock, failure_threshold=1)
+    assert cache.set("AAPL", 1.0) is True
+    assert cache.stats.backend_transitions == 0
+    fault_redis.kill()
+    assert cache.set("AAPL", 2.0) is False
+    assert cache.stats.backend_transitions == 1
+    fault_redis.start()
+    clock.advance(1.0)
+    assert cache.get("MSFT") is None
+    join_probe(cache)
+    assert cache.stats.backend_transitions == 2
+
+
+def test_an_async_cache_from_a_url_works_on_each_event_loop(redis_server: RedisServer) -> None:
+    cache = AsyncRedisCache(redis_server.url, **ROOMY, maxsize=0)  # every read asks Redis
+
+    async def write() -> bool:
+        return await cache.set("loops:AAPL", 231.5)
+
+    async def read() -> Any:
+        return await cache.get("loops:AAPL")
+
+    async def finish() -> None:
+        await cache.delete("loops:AAPL")
+        await cache.close()
+
+    assert asyncio.run(write()) is True
+    assert asyncio.run(read()) == 231.5  # a new loop: its own client, not the closed loop's
+    asyncio.run(finish())
+    assert cache.stats.redis_errors == 0
+    assert cache.backend == "redis"
+
+
+async def test_an_async_probe_is_a_task_on_the_callers_loop(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    cache = AsyncRedisCache(fault_redis.url, **ROOMY, clock=clock, failure_threshold=1)
+    fault_redis.kill()
+    assert await cache.get("AAPL") is None
+    fault_redis.start()
+    clock.advance(1.0)
+    assert await cache.get("AAPL") is None  # skipped: the probe runs in a task meanwhile
+    assert not any(t.name == PROBE_THREAD_NAME for t in threading.enumerate())
+    await join_async_probe(cache)
+    assert cache.backend == "redis"
+    assert cache.stats.redis_errors == 1  # the probe is not a caller's request
+    await cache.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import threading
 
 import pytest
 import redis
@@ -12,7 +13,7 @@ import redis.asyncio
 from redis.exceptions import RedisClusterException
 
 from argo_perf import BackendError, ConfigError, ManualClock
-from argo_perf._redis import Admission, BackendHealth, RedisLink
+from argo_perf._redis import PROBE_THREAD_NAME, Admission, BackendHealth, RedisLink
 from argo_perf.testing import RedisServer, TcpProxy
 
 SECRET = "s3cr#t/pw"
@@ -172,11 +173,11 @@ def test_an_interrupted_probe_is_given_back() -> None:
     link = RedisLink("redis://127.0.0.1/0", failure_threshold=1, probe_interval=1.0, clock=clock)
     link.failed(redis.ConnectionError("refused"))
     clock.advance(1.0)
-    assert link.admit() is Admission.PROBE
-    link.failed(asyncio.CancelledError())  # says nothing about Redis
+    assert link.health.admit() is Admission.PROBE  # the gate hands out the interval's probe
+    link.failed(asyncio.CancelledError())  # the probe was cancelled: says nothing about Redis
     assert not link.health.available
     clock.advance(1.0)
-    assert link.admit() is Admission.PROBE  # a new probe: the lost one did not wedge the gate
+    assert link.health.admit() is Admission.PROBE  # a new probe: the lost one did not wedge it
     link.close()
 
 
@@ -190,37 +191,211 @@ def test_a_client_side_error_while_up_does_not_count() -> None:
 # -- the probe rule, against a real server -------------------------------------------
 
 
-def test_the_callers_own_request_is_the_probe(redis_server: RedisServer) -> None:
+def join_probe() -> None:
+    """Wait for the link's background probe thread to report (bounded)."""
+    for thread in threading.enumerate():
+        if thread.name == PROBE_THREAD_NAME:
+            thread.join(5.0)
+            assert not thread.is_alive()
+
+
+async def join_probe_tasks() -> None:
+    """Wait for every other task on this loop (the link's probe task) to finish."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    await asyncio.gather(*others, return_exceptions=True)
+
+
+def sync_request(link: RedisLink) -> bool:
+    """The canonical request of a piece: skip when told, report the outcome otherwise."""
+    if link.admit() is Admission.SKIP:
+        return False
+    try:
+        link.sync_client().ping()
+    except redis.RedisError as exc:
+        link.failed(exc)
+        return False
+    link.succeeded()
+    return True
+
+
+async def async_request(link: RedisLink) -> bool:
+    if link.admit_async() is Admission.SKIP:
+        return False
+    try:
+        await link.async_client().ping()
+    except redis.RedisError as exc:
+        link.failed(exc)
+        return False
+    link.succeeded()
+    return True
+
+
+def test_the_probe_is_a_background_ping_never_a_callers_request(
+    redis_server: RedisServer,
+) -> None:
     clock = ManualClock()
     with TcpProxy(redis_server.host, redis_server.port) as proxy:
-        link = RedisLink(proxy.url, failure_threshold=1, probe_interval=2.0, clock=clock)
-
-        def request() -> bool:
-            decision = link.admit()
-            if decision is Admission.SKIP:
-                return False
-            try:
-                link.sync_client().ping()
-            except redis.RedisError as exc:
-                link.failed(exc)
-                return False
-            link.succeeded()
-            return True
-
-        assert request()
+        link = RedisLink(
+            proxy.url, failure_threshold=1, probe_interval=2.0, socket_timeout=0.2, clock=clock
+        )
+        assert sync_request(link)
         proxy.drop()
-        assert not request()  # an outage: the gate goes down
+        assert not sync_request(link)  # an outage: the gate goes down
         assert link.admit() is Admission.SKIP
-        proxy.heal()
-        assert link.admit() is Admission.SKIP  # no request touches Redis before the probe
         clock.advance(2.0)
-        assert link.admit() is Admission.PROBE  # one caller gets the probe ...
-        assert link.admit() is Admission.SKIP  # ... and only one
-        link.sync_client().ping()  # that caller's request
-        link.succeeded()
-        assert link.health.available
+        assert link.admit() is Admission.SKIP  # the probe is due: it runs in the background
+        join_probe()
+        assert not link.health.available  # it timed out on its own thread, not the caller's
+        proxy.heal()
+        assert link.admit() is Admission.SKIP  # no probe before the next interval
+        assert not any(t.name == PROBE_THREAD_NAME for t in threading.enumerate())
+        clock.advance(2.0)
+        for _ in range(5):
+            assert link.admit() is Admission.SKIP  # one probe, whoever asks
+        join_probe()
+        assert link.health.available  # the PING answered: Redis is used again
         assert link.admit() is Admission.CALL
+        assert sync_request(link)
+        assert link.health.transitions == 2
         link.close()
+
+
+def test_a_frozen_redis_is_probed_without_any_caller_waiting(fault_redis: RedisServer) -> None:
+    clock = ManualClock()
+    link = RedisLink(
+        fault_redis.url, failure_threshold=2, probe_interval=1.0, socket_timeout=0.2, clock=clock
+    )
+    assert sync_request(link)
+    fault_redis.pause()
+    try:
+        assert not sync_request(link)
+        assert not sync_request(link)  # two timeouts paid: the threshold
+        assert not link.health.available
+        for _ in range(3):
+            clock.advance(1.0)
+            assert link.admit() is Admission.SKIP  # the probe runs on its own thread ...
+            join_probe()  # ... and times out there
+            assert not link.health.available
+    finally:
+        fault_redis.resume()
+    clock.advance(1.0)
+    assert link.admit() is Admission.SKIP
+    join_probe()
+    assert link.admit() is Admission.CALL
+    link.close()
+
+
+def test_close_waits_for_a_running_probe(fault_redis: RedisServer) -> None:
+    clock = ManualClock()
+    link = RedisLink(fault_redis.url, failure_threshold=1, socket_timeout=0.3, clock=clock)
+    fault_redis.pause()
+    try:
+        assert not sync_request(link)
+        clock.advance(1.0)
+        assert link.admit() is Admission.SKIP  # a probe is now waiting on the frozen server
+        link.close()
+        assert [t for t in threading.enumerate() if t.name == PROBE_THREAD_NAME] == []
+        assert not link.health.available  # the probe reported before close returned
+    finally:
+        fault_redis.resume()
+
+
+def test_a_probe_thread_that_cannot_start_is_reported_to_the_gate(
+    fault_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ManualClock()
+    link = RedisLink(fault_redis.url, failure_threshold=1, clock=clock)
+    fault_redis.kill()
+    assert not sync_request(link)
+    fault_redis.start()
+    clock.advance(1.0)
+    with monkeypatch.context() as patch:
+
+        def refuse(self: threading.Thread) -> None:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+        patch.setattr(threading.Thread, "start", refuse)
+        assert link.admit() is Admission.SKIP  # no error for the caller
+    assert link.admit() is Admission.SKIP  # not before the next interval
+    clock.advance(1.0)
+    assert link.admit() is Admission.SKIP  # the next probe is handed out, and runs
+    join_probe()
+    assert link.health.available
+    link.close()
+
+
+async def test_the_async_probe_is_a_task_with_this_loops_client(
+    redis_server: RedisServer,
+) -> None:
+    clock = ManualClock()
+    with TcpProxy(redis_server.host, redis_server.port) as proxy:
+        link = RedisLink(
+            proxy.url, failure_threshold=1, probe_interval=2.0, socket_timeout=0.2, clock=clock
+        )
+        assert await async_request(link)
+        proxy.drop()
+        assert not await async_request(link)
+        clock.advance(2.0)
+        assert link.admit_async() is Admission.SKIP  # the probe: a task on this loop
+        assert [t for t in threading.enumerate() if t.name == PROBE_THREAD_NAME] == []
+        await join_probe_tasks()
+        assert not link.health.available  # timed out in its task
+        proxy.heal()
+        clock.advance(2.0)
+        for _ in range(5):
+            assert link.admit_async() is Admission.SKIP
+        await join_probe_tasks()
+        assert link.health.available
+        assert await async_request(link)
+        assert link.loops == 1  # the probe used this loop's client
+        await link.aclose()
+
+
+async def test_a_probe_task_cancelled_before_it_ran_is_given_back(
+    fault_redis: RedisServer,
+) -> None:
+    clock = ManualClock()
+    client = redis.asyncio.Redis.from_url(fault_redis.url, socket_timeout=2.0)
+    link = RedisLink(client, failure_threshold=1, clock=clock)
+    fault_redis.kill()
+    assert not await async_request(link)
+    clock.advance(1.0)
+    assert link.admit_async() is Admission.SKIP  # a probe task that has not run yet
+    await link.aclose()  # cancels it; the client is not the link's
+    fault_redis.start()
+    clock.advance(1.0)
+    assert link.admit_async() is Admission.SKIP  # the gate was not stranded
+    await join_probe_tasks()
+    assert link.health.available
+    await client.aclose()
+
+
+async def test_admit_from_a_loop_probes_with_the_only_client_there_is(
+    redis_server: RedisServer,
+) -> None:
+    clock = ManualClock()
+    client = redis.asyncio.Redis.from_url(redis_server.url, socket_timeout=2.0)
+    link = RedisLink(client, failure_threshold=1, clock=clock)
+    link.failed(redis.ConnectionError("refused"))
+    clock.advance(1.0)
+    assert link.admit() is Admission.SKIP  # no sync client: a task on the running loop
+    await join_probe_tasks()
+    assert link.health.available
+    await client.aclose()
+
+
+async def test_admit_async_without_an_asyncio_client_probes_on_a_thread(
+    redis_server: RedisServer,
+) -> None:
+    clock = ManualClock()
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=2.0)
+    link = RedisLink(client, failure_threshold=1, clock=clock)
+    link.failed(redis.ConnectionError("refused"))
+    clock.advance(1.0)
+    assert link.admit_async() is Admission.SKIP
+    join_probe()
+    assert link.health.available
+    client.close()
 
 
 async def test_the_async_face_follows_the_same_rules(redis_server: RedisServer) -> None:

@@ -251,7 +251,7 @@ def test_cache_burst_of_200_threads(redis_server: RedisServer, burst_url: str) -
     stats = cache.stats
     assert stats.redis_errors == 0
     assert stats.backend == "redis"
-    assert cache._core.gate.transitions == 0
+    assert cache.stats.backend_transitions == 0
     cache.close()
 
 
@@ -262,7 +262,7 @@ async def test_cache_burst_of_200_tasks(redis_server: RedisServer, burst_url: st
     assert await run_in_tasks(lambda i: cache.get(f"k{i}")) == list(range(BURST))
     assert connections_received(redis_server) - before <= DEFAULT_MAX_CONNECTIONS + 1
     assert cache.stats.redis_errors == 0
-    assert cache._core.gate.transitions == 0
+    assert cache.stats.backend_transitions == 0
     await cache.close()
 
 

@@ -14,8 +14,8 @@ What lives here, once:
   interval sees it answer again; each state change is logged once), and the
   one outage classification (`is_outage`);
 * `_link`: `RedisLink`, what a Redis-backed piece owns: its clients (one per
-  event loop for a URL), its gate, the probe rule and the translation of
-  failures into `BackendError`.
+  event loop for a URL), its gate, the probe rule (a background PING, never a
+  caller's request) and the translation of failures into `BackendError`.
 
 The gate and the classification are plain logic with an injected clock and do
 no I/O, so the sync and asyncio faces share them.
@@ -39,13 +39,14 @@ from ._health import (
     is_outage,
     to_backend_error,
 )
-from ._link import RedisLink
+from ._link import PROBE_THREAD_NAME, RedisLink
 from ._url import redact_url
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_SOCKET_TIMEOUT",
+    "PROBE_THREAD_NAME",
     "REDIS_ERRORS",
     "Admission",
     "AsyncRedisClient",

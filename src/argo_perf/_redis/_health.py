@@ -82,7 +82,10 @@ class Admission(enum.Enum):
     CALL = "call"
     """Redis is considered up: make the call."""
     PROBE = "probe"
-    """Redis is down and this caller holds the one probe of the interval."""
+    """Redis is down and this caller holds the one probe of the interval.
+
+    `BackendHealth.admit` hands it out; `RedisLink.admit` never returns it: the
+    link runs the probe itself (a background PING) and answers SKIP."""
     SKIP = "skip"
     """Redis is down: do not touch it, use the fallback."""
 

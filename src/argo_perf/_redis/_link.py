@@ -7,14 +7,20 @@ One object per piece (or shared by several on the same server) holds:
   client of a loop that has closed is closed when another loop asks), each
   with a bounded pool; a client passed in is used as it is and never closed;
 * the `BackendHealth` gate (injectable, so pieces on one server can share one);
-* the probe rule: the caller's own request is the probe. `admit` answers
-  CALL (Redis is up), PROBE (Redis is down and this caller's request is the one
-  probe of the interval: make it) or SKIP (use the fallback);
+* the probe rule: no caller's request is ever the probe. While the gate is
+  down, once per interval the link PINGs Redis in the background (a daemon
+  thread with the sync client, or a task on the running event loop with that
+  loop's asyncio client) and the PING's outcome settles the gate; the caller
+  that happened to be admitted at that moment is told to skip, like every
+  other caller while Redis is down. So no caller ever waits for a timeout to
+  learn whether Redis is back. `admit` (threads) and `admit_async` (on an
+  event loop) answer CALL or SKIP;
 * the one classification of failures (`is_outage`, `is_answer`) and their
   translation into `BackendError`, in `failed`.
 
-It decides nothing about values and does no I/O of its own, so the sync and
-asyncio faces of a piece share it.
+It decides nothing about values and does no I/O on the caller's behalf (the
+probe runs off the caller's path), so the sync and asyncio faces of a piece
+share it.
 """
 
 from __future__ import annotations
@@ -45,7 +51,13 @@ from ._clients import (
 from ._health import Admission, BackendHealth, is_answer, is_outage, to_backend_error
 from ._url import redact_url
 
-__all__ = ["RedisLink"]
+__all__ = ["PROBE_THREAD_NAME", "RedisLink"]
+
+PROBE_THREAD_NAME = "argo-perf-redis-probe"
+"""The name of the daemon thread that runs a sync probe (a PING)."""
+
+_JOIN_TIMEOUT = 5.0
+"""Seconds `RedisLink.close` waits for a probe thread still running."""
 
 _SYNC_TYPES = (redis.Redis, redis.cluster.RedisCluster)
 _ASYNC_TYPES = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
@@ -98,7 +110,8 @@ class RedisLink:
         self._async: AsyncRedisClient | None = None  # a client passed in
         self._per_loop: dict[asyncio.AbstractEventLoop, AsyncRedisClient] = {}
         self._lock = threading.Lock()
-        self._closed = False
+        self._probe_thread: threading.Thread | None = None
+        self._probe_tasks: set[asyncio.Task[None]] = set()
         if isinstance(url_or_client, str):
             # Built now: a bad URL or option fails at construction (no connection is opened).
             self._sync, _ = sync_client(url_or_client, **self._options)
@@ -192,8 +205,34 @@ class RedisLink:
     # -- the gate and the failure rules ----------------------------------------------
 
     def admit(self) -> Admission:
-        """CALL or PROBE: make the request (a PROBE is the interval's one probe); SKIP: don't."""
-        return self.health.admit()
+        """CALL: make the request. SKIP: Redis is down, use the fallback (for threads).
+
+        While the gate is down, the caller admitted when a probe is due starts
+        it (a PING on a daemon thread with the sync client; on a task of the
+        running event loop when the link has no sync client) and is told SKIP
+        like every other caller: the PING's outcome settles the gate. Never
+        answers PROBE.
+        """
+        return self._admit(on_loop=False)
+
+    def admit_async(self) -> Admission:
+        """`admit` for a caller on a running event loop (a plain call, not awaited).
+
+        A due probe runs as a task on the running loop with that loop's
+        asyncio client (on a thread with the sync client when the link has no
+        asyncio client).
+        """
+        return self._admit(on_loop=True)
+
+    def _admit(self, *, on_loop: bool) -> Admission:
+        decision = self.health.admit()
+        if decision is not Admission.PROBE:
+            return decision
+        if (on_loop and self.has_async) or (self._sync is None and _running_loop() is not None):
+            self._probe_on_loop()
+        else:
+            self._probe_on_thread()
+        return Admission.SKIP
 
     def succeeded(self) -> None:
         """Report a request that Redis answered; brings the gate back up."""
@@ -224,14 +263,75 @@ class RedisLink:
             return exc
         return to_backend_error(exc, self.target)
 
+    # -- the background probe ------------------------------------------------------
+
+    def _probe_on_thread(self) -> None:
+        thread = threading.Thread(target=self._ping, name=PROBE_THREAD_NAME, daemon=True)
+        self._probe_thread = thread
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no new threads (e.g. at interpreter shutdown)
+            self._probe_thread = None
+            self.failed(exc)  # the gate must hear back; the next interval probes again
+
+    def _ping(self) -> None:
+        try:
+            self.sync_client().ping()
+        except BaseException as exc:  # the gate must hear back, whatever happened
+            self.failed(exc)
+        else:
+            self.succeeded()
+
+    def _probe_on_loop(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._aping())
+        self._probe_tasks.add(task)
+        task.add_done_callback(self._probe_done)
+
+    async def _aping(self) -> None:
+        try:
+            await self.async_client().ping()
+        except Exception as exc:
+            self.failed(exc)
+        else:
+            self.succeeded()
+
+    def _probe_done(self, task: asyncio.Task[None]) -> None:
+        self._probe_tasks.discard(task)
+        # A probe cancelled (before it ran, or while waiting for Redis) never reached
+        # its except clause: the gate must hear back, or it never probes again.
+        if task.cancelled():
+            self.failed(asyncio.CancelledError())
+
+    def _stop_probes(self) -> list[asyncio.Task[None]]:
+        """Cancel the probe tasks; wait for a probe thread. Returns this loop's tasks."""
+        thread = self._probe_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_JOIN_TIMEOUT)
+        loop = _running_loop()
+        mine: list[asyncio.Task[None]] = []
+        for task in list(self._probe_tasks):
+            owner = task.get_loop()
+            if owner is loop:
+                task.cancel()
+                mine.append(task)
+            elif not owner.is_closed():
+                owner.call_soon_threadsafe(task.cancel)
+        return mine
+
     # -- closing ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the clients built from a URL (a client passed in is left open).
+        """Stop the probe; close the clients built from a URL (a client passed in is left open).
 
-        Asyncio clients are closed without waiting (their sockets are shut);
-        prefer `aclose` from a running event loop.
+        A probe thread still running is waited for (bounded by the client's
+        timeouts); probe tasks are cancelled. Asyncio clients are closed
+        without waiting (their sockets are shut); prefer `aclose` from a
+        running event loop.
         """
+        self._stop_probes()
+        self._close_clients()
+
+    def _close_clients(self) -> None:
         if self._url is None:
             return
         with self._lock:
@@ -242,19 +342,29 @@ class RedisLink:
         self._sync.close()
 
     async def aclose(self) -> None:
-        """Close the clients built from a URL; the running loop's asyncio client is awaited."""
+        """`close`, awaiting this loop's cancelled probe task and its asyncio client."""
+        tasks = self._stop_probes()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._url is None:
             return
         loop = asyncio.get_running_loop()
         with self._lock:
             current = self._per_loop.pop(loop, None)
-        self.close()
+        self._close_clients()
         if current is not None:
             await current.aclose()
 
     def __repr__(self) -> str:
         state = "up" if self.health.available else "down"
         return f"RedisLink(target={self.target!r}, state={state})"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _sever(client: AsyncRedisClient) -> None:

@@ -19,13 +19,13 @@ from .._redis import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
     AsyncRedisClient,
-    async_client,
+    BackendHealth,
 )
 from ..clock import Clock
 from . import _operations as ops
 from ._config import USE_DEFAULT, CacheConfig, TTLArg
 from ._envelope import Serializer
-from ._face import Face, check_bytes_client
+from ._face import Face
 from ._policy import MISSING, Landing
 from ._stats import CachedValue
 
@@ -85,6 +85,7 @@ class AsyncRedisCache(Face):
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         failure_threshold: int = 3,
         probe_interval: float = 1.0,
+        health: BackendHealth | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -108,16 +109,10 @@ class AsyncRedisCache(Face):
             ),
             clock,
             rng,
+            health,
+            on_loop=True,
         )
-        self._client: AsyncRedisClient | None = None
-        self._owned = False
-        if url_or_client is not None:
-            self._client, self._owned = async_client(
-                url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
-            )
-            check_bytes_client(self._client)
         self._hit = core.hit
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- the operations ------------------------------------------------------------
 
@@ -234,26 +229,6 @@ class AsyncRedisCache(Face):
             removed += await client.unlink(*batch)
         return removed
 
-    async def _probe(self, request: ops.Request) -> None:
-        task = asyncio.get_running_loop().create_task(self._ping())
-        self._tasks.add(task)
-        task.add_done_callback(self._probe_done)
-
-    def _probe_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        # A probe cancelled before it ran (close(), its event loop shutting down) never
-        # reached its own except clause; the gate must hear back, or it never probes again.
-        if task.cancelled() or task.exception() is not None:
-            self._core.probe_done(asyncio.CancelledError())
-
-    async def _ping(self) -> None:
-        try:
-            await cast(Awaitable[Any], self._redis().ping())
-        except Exception as exc:  # cancellation and the like: see _probe_done
-            self._core.probe_done(exc)
-        else:
-            self._core.probe_done(None)
-
     async def _load(self, request: ops.Request) -> Any:
         value = request[1]()
         if inspect.isawaitable(value):
@@ -294,9 +269,9 @@ class AsyncRedisCache(Face):
             flight.exception()  # retrieved here so an unawaited failure is not reported twice
 
     def _redis(self) -> AsyncRedisClient:
-        client = self._client
-        assert client is not None  # operations ask for Redis only when it is configured
-        return client
+        link = self._link
+        assert link is not None  # operations ask for Redis only when it is configured
+        return link.async_client()  # this event loop's client (one per loop for a URL)
 
     _io: ClassVar[dict[str, Callable[[AsyncRedisCache, ops.Request], Awaitable[Any]]]] = {
         ops.GET: _get,
@@ -307,7 +282,6 @@ class AsyncRedisCache(Face):
         ops.SET_MANY: _set_many,
         ops.UNLINK: _unlink,
         ops.CLEAR: _clear,
-        ops.PROBE: _probe,
         ops.LOAD: _load,
         ops.FLY: _fly,
     }
@@ -315,17 +289,12 @@ class AsyncRedisCache(Face):
     # -- lifecycle -----------------------------------------------------------------
 
     async def close(self) -> None:
-        """Close the Redis client when this cache created it from a URL (idempotent).
+        """Close the Redis clients when this cache created them from a URL (idempotent).
 
-        A probe still running is cancelled and waited for first.
+        A background probe still running is cancelled and waited for first.
         """
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if self._client is not None and self._owned:
-            await self._client.aclose()
+        if self._link is not None:
+            await self._link.aclose()
 
     async def __aenter__(self) -> AsyncRedisCache:
         return self

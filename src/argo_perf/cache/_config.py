@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from .. import _validate
 from .._redis import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
 from ..errors import ConfigError
 from ._envelope import Serializer, pick_serializer
 
 __all__ = ["USE_DEFAULT", "CacheConfig", "TTLArg", "TTLValue", "UseDefault"]
-
-_INF = math.inf
 
 
 class UseDefault:
@@ -40,30 +38,13 @@ TTLValue: TypeAlias = "float | Callable[[str], float | None] | None"
 TTLArg: TypeAlias = "float | Callable[[str], float | None] | UseDefault | None"
 
 
-def check_seconds(name: str, value: object, *, allow_zero: bool) -> float:
-    """``value`` as float seconds (infinity allowed), or a ConfigError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, value, "must be a number of seconds")
-    seconds = float(value)
-    if math.isnan(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        requirement = "must be >= 0 seconds" if allow_zero else "must be > 0 seconds"
-        raise ConfigError(name, value, requirement)
-    return seconds
-
-
 def check_ttl(value: object, parameter: str) -> TTLValue:
     """A TTL option: seconds > 0, None (never expires) or a callable."""
     if value is None or callable(value):
         return value
     if isinstance(value, UseDefault):
         raise ConfigError(parameter, value, "must be seconds, None or a callable")
-    return check_seconds(parameter, value, allow_zero=False)
-
-
-def _check_count(name: str, value: object, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ConfigError(name, value, f"must be an int >= {least}")
-    return value
+    return _validate.positive_seconds_or_inf(parameter, value)  # inf: never expires
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,31 +85,25 @@ class CacheConfig:
         namespace = self.namespace
         if not isinstance(namespace, str) or not namespace or ":" in namespace:
             raise ConfigError("namespace", namespace, "must be a non-empty string without ':'")
-        _check_count("version", self.version, 0)
-        _check_count("maxsize", self.maxsize, 0)
+        _validate.count("version", self.version, minimum=0)
+        _validate.count("maxsize", self.maxsize, minimum=0)
         self._set("default_ttl", check_ttl(self.default_ttl, "default_ttl"))
-        self._set("max_stale", check_seconds("max_stale", self.max_stale, allow_zero=True))
-        if self.local_ttl is not None:
-            self._set("local_ttl", check_seconds("local_ttl", self.local_ttl, allow_zero=False))
-        jitter = self.jitter
-        if (
-            isinstance(jitter, bool)
-            or not isinstance(jitter, (int, float))
-            or not (0.0 <= jitter < 1.0)
-        ):
-            raise ConfigError("jitter", jitter, "must be a fraction in [0, 1)")
-        self._set("jitter", float(jitter))
-        beta = check_seconds("early_refresh", self.early_refresh, allow_zero=True)
-        if beta == _INF:
-            raise ConfigError("early_refresh", self.early_refresh, "must be finite")
-        self._set("early_refresh", beta)
-        # Checked here, not only by the gate: a string must be a ConfigError, not a
-        # TypeError, and an infinite interval would never probe Redis again.
-        _check_count("failure_threshold", self.failure_threshold, 1)
-        interval = check_seconds("probe_interval", self.probe_interval, allow_zero=False)
-        if interval == _INF:
-            raise ConfigError("probe_interval", self.probe_interval, "must be finite")
-        self._set("probe_interval", interval)
+        self._set("max_stale", _validate.non_negative_seconds_or_inf("max_stale", self.max_stale))
+        self._set(
+            "local_ttl",
+            _validate.optional(_validate.positive_seconds_or_inf, "local_ttl", self.local_ttl),
+        )
+        self._set("jitter", _validate.fraction("jitter", self.jitter))
+        self._set("early_refresh", _validate.at_least("early_refresh", self.early_refresh, 0.0))
+        for name in ("socket_timeout", "connect_timeout"):
+            seconds = getattr(self, name)
+            self._set(name, _validate.optional(_validate.positive_seconds, name, seconds))
+        # A string is a ConfigError (not a TypeError), and an infinite interval
+        # would never probe Redis again.
+        _validate.count("failure_threshold", self.failure_threshold)
+        self._set(
+            "probe_interval", _validate.positive_seconds("probe_interval", self.probe_interval)
+        )
         key = self.signing_key
         if key is not None and (not isinstance(key, bytes) or len(key) < 16):
             raise ConfigError("signing_key", "<redacted>", "must be bytes of length >= 16")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
-from .._redis import describe_client, redact_url
+from .._redis import Admission, BackendHealth, RedisLink, describe_client
 from ..clock import Clock
 from ..errors import ConfigError
 from ._config import CacheConfig
@@ -14,29 +15,52 @@ from ._stats import CacheStats
 __all__ = ["Face"]
 
 
-def _target(url_or_client: object) -> str:
-    if url_or_client is None:
-        return "memory"
-    if isinstance(url_or_client, str):
-        return redact_url(url_or_client)
-    return describe_client(url_or_client)  # type: ignore[arg-type]
-
-
-def check_bytes_client(client: object) -> None:
+def _check_bytes_client(client: object) -> None:
     """Refuse a client that decodes replies: every value would read back as a decode failure."""
     get_encoder = getattr(client, "get_encoder", None)
     if get_encoder is not None and getattr(get_encoder(), "decode_responses", False):
         raise ConfigError(
             "url_or_client",
-            _target(client),
+            describe_client(client),  # type: ignore[arg-type]
             "must not decode responses (decode_responses=True): the cache stores bytes",
         )
+
+
+def _link(
+    url_or_client: object,
+    config: CacheConfig,
+    clock: Clock | None,
+    health: BackendHealth | None,
+    *,
+    on_loop: bool,
+) -> RedisLink:
+    """The cache's Redis link, refusing a client of the other face or one that decodes."""
+    link = RedisLink(
+        url_or_client,  # type: ignore[arg-type]
+        health=health,
+        socket_timeout=config.socket_timeout,
+        connect_timeout=config.connect_timeout,
+        failure_threshold=config.failure_threshold,
+        probe_interval=config.probe_interval,
+        clock=clock,
+    )
+    if not (link.has_async if on_loop else link.has_sync):
+        wanted = "redis.asyncio.Redis / RedisCluster" if on_loop else "redis.Redis / RedisCluster"
+        raise ConfigError(
+            "url_or_client", type(url_or_client).__name__, f"must be a redis URL or a {wanted}"
+        )
+    # A URL's options (``?decode_responses=``) are the same for both faces' clients.
+    _check_bytes_client(
+        link.async_client() if on_loop and not link.owns_clients else link.sync_client()
+    )
+    return link
 
 
 class Face:
     """The part of `RedisCache` and `AsyncRedisCache` that is the same in both."""
 
     _core: CacheCore
+    _link: RedisLink | None
 
     def _build_core(
         self,
@@ -44,11 +68,26 @@ class Face:
         config: CacheConfig,
         clock: Clock | None,
         rng: random.Random | None,
+        health: BackendHealth | None,
+        *,
+        on_loop: bool,
     ) -> CacheCore:
+        if health is not None and not isinstance(health, BackendHealth):
+            raise ConfigError("health", type(health).__name__, "must be a BackendHealth or None")
+        link = (
+            None
+            if url_or_client is None
+            else _link(url_or_client, config, clock, health, on_loop=on_loop)
+        )
+        admit: Callable[[], Admission] | None = None
+        if link is not None:
+            admit = link.admit_async if on_loop else link.admit
+        self._link = link
         self._core = CacheCore(
             config,
-            has_redis=url_or_client is not None,
-            target=_target(url_or_client),
+            link=link,
+            admit=admit,
+            target="memory" if link is None else link.target,
             clock=clock,
             rng=rng,
         )

@@ -14,7 +14,6 @@ request, a tuple whose first item names it:
 | `(SET_MANY, prepared)` | a pipeline of `SET`s, errors as replies | the replies |
 | `(UNLINK, rkey)` | `UNLINK rkey` | the reply |
 | `(CLEAR, pattern)` | `SCAN` + `UNLINK` in batches | the keys removed |
-| `(PROBE,)` | a background `PING` that reports to `CacheCore.probe_done` | None |
 | `(LOAD, factory)` | `factory()` (awaited when awaitable, on the asyncio face) | its value |
 | `(FLY, key, steps, join)` | `steps` as the key's single flight (see below) | see below |
 
@@ -35,9 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any, TypeAlias
 
-from redis.exceptions import RedisClusterException
-
-from .._redis import REDIS_ERRORS, Admission, to_backend_error
+from .._redis import REDIS_ERRORS
 from ..errors import BackendError
 from ._config import TTLArg
 from ._policy import CacheCore, Entry, Landing
@@ -45,13 +42,11 @@ from ._stats import CachedValue, Source
 
 __all__ = [
     "CLEAR",
-    "ERRORS",
     "EXISTS",
     "FLY",
     "GET",
     "LOAD",
     "MGET",
-    "PROBE",
     "SET",
     "SET_MANY",
     "TYPES",
@@ -67,28 +62,14 @@ SET = "SET"
 SET_MANY = "SET_MANY"
 UNLINK = "UNLINK"
 CLEAR = "CLEAR"
-PROBE = "PROBE"
 LOAD = "LOAD"
 FLY = "FLY"
 
-_PROBE = (PROBE,)
-
-# What a Redis call may raise: redis-py's errors, socket errors, and cluster errors
-# such as a slot no node covers (RedisClusterException is not a RedisError).
-ERRORS: tuple[type[BaseException], ...] = (*REDIS_ERRORS, RedisClusterException)
 
 Request: TypeAlias = tuple[Any, ...]
 Steps: TypeAlias = Generator[Request, Any, Any]
 Found: TypeAlias = tuple[Entry | None, Source, bool]
 Served: TypeAlias = tuple[Any, Source, Entry | None]
-
-
-def _admit(core: CacheCore) -> Generator[Request, Any, bool]:
-    """Whether Redis may be called now; asks for the background probe when it is due."""
-    decision = core.admit()
-    if decision is Admission.PROBE:
-        yield _PROBE
-    return decision is Admission.CALL
 
 
 # -- reads -------------------------------------------------------------------------------
@@ -101,7 +82,7 @@ def get(core: CacheCore, key: str, default: Any) -> Steps:
         rkey = core.prefix + key
         try:
             raw = yield (GET, rkey)
-        except ERRORS as exc:
+        except REDIS_ERRORS as exc:
             core.redis_failed(exc, "GET")
             core.counters.misses += 1
             return default
@@ -121,13 +102,13 @@ def _find(
     """
     if not core.has_redis or (local is not None and now < local.check_at):
         return local, "memory", False
-    if not (yield from _admit(core)):
+    if not core.admit():
         return local, "memory", True
     rkey = core.redis_key(key)
     seen = core.writes
     try:
         raw = yield (GET, rkey)
-    except ERRORS as exc:
+    except REDIS_ERRORS as exc:
         core.redis_failed(exc, "GET")
         return local, "memory", True
     core.redis_ok()
@@ -153,7 +134,7 @@ def get_many(core: CacheCore, keys: Iterable[str]) -> Generator[Request, Any, di
         return result
     raws: list[Any] | None = None
     seen = core.writes
-    if (yield from _admit(core)):
+    if core.admit():
         rkeys = [core.redis_key(k) for k, _ in wanted]
         try:
             raws = yield (MGET, rkeys)
@@ -162,7 +143,7 @@ def get_many(core: CacheCore, keys: Iterable[str]) -> Generator[Request, Any, di
             # MGET answers nil for a key of another type too: EXISTS tells (and only then TYPE).
             if absent and (yield (EXISTS, absent)):
                 core.wrong_types(absent, (yield (TYPES, absent)))
-        except ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raws = None
             core.redis_failed(exc, "MGET")
         else:
@@ -196,12 +177,12 @@ def store(
         return False
     rkey, data, px, entry = prepared
     # After a failed GET (not reach_redis) the SET would only wait out the same timeout.
-    if not reach_redis or not (yield from _admit(core)):
+    if not reach_redis or not core.admit():
         core.set_failed()
         return False
     try:
         yield (SET, rkey, data, px)
-    except ERRORS as exc:
+    except REDIS_ERRORS as exc:
         core.redis_failed(exc, "SET")
         core.set_failed()
         return False
@@ -221,12 +202,12 @@ def set_many(
     prepared = core.prepare_many(items, now)
     if not prepared:
         return True
-    if not (yield from _admit(core)):
+    if not core.admit():
         core.set_failed(len(prepared))
         return False
     try:
         replies = yield (SET_MANY, prepared)
-    except ERRORS as exc:
+    except REDIS_ERRORS as exc:
         core.redis_failed(exc, "SET (pipeline)")
         core.set_failed(len(prepared))
         return False
@@ -236,11 +217,11 @@ def set_many(
 
 def delete(core: CacheCore, key: str) -> Generator[Request, Any, bool]:
     core.forget(key)
-    if not core.has_redis or not (yield from _admit(core)):
+    if not core.has_redis or not core.admit():
         return False
     try:
         yield (UNLINK, core.redis_key(key))
-    except ERRORS as exc:
+    except REDIS_ERRORS as exc:
         core.redis_failed(exc, "UNLINK")
         return False
     core.redis_ok()
@@ -253,13 +234,12 @@ def clear(core: CacheCore, prefix: str) -> Generator[Request, Any, int]:
     removed_local = core.forget_prefix(prefix)
     if not core.has_redis:
         return removed_local
-    if not (yield from _admit(core)):
+    if not core.admit():
         raise BackendError(f"redis at {core.target} is down; only the in-process tier was cleared")
     try:
         removed: int = yield (CLEAR, core.scan_pattern(prefix))
-    except ERRORS as exc:
-        core.redis_failed(exc, "SCAN/UNLINK")
-        raise to_backend_error(exc, core.target) from exc
+    except REDIS_ERRORS as exc:
+        raise core.redis_failed(exc, "SCAN/UNLINK") from exc
     core.redis_ok()
     # Again, as in delete: a read that started before the UNLINK may have kept a value.
     core.forget_prefix(prefix)

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from cachetools import LRUCache
-from redis.exceptions import ResponseError
 
-from .._redis import Admission, BackendHealth
+from .. import _validate
+from .._redis import Admission, BackendHealth, RedisLink, is_answer
 from ..clock import Clock, SystemClock
-from ..errors import ConfigError
-from ._config import CacheConfig, TTLArg, UseDefault, check_seconds
+from ..errors import BackendError, ConfigError
+from ._config import CacheConfig, TTLArg, UseDefault
 from ._envelope import NOTHING, Envelope, SignatureError, pick_serializer
 from ._reports import Reports
 from ._stats import CachedValue, CacheStats, Counters, Source
@@ -109,11 +109,15 @@ class CacheCore:
         self,
         config: CacheConfig,
         *,
-        has_redis: bool,
+        link: RedisLink | None,
+        admit: Callable[[], Admission] | None,
         target: str,
         clock: Clock | None,
         rng: random.Random | None,
     ) -> None:
+        """``link``: the Redis link (None: memory-only); ``admit``: the face's way to ask
+        it (`RedisLink.admit` for threads, `RedisLink.admit_async` on an event loop)."""
+        has_redis = link is not None
         if config.maxsize == 0 and not has_redis:
             raise ConfigError("maxsize", 0, "must be >= 1 for a memory-only cache")
         self.config = config
@@ -138,12 +142,18 @@ class CacheCore:
         # timestamp() (only the protocol) derives it from now().
         self.wall: Callable[[], float] = getattr(self.clock, "timestamp", self._clock_timestamp)
         self.rng = rng if rng is not None else random.Random()
-        self.gate = BackendHealth(
-            target,
-            failure_threshold=config.failure_threshold,
-            probe_interval=config.probe_interval,
-            clock=self.clock,
+        self.link = link
+        self.gate = (
+            link.health
+            if link is not None
+            else BackendHealth(
+                target,
+                failure_threshold=config.failure_threshold,
+                probe_interval=config.probe_interval,
+                clock=self.clock,
+            )
         )
+        self._admit: Callable[[], Admission] = admit if admit is not None else self.gate.admit
         # Bound once: called after every successful Redis call.
         self.redis_ok: Callable[[], None] = self.gate.record_success
         self._memory: LRUCache[str, Entry] | None = (
@@ -168,33 +178,36 @@ class CacheCore:
     def backend(self) -> str:
         return "redis" if self.has_redis and self.gate.available else "memory"
 
-    def admit(self) -> Admission:
-        """Ask the gate; counts a short-circuited call when Redis is skipped."""
-        decision = self.gate.admit()
-        if decision is not Admission.CALL:
-            self.counters.short_circuited += 1
-        return decision
+    def admit(self) -> bool:
+        """Whether Redis may be called now; counts a short-circuited call when it is skipped.
 
-    def redis_failed(self, exc: BaseException, operation: str) -> None:
-        """Account for a failed Redis call: an outage feeds the gate, an error reply is logged."""
+        While Redis is down, the link runs the interval's probe in the
+        background and this caller skips Redis like the others.
+        """
+        if self._admit() is Admission.CALL:
+            return True
+        self.counters.short_circuited += 1
+        return False
+
+    def redis_failed(self, exc: BaseException, operation: str) -> BackendError:
+        """Account for a failed Redis call; returns it as a `BackendError` (not raised).
+
+        The link classifies it and tells the gate (an outage counts towards
+        skipping Redis, an error reply means Redis is up); the cache counts it
+        and logs error replies (WRONGTYPE as a decode failure, OOM and the like
+        as refusals), rate-limited.
+        """
         self.counters.redis_errors += 1
-        if isinstance(exc, ResponseError):
+        assert self.link is not None  # only a cache with Redis calls it
+        error = self.link.failed(exc)
+        if is_answer(exc):
             # Redis answered (WRONGTYPE, OOM ...): it is up, the data or capacity is the problem.
-            self.gate.record_success()
             if str(exc).startswith("WRONGTYPE"):
                 self.counters.decode_failures += 1
                 self.reports.undecodable(f"the key of {operation}", exc, self.monotonic())
             else:
                 self.reports.refused(operation, exc, self.monotonic())
-        else:
-            self.gate.record_failure(exc)
-
-    def probe_done(self, exc: BaseException | None) -> None:
-        """A background probe answered (None) or failed (``exc``)."""
-        if exc is None:
-            self.redis_ok()
-        else:
-            self.gate.record_failure(exc)
+        return error
 
     def stored(self, entry: Entry) -> None:
         """A write reached Redis: mark the entry, note Redis is up, end a refusal spell."""
@@ -225,7 +238,7 @@ class CacheCore:
             chosen = chosen(key)
         if chosen is None:
             return None
-        seconds = check_seconds("ttl", chosen, allow_zero=False)
+        seconds = _validate.positive_seconds_or_inf("ttl", chosen)
         if seconds == _INF:
             return None
         if self.jitter:
@@ -610,7 +623,11 @@ class CacheCore:
             entries = 0 if self._memory is None else len(self._memory)
             flights = len(self._flights)
         return CacheStats(
-            **counts, backend=self.backend, memory_entries=entries, loads_in_flight=flights
+            **counts,
+            backend=self.backend,
+            memory_entries=entries,
+            loads_in_flight=flights,
+            backend_transitions=self.gate.transitions if self.has_redis else 0,
         )
 
     def meta_of(self, value: Any, source: Source, served: Entry | None) -> CachedValue:

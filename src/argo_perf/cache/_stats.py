@@ -42,6 +42,10 @@ class CacheStats:
             ``maxsize``).
         loads_in_flight: keys being looked up and loaded right now by one
             caller on behalf of others (single flight; a gauge, 0 when idle).
+        backend_transitions: times the backend-health gate in front of Redis
+            changed state (up to down, down to up); 0 for a memory-only cache.
+            With a gate shared between pieces (``health=``), it counts the
+            shared gate's transitions.
     """
 
     memory_hits: int
@@ -61,6 +65,7 @@ class CacheStats:
     backend: str
     memory_entries: int = 0
     loads_in_flight: int = 0
+    backend_transitions: int = 0
 
     @property
     def hits(self) -> int:

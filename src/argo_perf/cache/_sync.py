@@ -25,14 +25,14 @@ import redis.cluster
 from .._redis import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
+    BackendHealth,
     SyncRedisClient,
-    sync_client,
 )
 from ..clock import Clock
 from . import _operations as ops
 from ._config import USE_DEFAULT, CacheConfig, TTLArg
 from ._envelope import Serializer
-from ._face import Face, check_bytes_client
+from ._face import Face
 from ._policy import MISSING, Landing
 from ._stats import CachedValue
 
@@ -67,9 +67,11 @@ class RedisCache(Face):
 
     When Redis fails (refused, or no answer within ``socket_timeout``), the
     call falls back to the in-process tier and the failure is counted. After
-    ``failure_threshold`` consecutive failures no call touches Redis any more:
-    a single background probe per ``probe_interval`` seconds pings it and the
-    cache returns to Redis by itself when it answers. Meanwhile ``get``
+    ``failure_threshold`` consecutive outages no call touches Redis any more:
+    a single background probe per ``probe_interval`` seconds pings it (no
+    caller waits for it) and the cache returns to Redis by itself when it
+    answers. An error reply (``WRONGTYPE``, ``OOM``) is counted but means
+    Redis is up. Meanwhile ``get``
     serves what the in-process tier holds, including values past their TTL
     within ``max_stale`` seconds (marked stale by :meth:`get_with_meta`).
     Bad bytes in Redis (garbage, another Redis type, a value that fails its
@@ -104,9 +106,14 @@ class RedisCache(Face):
         signing_key: bytes (at least 16) for an HMAC-SHA256 over every stored
             value and its key; values that do not verify are ignored.
         socket_timeout: seconds a Redis command may take (default 0.05), for URLs.
-        connect_timeout: seconds a connect may take (default 0.05), for URLs.
-        failure_threshold: consecutive Redis failures before Redis is skipped (default 3).
-        probe_interval: seconds between probes while Redis is skipped (default 1.0).
+        connect_timeout: seconds a connect may take (default 0.5), for URLs.
+        failure_threshold: consecutive Redis outages before Redis is skipped (default 3).
+        probe_interval: seconds between background probes while Redis is skipped
+            (default 1.0).
+        health: the backend-health gate to use, e.g. one shared with other
+            Redis-backed pieces on the same server (default: a new gate built from
+            ``failure_threshold``, ``probe_interval`` and ``clock``; ignored for a
+            memory-only cache).
         clock: the time source (default :class:`~argo_perf.SystemClock`).
         rng: the random source for jitter and early refresh (default a new ``random.Random``).
 
@@ -141,6 +148,7 @@ class RedisCache(Face):
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         failure_threshold: int = 3,
         probe_interval: float = 1.0,
+        health: BackendHealth | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -164,16 +172,13 @@ class RedisCache(Face):
             ),
             clock,
             rng,
+            health,
+            on_loop=False,
         )
-        self._client: SyncRedisClient | None = None
-        self._owned = False
-        if url_or_client is not None:
-            self._client, self._owned = sync_client(
-                url_or_client, socket_timeout=socket_timeout, connect_timeout=connect_timeout
-            )
-            check_bytes_client(self._client)
+        self._client: SyncRedisClient | None = (
+            None if self._link is None else self._link.sync_client()
+        )
         self._hit = core.hit
-        self._probe_thread: threading.Thread | None = None
 
     # -- the operations ------------------------------------------------------------
 
@@ -334,23 +339,6 @@ class RedisCache(Face):
             removed += cast(int, client.unlink(*batch))  # type: ignore[redundant-cast,unused-ignore]
         return removed
 
-    def _probe(self, request: ops.Request) -> None:
-        # The probe runs off the caller's thread so no caller waits for a frozen Redis.
-        thread = threading.Thread(target=self._ping, name="argo-perf-cache-probe", daemon=True)
-        self._probe_thread = thread
-        try:
-            thread.start()
-        except RuntimeError as exc:  # no new threads (e.g. at interpreter shutdown)
-            self._core.probe_done(exc)  # the gate must hear back; the caller skips Redis
-
-    def _ping(self) -> None:
-        try:
-            self._redis().ping()
-        except BaseException as exc:  # the gate must hear back, whatever happened
-            self._core.probe_done(exc)
-        else:
-            self._core.probe_done(None)
-
     def _load(self, request: ops.Request) -> Any:
         return request[1]()
 
@@ -394,7 +382,6 @@ class RedisCache(Face):
         ops.SET_MANY: _set_many,
         ops.UNLINK: _unlink,
         ops.CLEAR: _clear,
-        ops.PROBE: _probe,
         ops.LOAD: _load,
         ops.FLY: _fly,
     }
@@ -402,9 +389,12 @@ class RedisCache(Face):
     # -- lifecycle -----------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the Redis client when this cache created it from a URL (idempotent)."""
-        if self._client is not None and self._owned:
-            self._client.close()
+        """Close the Redis client when this cache created it from a URL (idempotent).
+
+        A background probe still running is waited for first (bounded by its timeouts).
+        """
+        if self._link is not None:
+            self._link.close()
 
     def __enter__(self) -> RedisCache:
         return self
