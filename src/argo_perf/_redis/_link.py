@@ -283,7 +283,7 @@ class RedisLink:
             self.succeeded()
 
     def _probe_on_loop(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._aping())
+        task = asyncio.get_running_loop().create_task(self._aping(), name=PROBE_THREAD_NAME)
         self._probe_tasks.add(task)
         task.add_done_callback(self._probe_done)
 

@@ -280,7 +280,7 @@ class RedisTokenBucket:
         """Run the script (asyncio); None when Redis is skipped or failed."""
         link = self._link
         client = link.async_client()
-        if link.admit() is Admission.SKIP:
+        if link.admit_async() is Admission.SKIP:
             return None
         try:
             try:
