@@ -289,7 +289,7 @@ class RedisLink:
 
     async def _aping(self) -> None:
         try:
-            await self.async_client().ping()
+            await self.async_client().execute_command("PING")
         except Exception as exc:
             self.failed(exc)
         else:
