@@ -46,6 +46,9 @@ EXPECTED = {
     "Serializer",
     "cached",
     "get_redis_cache",
+    # breaker
+    "BreakerStats",
+    "SharedStateStats",
 }
 
 

@@ -7,10 +7,12 @@ import logging as _logging
 
 from ._version import __version__
 from .breaker import (
+    BreakerStats,
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerRegistry,
     CircuitState,
+    SharedStateStats,
 )
 from .cache import (
     AsyncRedisCache,
@@ -58,6 +60,7 @@ __all__ = [
     "ArgoPerfError",
     "AsyncRedisCache",
     "BackendError",
+    "BreakerStats",
     "CacheStats",
     "CachedValue",
     "CalendarRangeError",
@@ -80,6 +83,7 @@ __all__ = [
     "RedisCache",
     "RedisTokenBucket",
     "Serializer",
+    "SharedStateStats",
     "SystemClock",
     "TokenBucket",
     "VolatilityTracker",

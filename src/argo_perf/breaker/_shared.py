@@ -26,6 +26,8 @@ import math
 from typing import Any, cast
 
 from .._redis import (
+    REDIS_ERRORS,
+    Admission,
     AsyncRedisClient,
     BackendHealth,
     SyncRedisClient,
@@ -36,6 +38,7 @@ from .._redis import (
 )
 from ..clock import Clock
 from ..errors import ConfigError
+from ._stats import SharedStateStats
 
 __all__ = ["RedisBreakerState"]
 
@@ -93,12 +96,21 @@ class RedisBreakerState:
             name is put in a hash tag, so both keys of a breaker live in one
             Redis Cluster slot.
         clock: time source of the backend-health gate.
+        health: the backend-health gate to use (default: a new one for this
+            state); pass one to share a gate with other Redis-backed pieces.
 
-    Failure behaviour: a Redis error, a timeout or a malformed reply is
-    logged, counted (``errors``, ``bad_replies``) and answered as "nothing
-    shared", so the local breaker decides alone; after a few outage errors
-    the shared :class:`~argo_perf._redis.BackendHealth` gate skips Redis and
-    probes it once per second.
+    Failure behaviour: a Redis error (connection refused, timeout, an error
+    reply such as `WRONGTYPE`) or a malformed reply is logged, counted (see
+    `stats`, a [SharedStateStats][argo_perf.breaker.SharedStateStats]) and answered
+    as "nothing shared", so the local breaker decides alone. After a few
+    outage errors the backend-health gate skips Redis and probes it once per
+    second; an error reply means Redis is up, so it never takes the gate down
+    and a probe that gets one brings it back up. Errors that are not Redis's
+    are not swallowed.
+
+    Raises:
+        ConfigError: a `prefix` that is not a string, a `health` that is not a
+            `BackendHealth`, a bad URL or client.
 
     Example:
         >>> state = RedisBreakerState("redis://localhost:6379/0")  # doctest: +SKIP
@@ -111,6 +123,7 @@ class RedisBreakerState:
         *,
         prefix: str = "argo_perf:breaker:",
         clock: Clock | None = None,
+        health: BackendHealth | None = None,
     ) -> None:
         if not isinstance(prefix, str):
             raise ConfigError("prefix", prefix, "must be a string")
@@ -130,9 +143,15 @@ class RedisBreakerState:
         client = self._sync if self._sync is not None else self._async
         assert client is not None
         self.target = describe_client(client)
-        self.health = BackendHealth(self.target, clock=clock)
-        self.errors = 0
-        self.bad_replies = 0
+        if health is None:
+            health = BackendHealth(self.target, clock=clock)
+        elif not isinstance(health, BackendHealth):
+            raise ConfigError("health", health, "must be a BackendHealth or None")
+        self.health = health
+        self._errors = 0
+        self._outages = 0
+        self._bad_replies = 0
+        self._skipped = 0
         self._scripts: dict[str, Any] = {}
         self._async_scripts: dict[str, Any] = {}
         if self._sync is not None:
@@ -141,6 +160,28 @@ class RedisBreakerState:
         if self._async is not None:
             for name, lua in _SCRIPTS.items():
                 self._async_scripts[name] = cast(Any, self._async).register_script(lua)
+
+    @property
+    def stats(self) -> SharedStateStats:
+        """A `SharedStateStats` snapshot of this state's dealings with Redis."""
+        return SharedStateStats(
+            target=self.target,
+            available=self.health.available,
+            errors=self._errors,
+            outages=self._outages,
+            bad_replies=self._bad_replies,
+            skipped=self._skipped,
+        )
+
+    @property
+    def errors(self) -> int:
+        """Redis errors so far; the older name of `stats.errors`."""
+        return self._errors
+
+    @property
+    def bad_replies(self) -> int:
+        """Malformed replies so far; the older name of `stats.bad_replies`."""
+        return self._bad_replies
 
     def _keys(self, name: str) -> list[str]:
         base = f"{self.prefix}{{{name}}}"
@@ -155,7 +196,7 @@ class RedisBreakerState:
             return
         try:
             self._scripts["publish"](keys=self._keys(name), args=[ms, token])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
+        except REDIS_ERRORS as exc:  # the local breaker decides
             self._failed(exc, "publish_open", name)
             return
         self.health.record_success()
@@ -166,7 +207,7 @@ class RedisBreakerState:
             return None
         try:
             reply = self._sync.pttl(self._keys(name)[0])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
+        except REDIS_ERRORS as exc:  # the local breaker decides
             self._failed(exc, "open_remaining", name)
             return None
         self.health.record_success()
@@ -179,7 +220,7 @@ class RedisBreakerState:
             return None
         try:
             reply = self._scripts["acquire"](keys=self._keys(name), args=[token, ms])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
+        except REDIS_ERRORS as exc:  # the local breaker decides
             self._failed(exc, "acquire_probe", name)
             return None
         self.health.record_success()
@@ -191,7 +232,7 @@ class RedisBreakerState:
             return
         try:
             self._scripts["release"](keys=self._keys(name)[1:], args=[token])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
+        except REDIS_ERRORS as exc:  # the local breaker decides
             self._failed(exc, "release_probe", name)
             return
         self.health.record_success()
@@ -210,7 +251,7 @@ class RedisBreakerState:
             return
         try:
             await self._async_scripts["publish"](keys=self._keys(name), args=[ms, token])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
+        except REDIS_ERRORS as exc:  # the local breaker decides
             self._failed(exc, "publish_open", name)
             return
         self.health.record_success()
@@ -221,7 +262,7 @@ class RedisBreakerState:
             return None
         try:
             reply = await self._async.pttl(self._keys(name)[0])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
+        except REDIS_ERRORS as exc:  # the local breaker decides
             self._failed(exc, "open_remaining", name)
             return None
         self.health.record_success()
@@ -236,7 +277,7 @@ class RedisBreakerState:
             return None
         try:
             reply = await self._async_scripts["acquire"](keys=self._keys(name), args=[token, ms])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
+        except REDIS_ERRORS as exc:  # the local breaker decides
             self._failed(exc, "acquire_probe", name)
             return None
         self.health.record_success()
@@ -248,7 +289,7 @@ class RedisBreakerState:
             return
         try:
             await self._async_scripts["release"](keys=self._keys(name)[1:], args=[token])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
+        except REDIS_ERRORS as exc:  # the local breaker decides
             self._failed(exc, "release_probe", name)
             return
         self.health.record_success()
@@ -262,17 +303,25 @@ class RedisBreakerState:
     # -- internals ----------------------------------------------------------------
 
     def _admit(self) -> bool:
-        return self.health.admit().value != "skip"
+        if self.health.admit() is Admission.SKIP:
+            self._skipped += 1
+            return False
+        return True
 
     def _failed(self, exc: BaseException, what: str, name: str) -> None:
-        self.errors += 1
+        self._errors += 1
         if is_outage(exc):
+            self._outages += 1
             self.health.record_failure(exc)
         else:
+            # Redis answered (WRONGTYPE, OOM, NOSCRIPT ...): it is up. Telling the gate
+            # also ends a probe that got this answer, which would otherwise hold the
+            # gate down until the next probe is due.
+            self.health.record_success()
             logger.warning("circuit %r: redis %s failed at %s: %r", name, what, self.target, exc)
 
     def _bad(self, reply: object, what: str, name: str) -> None:
-        self.bad_replies += 1
+        self._bad_replies += 1
         logger.warning(
             "circuit %r: ignoring a malformed %s reply from redis at %s: %.80r",
             name,
