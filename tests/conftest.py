@@ -9,13 +9,21 @@ a test fails. A missing ``redis-server`` binary fails the run; it never skips.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from hypothesis import settings
 
 from argo_perf.clock import ManualClock
 from argo_perf.testing import RedisServer, RedisServerError, find_redis_server
+
+# CI runs the same examples every time, so a red run is reproducible and never a
+# draw of the dice; locally hypothesis explores new ones on each run.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

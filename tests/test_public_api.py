@@ -34,6 +34,8 @@ EXPECTED = {
     "RedisTokenBucket",
     "TokenBucket",
     "get_rate_limiter",
+    "BucketStats",
+    "RedisBucketStats",
     "SystemClock",
     "VolatilityTracker",
     "__version__",

@@ -11,6 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from argo_perf import (
+    BucketStats,
     ConfigError,
     ManualClock,
     Quota,
@@ -20,7 +21,8 @@ from argo_perf import (
     TokenBucket,
     get_rate_limiter,
 )
-from argo_perf.ratelimit import DEFAULT_CONFIGS, _Reservation, _TokenMath, _windows
+from argo_perf.ratelimit import DEFAULT_CONFIGS
+from argo_perf.ratelimit._gcra import _Reservation, _TokenMath, _windows
 
 # -- configuration ---------------------------------------------------------------
 
@@ -319,9 +321,9 @@ def test_acquire_needs_every_window_and_a_denial_takes_from_none(clock: ManualCl
         granted += bucket.try_acquire()
         clock.advance(0.1)
     assert granted == 25  # the daily quota, reached within seconds
-    main_state = bucket._math.tat
     assert not bucket.try_acquire()
-    assert bucket._math.tat == main_state
+    assert bucket.stats.granted == 25
+    assert bucket.stats.denied == 76
     assert bucket.wait_time() == pytest.approx(86_400 / 25 - 10 + 0.1 * 5, rel=0.01)
 
 
@@ -334,7 +336,8 @@ def test_quota_denial_leaves_the_rate_window_untouched(clock: ManualClock) -> No
     clock.advance(10)
     assert not bucket.try_acquire()
     assert bucket.available < 1  # the quota is the tightest window
-    assert bucket._math.tat <= clock.monotonic()  # the rate window is full again
+    bucket.reconfigure(1, 2)  # without the quota: the rate window is full again
+    assert bucket.available == pytest.approx(2)
 
 
 async def test_waiting_with_quotas_is_scheduled_by_the_tightest_window(
@@ -749,3 +752,48 @@ def test_random_arrivals_and_cancellations_neither_over_grant_nor_lose(
         assert bucket.wait_time() == pytest.approx(max(0.0, max(expected, now) + 1 - burst - now))
 
     asyncio.run(scenario())
+
+
+# -- stats and registry verbs ------------------------------------------------------
+
+
+async def test_stats_are_a_frozen_snapshot_of_what_the_bucket_did(clock: ManualClock) -> None:
+    bucket = TokenBucket(rate=1, burst=2, clock=clock)
+    assert bucket.try_acquire(2)
+    assert not bucket.try_acquire()
+    assert not await bucket.acquire_async(timeout=0)
+    waiter = asyncio.create_task(bucket.acquire_async())
+    await _settle()
+    clock.advance(1)
+    assert await waiter
+    cancelled = asyncio.create_task(bucket.acquire_async())
+    await _settle()
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    bucket.penalize(1)
+    stats = bucket.stats
+    assert stats == BucketStats(
+        rate=1.0, burst=2.0, granted=2, denied=2, waited=2, cancelled=1, penalties=1
+    )
+    with pytest.raises(AttributeError):
+        stats.granted = 0  # type: ignore[misc]
+
+
+def test_registry_verbs(clock: ManualClock) -> None:
+    limiter = RateLimiter({"b": RateLimitConfig(1, 1), "a": RateLimitConfig(1, 1)}, clock=clock)
+    assert limiter.names() == ["a", "b"] == list(limiter) == limiter.sources
+    assert "a" in limiter
+    assert "z" not in limiter
+    assert len(limiter) == 2
+    assert limiter.get("a") is limiter.bucket("a")
+    with pytest.raises(ConfigError, match=r"known: \['a', 'b'\]"):
+        limiter.get("z")
+    limiter.configure("z", {"requests_per_second": 2, "burst_size": 3})
+    assert limiter.get("z").burst == 3
+    assert limiter.try_acquire("z", 3)
+    limiter.configure("z", RateLimitConfig(2, 5))  # a live bucket keeps what it spent
+    assert not limiter.try_acquire("z", 3)
+    assert limiter.stats["z"].granted == 1
+    assert set(limiter.stats) == {"a", "b", "z"}
+    with pytest.raises(ConfigError, match="source"):
+        limiter.configure("", RateLimitConfig(1, 1))

@@ -17,8 +17,14 @@ import redis.asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from argo_perf import ConfigError, ManualClock, Quota, RedisTokenBucket, TokenBucket
-from argo_perf.ratelimit import _Reserved
+from argo_perf import (
+    ConfigError,
+    ManualClock,
+    Quota,
+    RedisBucketStats,
+    RedisTokenBucket,
+    TokenBucket,
+)
 from argo_perf.testing import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,20 +72,23 @@ def test_grants_the_burst_then_denies(redis_url: str, redis_client: redis.Redis)
         assert "vendor" in repr(bucket)
 
 
-def test_idle_keys_expire(redis_url: str, redis_client: redis.Redis) -> None:
-    bucket = RedisTokenBucket(redis_url, "idle", rate=100, burst=1)
-    assert bucket.try_acquire()
-    assert 0 < redis_client.pttl(bucket.key) <= 2100
+async def test_idle_keys_expire(
+    redis_url: str, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    with RedisTokenBucket(redis_url, "idle", rate=100, burst=1) as bucket:
+        assert bucket.try_acquire()
+        assert 0 < redis_client.pttl(bucket.key) <= 2100
     # The queue exists only while a reservation waits, and ends with its last one.
-    waiting = bucket._call(bucket._args(b"r", 1, math.inf))
-    assert isinstance(waiting, _Reserved)
-    assert 0 < redis_client.pttl(bucket.queue_key) <= 2100
-    bucket._call(bucket._refund_args(1, waiting))
-    assert redis_client.exists(bucket.queue_key) == 0
-    # A refund of a reservation that is no longer queued changes nothing.
-    state = redis_client.get(bucket.key)
-    bucket._call(bucket._refund_args(1, waiting))
-    assert redis_client.get(bucket.key) == state
+    async with RedisTokenBucket(redis_url, "idle-queue", rate=0.1, burst=1, clock=clock) as bucket:
+        assert await bucket.acquire_async()
+        waiter = asyncio.create_task(bucket.acquire_async())
+        await _until_sleeping(clock)
+        assert 10_000 < redis_client.pttl(bucket.queue_key) <= 12_100
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert redis_client.exists(bucket.queue_key) == 0
+        assert bucket.stats.cancelled == 1
 
 
 def test_processes_sharing_a_key_share_one_limit(redis_url: str) -> None:
@@ -209,41 +218,40 @@ def test_wrong_type_key_is_a_counted_miss_not_a_crash(
     assert "script failed" in caplog.text
 
 
-def test_unexpected_reply_is_a_counted_miss(redis_url: str) -> None:
-    bucket = RedisTokenBucket(redis_url, "reply", rate=1, burst=1)
-    assert bucket._reply(b"garbage") is None
-    assert bucket.stats.errors == 1
-
-
-def test_a_refund_never_gives_back_tokens_reserved_on_top(
-    redis_url: str, redis_client: redis.Redis
+async def test_a_refund_never_gives_back_tokens_reserved_on_top(
+    redis_url: str, redis_client: redis.Redis, clock: ManualClock
 ) -> None:
     # A hundredth of the rate of the in-process case: the test's milliseconds refill nothing.
-    bucket = RedisTokenBucket(redis_url, "middle", rate=0.04, burst=5)
-    assert bucket.try_acquire(3)
-    before = redis_client.get(bucket.key)
-    first = bucket._call(bucket._args(b"r", 3, math.inf))
-    after_first = redis_client.get(bucket.key)
-    second = bucket._call(bucket._args(b"r", 3, math.inf))
-    assert isinstance(first, _Reserved)
-    assert isinstance(second, _Reserved)
-    assert (first, second) == (pytest.approx(25, abs=0.5), pytest.approx(100, abs=0.5))
-    state = redis_client.get(bucket.key)
-    # Reserved on top: the second's grant at 100 s keeps what it was scheduled
-    # against; only what it does not need comes back (the local bucket's rule).
-    bucket._call(bucket._refund_args(3, first))
-    after_refund = redis_client.get(bucket.key)
-    assert after_refund is not None
-    assert state is not None
-    assert int(state) - int(after_refund) == pytest.approx(50e6, abs=1)
-    third = bucket._call(bucket._args(b"r", 3, math.inf))
-    assert third == pytest.approx(125, abs=0.5)  # not 100, beside the second's tokens
-    assert isinstance(third, _Reserved)
-    bucket._call(bucket._refund_args(3, third))  # the latest: its tokens come back
-    assert redis_client.get(bucket.key) == after_refund
-    bucket._call(bucket._refund_args(3, second))  # no waiter left: the first's come back too
-    assert redis_client.get(bucket.key) == before != after_first
-    bucket.close()
+    async with RedisTokenBucket(redis_url, "middle", rate=0.04, burst=5, clock=clock) as bucket:
+        assert await bucket.acquire_async(3)
+        before = redis_client.get(bucket.key)
+        assert await bucket.wait_time_async(3) == pytest.approx(25, abs=0.5)
+        first = asyncio.create_task(bucket.acquire_async(3))
+        await _until_sleeping(clock)
+        after_first = redis_client.get(bucket.key)
+        assert await bucket.wait_time_async(3) == pytest.approx(100, abs=0.5)
+        second = asyncio.create_task(bucket.acquire_async(3))
+        await _until_sleeping(clock, 2)
+        state = redis_client.get(bucket.key)
+        # Reserved on top: the second's grant at 100 s keeps what it was scheduled
+        # against; only what it does not need comes back (the local bucket's rule).
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        after_refund = redis_client.get(bucket.key)
+        assert after_refund is not None
+        assert state is not None
+        assert int(state) - int(after_refund) == pytest.approx(50e6, abs=1)
+        # Not 100, beside the second's tokens.
+        assert await bucket.wait_time_async(3) == pytest.approx(125, abs=0.5)
+        third = asyncio.create_task(bucket.acquire_async(3))
+        await _until_sleeping(clock, 2)
+        third.cancel()  # the latest: its tokens come back
+        await asyncio.gather(third, return_exceptions=True)
+        assert redis_client.get(bucket.key) == after_refund
+        second.cancel()  # no waiter left: the first's come back too
+        await asyncio.gather(second, return_exceptions=True)
+        assert redis_client.get(bucket.key) == before != after_first
+        assert bucket.stats.cancelled == 3
 
 
 async def test_cancelled_waiters_give_everything_back_in_redis_once_none_is_left(
@@ -298,15 +306,16 @@ def test_interrupted_blocking_acquire_gives_its_tokens_back(
     requests=st.lists(st.integers(1, 8), max_size=15),
 )
 def test_the_script_decides_as_the_in_process_arithmetic(
-    redis_url: str, burst: int, quota: int | None, requests: list[int]
+    redis_url: str, redis_client: redis.Redis, burst: int, quota: int | None, requests: list[int]
 ) -> None:
     # Rates so slow that the milliseconds the test takes refill nothing.
     quotas = [] if quota is None else [Quota(quota, 1e6)]
     local = TokenBucket(1e-6, burst, quotas=quotas, clock=ManualClock())
     shared = RedisTokenBucket(redis_url, "parity", 1e-6, burst, quotas=quotas)
-    shared._sync.delete(shared.key)  # type: ignore[union-attr]
+    redis_client.delete(shared.key)
+    most = min([burst, *(q.limit for q in quotas)])
     for tokens in requests:
-        if tokens > local._max:
+        if tokens > most:
             continue
         assert shared.try_acquire(tokens) == local.try_acquire(tokens)
     shared.close()
@@ -423,7 +432,6 @@ async def test_a_probe_cancelled_while_redis_is_frozen_does_not_strand_the_gate(
         clock.advance(1.0)
         probe = asyncio.ensure_future(bucket.acquire_async(timeout=0))
         await asyncio.sleep(0)  # one step: it holds the probe and waits for the frozen server
-        assert bucket.health._probing
         assert not probe.done()
         probe.cancel()  # e.g. the caller's own deadline
         with pytest.raises(asyncio.CancelledError):
@@ -521,10 +529,7 @@ async def test_waiters_cancelled_in_arrival_order_give_everything_back_in_redis(
 
 def _wait_of_next(redis_url: str) -> float:
     with RedisTokenBucket(redis_url, "abc", rate=0.01, burst=1) as bucket:
-        wait = bucket._call(bucket._args(b"r", 1, 0.0))
-    assert wait is not None
-    assert wait < 0
-    return -wait
+        return bucket.wait_time()
 
 
 _counter = iter(range(10**9))
@@ -541,6 +546,7 @@ _counter = iter(range(10**9))
             st.tuples(st.just("reserve"), st.integers(1, 4)),
             st.tuples(st.just("cancel"), st.integers(0, 30)),
             st.tuples(st.just("penalize"), st.integers(1, 5)),
+            st.tuples(st.just("reconfigure"), st.integers(1, 4)),
         ),
         max_size=25,
     ),
@@ -548,43 +554,104 @@ _counter = iter(range(10**9))
 def test_the_script_decides_as_the_local_arithmetic(
     redis_url: str, burst: int, quota: bool, ops: list[tuple[str, int]]
 ) -> None:
-    """Reservations, refunds in any order and penalties: Redis replies as _TokenMath does.
+    """Waits, reservations, refunds in any order, penalties and reconfiguration:
+    Redis answers as `_TokenMath` does.
 
-    The rate is one token per 1000 s, so the milliseconds the test takes refill
-    nothing that a 1 s tolerance would see; the local arithmetic runs at t=0.
+    The rate is one token per 1000 s (or 500 s), so the milliseconds the test
+    takes refill nothing that a 1 s tolerance would see; the local arithmetic
+    runs at t=0. Waiters sleep on a manual clock that never moves: they stay queued.
     """
-    from argo_perf.ratelimit import _TokenMath, _windows
+    from argo_perf.ratelimit._gcra import _TokenMath, _windows
 
-    quotas = [Quota(burst + 2, 1000.0 * (burst + 10))] if quota else []
-    bucket = RedisTokenBucket(redis_url, f"model-{next(_counter)}", 0.001, burst, quotas=quotas)
-    local = _TokenMath(_windows(0.001, burst, quotas), float(burst))
-    queued: list[tuple[_Reserved, object]] = []
-    try:
-        for op, n in ops:
-            if op == "reserve":
-                if n > bucket._max_tokens:
-                    continue
-                ours = local.reserve(0.0, n, math.inf)
-                theirs = bucket._call(bucket._args(b"r", n, math.inf))
-                assert theirs == pytest.approx(ours, abs=1.0)
-                if ours > 0:
-                    assert isinstance(theirs, _Reserved)
-                    queued.append((theirs, local.pending[-1]))
-            elif op == "cancel" and queued:
-                theirs, ours = queued.pop(n % len(queued))
-                local.refund(0.0, ours)  # type: ignore[arg-type]
-                bucket._call(bucket._refund_args(float(ours.tokens), theirs))  # type: ignore[attr-defined]
-            elif op == "penalize":
-                local.penalize(0.0, n * 1000.0)
-                bucket._call(bucket._args(b"p", n * 1000.0 * 1e6, 0.0))
-        # What a newcomer for every token would wait: with max_wait 0 a denial
-        # replies the wait and takes nothing.
-        need = bucket._max_tokens
-        ours = local.wait_time(0.0, need)
-        theirs = bucket._call(bucket._args(b"r", need, 0.0))
-        if ours > 0:
-            assert theirs == pytest.approx(-ours, abs=1.0)
-        else:
-            assert theirs == 0.0
-    finally:
-        bucket.close()
+    def quotas_for(burst: int) -> list[Quota]:
+        return [Quota(burst + 2, 1000.0 * (burst + 10))] if quota else []
+
+    def most(burst: int) -> int:
+        return min([burst, *(int(q.limit) for q in quotas_for(burst))])
+
+    async def scenario() -> None:
+        clock = ManualClock()
+        rate, size = 0.001, burst
+        bucket = RedisTokenBucket(
+            redis_url, f"model-{next(_counter)}", rate, size, quotas=quotas_for(size), clock=clock
+        )
+        local = _TokenMath(_windows(rate, size, quotas_for(size)), float(most(size)))
+        queued: list[tuple[asyncio.Task[bool], object]] = []
+        try:
+            for op, n in ops:
+                if op == "reserve":
+                    if n > most(size):
+                        continue
+                    wait = local.wait_time(0.0, n)
+                    assert await bucket.wait_time_async(n) == pytest.approx(wait, abs=1.0)
+                    ours = local.reserve(0.0, n, math.inf)
+                    assert ours == wait
+                    task = asyncio.create_task(bucket.acquire_async(n))
+                    if ours == 0.0:
+                        assert await task
+                    else:
+                        queued.append((task, local.pending[-1]))
+                        await _until_sleeping(clock, len(queued))
+                elif op == "cancel" and queued:
+                    task, reservation = queued.pop(n % len(queued))
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    local.refund(0.0, reservation)  # type: ignore[arg-type]
+                elif op == "penalize":
+                    local.penalize(0.0, n * 1000.0)
+                    await bucket.penalize_async(n * 1000.0)
+                elif op == "reconfigure":
+                    rate, size = (0.002 if rate == 0.001 else 0.001), n
+                    windows = _windows(rate, size, quotas_for(size))
+                    local = local.rescaled(0.0, windows, float(most(size)))
+                    await bucket.reconfigure_async(rate, size, quotas_for(size))
+            # What a newcomer for every token would wait, and what is there now.
+            need = most(size)
+            theirs = await bucket.wait_time_async(need)
+            assert theirs == pytest.approx(local.wait_time(0.0, need), abs=1.0)
+            assert await bucket.available_async() == pytest.approx(local.available(0.0), abs=0.01)
+        finally:
+            for task, _ in queued:
+                task.cancel()
+            await asyncio.gather(*(task for task, _ in queued), return_exceptions=True)
+            await bucket.aclose()
+            bucket.close()
+
+    asyncio.run(scenario())
+
+
+def test_redis_bucket_has_the_local_surface(redis_url: str, redis_client: redis.Redis) -> None:
+    with RedisTokenBucket(redis_url, "surface", rate=0.01, burst=4) as bucket:
+        assert bucket.available == pytest.approx(4, abs=0.01)
+        assert bucket.wait_time(4) == 0.0
+        assert bucket.try_acquire(3)
+        assert bucket.available == pytest.approx(1, abs=0.01)
+        assert bucket.wait_time(2) == pytest.approx(100, abs=0.5)
+        # Reconfigured: the 3 spent tokens stay spent, paid back at the new rate.
+        bucket.reconfigure(0.02, 4)
+        assert bucket.wait_time(2) == pytest.approx(50, abs=0.5)
+        other = RedisTokenBucket(redis_url, "surface", rate=0.01, burst=4)
+        other.reconfigure(0.02, 4)  # another process switching too: rescaled once
+        assert bucket.wait_time(2) == pytest.approx(50, abs=0.5)
+        other.close()
+        bucket.penalize(1000)
+        assert bucket.available == 0.0
+        stats = bucket.stats
+        assert isinstance(stats, RedisBucketStats)
+        assert (stats.granted, stats.penalties, stats.rate) == (1, 1, 0.02)
+        assert stats.redis_calls == 10
+
+
+def test_redis_bucket_answers_from_the_fallback_while_redis_is_down(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    bucket = RedisTokenBucket(fault_redis.url, "down", rate=1, burst=8, clock=clock)
+    fault_redis.kill()
+    for _ in range(3):
+        bucket.try_acquire()
+    assert bucket.backend == "memory"
+    assert bucket.available == pytest.approx(0.0)  # the fallback's 2 tokens are spent
+    assert bucket.wait_time() == pytest.approx(4.0)  # at a quarter of the rate
+    assert bucket.stats.denied == 1
+    bucket.reconfigure(2, 8)
+    assert bucket.fallback.rate == 0.5

@@ -306,6 +306,9 @@ def test_no_password_reaches_a_message_for_any_url(template: str, password: str)
     rest = template.replace("{p}", "\x00")
     assume(password.strip() == password)
     assume(len(unquote(password)) >= 6)
+    if "//{p}@" in template:
+        # There the text before a ':' is a user name, which is not secret.
+        assume(":" not in unquote(password))
     for piece in _pieces(password):
         assume(not any(piece in part for part in rest.split("\x00")))
         assume(piece not in _FIXED_TEXT)  # words of our own messages are not leaks

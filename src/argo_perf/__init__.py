@@ -42,9 +42,11 @@ from .market import (
     is_crypto,
 )
 from .ratelimit import (
+    BucketStats,
     Quota,
     RateLimitConfig,
     RateLimiter,
+    RedisBucketStats,
     RedisTokenBucket,
     TokenBucket,
     get_rate_limiter,
@@ -61,6 +63,7 @@ __all__ = [
     "AsyncRedisCache",
     "BackendError",
     "BreakerStats",
+    "BucketStats",
     "CacheStats",
     "CachedValue",
     "CalendarRangeError",
@@ -80,6 +83,7 @@ __all__ = [
     "RateLimitConfig",
     "RateLimitExceeded",
     "RateLimiter",
+    "RedisBucketStats",
     "RedisCache",
     "RedisTokenBucket",
     "Serializer",

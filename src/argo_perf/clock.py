@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import math
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
+
+from . import _validate
 
 __all__ = ["Clock", "ManualClock", "SystemClock"]
 
@@ -168,11 +169,10 @@ class ManualClock:
         """Move time forward by ``seconds`` and wake the sleepers whose deadline passed.
 
         Raises:
-            ValueError: ``seconds`` is negative (time never goes backwards), NaN
-                or infinite.
+            ValueError: ``seconds`` is negative (time never goes backwards), NaN,
+                infinite or not a number (a `ConfigError`, which is a `ValueError`).
         """
-        if not 0 <= seconds < math.inf:
-            raise ValueError(f"seconds must be >= 0 and finite, got {seconds!r}")
+        seconds = _validate.non_negative_seconds("seconds", seconds)
         with self._lock:
             self._offset += seconds
             due = self._pop_due()

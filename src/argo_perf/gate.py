@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from typing import Generic, TypeVar, overload
 
+from . import _validate
 from ._price import check_price, moved
 from .clock import Clock, SystemClock
-from .errors import ConfigError
 
 __all__ = ["ChangeGate"]
 
@@ -64,20 +63,9 @@ class ChangeGate(Generic[V]):
         max_symbols: int = 10_000,
         clock: Clock | None = None,
     ) -> None:
-        if isinstance(threshold, bool) or not (
-            isinstance(threshold, (int, float)) and 0.0 <= threshold < math.inf
-        ):
-            raise ConfigError("threshold", threshold, "must be a finite number >= 0")
-        if max_age is not None and (
-            isinstance(max_age, bool)
-            or not (isinstance(max_age, (int, float)) and 0.0 < max_age < math.inf)
-        ):
-            raise ConfigError("max_age", max_age, "must be positive seconds or None")
-        if isinstance(max_symbols, bool) or not isinstance(max_symbols, int) or max_symbols < 1:
-            raise ConfigError("max_symbols", max_symbols, "must be an int >= 1")
-        self.threshold = float(threshold)
-        self.max_age = None if max_age is None else float(max_age)
-        self.max_symbols = max_symbols
+        self.threshold = _validate.at_least("threshold", threshold, 0.0)
+        self.max_age = _validate.optional(_validate.positive_seconds, "max_age", max_age)
+        self.max_symbols = _validate.count("max_symbols", max_symbols)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
         # symbol -> (price, value, monotonic time remembered)

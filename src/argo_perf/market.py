@@ -33,6 +33,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import cache, lru_cache
 from typing import Any
 
+from . import _validate
 from .errors import ArgoPerfError, ConfigError
 
 __all__ = [
@@ -708,12 +709,7 @@ class NYSECalendar(MarketCalendar):
         for parameter, value in (("first_year", first_year), ("last_year", last_year)):
             if value is None and parameter == "last_year":
                 continue
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or not _MIN_YEAR <= value <= _MAX_YEAR
-            ):
-                raise ConfigError(parameter, value, f"must be a year in {_MIN_YEAR}-{_MAX_YEAR}")
+            _validate.count(parameter, value, minimum=_MIN_YEAR, maximum=_MAX_YEAR)
         if last_year is not None and first_year > last_year:
             raise ConfigError("first_year", first_year, f"must be <= last_year ({last_year})")
         self.extended_hours = bool(extended_hours)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 from collections import OrderedDict
@@ -10,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from . import _validate
 from ._price import check_price, moved
 from .clock import Clock, SystemClock
 from .errors import ConfigError
@@ -72,25 +72,11 @@ class AdaptiveTTLConfig:
 
     def __post_init__(self) -> None:
         for name in ("crypto_high_vol_ttl", "crypto_ttl", "stock_high_vol_ttl", "stock_ttl"):
-            _check_seconds(name, getattr(self, name))
-        _check_seconds("closed_ttl", self.closed_ttl)
-        if not (_is_number(self.jitter) and 0.0 <= self.jitter < 1.0):
-            raise ConfigError("jitter", self.jitter, "must be in [0, 1)")
-        if not (_is_number(self.open_jitter) and 0.0 <= self.open_jitter < math.inf):
-            raise ConfigError("open_jitter", self.open_jitter, "must be finite seconds >= 0")
-        if not (_is_number(self.refresh_threshold) and 0.0 <= self.refresh_threshold < math.inf):
-            raise ConfigError(
-                "refresh_threshold", self.refresh_threshold, "must be a finite number >= 0"
-            )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_seconds(name: str, value: object) -> None:
-    if not (isinstance(value, (int, float)) and _is_number(value) and 0.0 < value < math.inf):
-        raise ConfigError(name, value, "must be positive finite seconds")
+            _validate.positive_seconds(name, getattr(self, name))
+        _validate.positive_seconds("closed_ttl", self.closed_ttl)
+        _validate.fraction("jitter", self.jitter)
+        _validate.non_negative_seconds("open_jitter", self.open_jitter)
+        _validate.at_least("refresh_threshold", self.refresh_threshold, 0.0)
 
 
 class AdaptiveTTL:
@@ -157,8 +143,7 @@ class AdaptiveTTL:
         max_symbols: int = 10_000,
         clock: Clock | None = None,
     ) -> None:
-        if isinstance(max_symbols, bool) or not isinstance(max_symbols, int) or max_symbols < 1:
-            raise ConfigError("max_symbols", max_symbols, "must be an int >= 1")
+        _validate.count("max_symbols", max_symbols)
         if config is not None and not isinstance(config, AdaptiveTTLConfig):
             raise ConfigError("config", config, "must be an AdaptiveTTLConfig or None")
         if not isinstance(calendar, MarketCalendar):
@@ -169,10 +154,8 @@ class AdaptiveTTL:
             raise ConfigError(
                 "volatility", volatility, "must be a VolatilityTracker, a symbol -> bool or None"
             )
-        if not callable(is_crypto):
-            raise ConfigError("is_crypto", is_crypto, "must be a symbol -> bool function")
-        if rng is not None and not callable(rng):
-            raise ConfigError("rng", rng, "must be a () -> float function or None")
+        _validate.function("is_crypto", is_crypto, "a symbol -> bool function")
+        _validate.optional(_validate.function, "rng", rng, "a () -> float function")
         self.config = config if config is not None else AdaptiveTTLConfig()
         self.calendar = calendar
         self.max_symbols = max_symbols

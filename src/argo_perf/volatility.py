@@ -8,9 +8,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
+from . import _validate
 from ._price import check_price
 from .clock import Clock, SystemClock
-from .errors import ConfigError
 from .market import is_crypto as default_is_crypto
 
 __all__ = ["VolatilityTracker"]
@@ -24,12 +24,6 @@ CRYPTO_YEAR_SECONDS = 365 * 24 * 3600
 # symbol -> (last price, last POSIX time, weighted squared returns, weighted seconds,
 # returns since the start or the last gap, seconds per year, "high" verdict).
 _State = tuple[float, float, float, float, int, float, bool]
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0.0 < value < math.inf):
-        raise ConfigError(name, value, "must be a positive finite number")
-    return float(value)
 
 
 class VolatilityTracker:
@@ -111,18 +105,16 @@ class VolatilityTracker:
         max_symbols: int = 1024,
         clock: Clock | None = None,
     ) -> None:
-        self.stock_threshold = _positive("stock_threshold", stock_threshold)
-        self.crypto_threshold = _positive("crypto_threshold", crypto_threshold)
-        self.half_life = _positive("half_life", half_life)
-        self.half_life_observations = _positive("half_life_observations", half_life_observations)
-        self.max_gap = _positive("max_gap", max_gap)
-        for name, value in (("warmup", warmup), ("max_symbols", max_symbols)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(name, value, "must be an int >= 1")
-        if not callable(is_crypto):
-            raise ConfigError("is_crypto", is_crypto, "must be a symbol -> bool function")
-        self.warmup = warmup
-        self.max_symbols = max_symbols
+        self.stock_threshold = _validate.positive("stock_threshold", stock_threshold)
+        self.crypto_threshold = _validate.positive("crypto_threshold", crypto_threshold)
+        self.half_life = _validate.positive_seconds("half_life", half_life)
+        self.half_life_observations = _validate.positive(
+            "half_life_observations", half_life_observations
+        )
+        self.max_gap = _validate.positive_seconds("max_gap", max_gap)
+        self.warmup = _validate.count("warmup", warmup)
+        self.max_symbols = _validate.count("max_symbols", max_symbols)
+        _validate.function("is_crypto", is_crypto, "a symbol -> bool function")
         self._is_crypto = is_crypto
         self._min_keep = 0.5 ** (1.0 / self.half_life_observations)
         self._clock: Clock = clock if clock is not None else SystemClock()

@@ -1,0 +1,62 @@
+"""Redis plumbing shared by every Redis-backed primitive (private).
+
+What lives here, once:
+
+* `_url`: refusing a malformed Redis URL and keeping its password out of
+  every message, repr and log line (`redact_url`);
+* `_pool`: bounded connection pools whose queued callers wait only while
+  Redis keeps answering;
+* `_clients`: building a redis-py client (sync or asyncio) from a URL with
+  safe defaults: a short socket timeout, no hidden redis-py retries and a
+  bounded pool (`sync_client`, `async_client`);
+* `_health`: `BackendHealth`, the gate in front of a Redis tier (after a few
+  consecutive outage errors no call touches Redis until a single probe per
+  interval sees it answer again; each state change is logged once), and the
+  one outage classification (`is_outage`);
+* `_link`: `RedisLink`, what a Redis-backed piece owns: its clients (one per
+  event loop for a URL), its gate, the probe rule and the translation of
+  failures into `BackendError`.
+
+The gate and the classification are plain logic with an injected clock and do
+no I/O, so the sync and asyncio faces share them.
+"""
+
+from ._clients import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SOCKET_TIMEOUT,
+    AsyncRedisClient,
+    SyncRedisClient,
+    async_client,
+    describe_client,
+    sync_client,
+)
+from ._health import (
+    REDIS_ERRORS,
+    Admission,
+    BackendHealth,
+    is_answer,
+    is_outage,
+    to_backend_error,
+)
+from ._link import RedisLink
+from ._url import redact_url
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_SOCKET_TIMEOUT",
+    "REDIS_ERRORS",
+    "Admission",
+    "AsyncRedisClient",
+    "BackendHealth",
+    "RedisLink",
+    "SyncRedisClient",
+    "async_client",
+    "describe_client",
+    "is_answer",
+    "is_outage",
+    "redact_url",
+    "sync_client",
+    "to_backend_error",
+]

@@ -1,0 +1,291 @@
+"""`RateLimiter`: a registry of token buckets, one per data source, and its configs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..clock import Clock, SystemClock
+from ..errors import ConfigError, RateLimitExceeded
+from ._gcra import Quota, _check_burst, _check_rate, _known_keys
+from ._local import TokenBucket
+from ._stats import BucketStats
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    """The limit of one data source: ``requests_per_second`` with bursts of ``burst_size``.
+
+    ``quotas`` adds windows a vendor also enforces, e.g. ``(Quota(25, 86_400),)``
+    for 25 requests a day.
+
+    Raises:
+        ConfigError: a non-positive rate, a burst below 1, or a bad quota.
+
+    Example:
+        >>> RateLimitConfig(requests_per_second=5, burst_size=10)
+        RateLimitConfig(requests_per_second=5, burst_size=10, quotas=())
+    """
+
+    requests_per_second: float
+    burst_size: float
+    quotas: tuple[Quota, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        _check_rate("requests_per_second", self.requests_per_second)
+        _check_burst("burst_size", self.burst_size)
+        if not isinstance(self.quotas, tuple):
+            object.__setattr__(self, "quotas", tuple(self.quotas))
+        for quota in self.quotas:
+            if not isinstance(quota, Quota):
+                raise ConfigError("quotas", quota, "must contain Quota objects")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RateLimitConfig:
+        """Build from a plain mapping, e.g. parsed JSON, YAML or environment settings.
+
+        Example:
+            >>> RateLimitConfig.from_mapping(
+            ...     {"requests_per_second": 1, "burst_size": 5,
+            ...      "quotas": [{"limit": 25, "period": 86400}]}
+            ... ).quotas
+            (Quota(limit=25, period=86400),)
+        """
+        values = _known_keys(data, ("requests_per_second", "burst_size", "quotas"), "config")
+        quotas = values.get("quotas", ())
+        if isinstance(quotas, (str, bytes)) or not isinstance(quotas, Iterable):
+            raise ConfigError("quotas", quotas, "must be a list of quotas")
+        values["quotas"] = tuple(
+            quota if isinstance(quota, Quota) else Quota.from_mapping(quota) for quota in quotas
+        )
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a required key is missing
+            raise ConfigError("config", dict(data), f"is incomplete ({exc})") from None
+
+
+DEFAULT_CONFIGS: Mapping[str, RateLimitConfig] = {
+    "massive": RateLimitConfig(5, 10),
+    "alpha_vantage": RateLimitConfig(0.2, 5),
+    "xai": RateLimitConfig(1, 5),
+    "sonar": RateLimitConfig(1, 5),
+}
+"""The seed limits :class:`RateLimiter` uses when given no configs."""
+
+
+def _as_config(source: str, value: RateLimitConfig | Mapping[str, Any]) -> RateLimitConfig:
+    if isinstance(value, RateLimitConfig):
+        return value
+    if isinstance(value, Mapping):
+        return RateLimitConfig.from_mapping(value)
+    raise ConfigError(f"configs[{source!r}]", value, "must be a RateLimitConfig or a mapping")
+
+
+class RateLimiter:
+    """A registry of token buckets, one per data source.
+
+    Args:
+        configs: source name -> :class:`RateLimitConfig` or a plain mapping
+            with the same keys (``{"requests_per_second": 5, "burst_size": 10}``).
+            None: the seed defaults (massive 5/s burst 10, alpha_vantage
+            0.2/s burst 5, xai 1/s burst 5, sonar 1/s burst 5).
+        default: the limit of a source that is not configured, each such
+            source getting a bucket of its own. None (the default): an
+            unknown source is a :class:`ConfigError`, never an unlimited source.
+        clock: time source of every bucket.
+
+    Thread-safe; sources are independent (one source's waiters never delay another's).
+
+    Raises:
+        ConfigError: a bad config, or (on use) an unknown source without a default.
+
+    Example:
+        >>> limiter = RateLimiter({"massive": {"requests_per_second": 5, "burst_size": 10}})
+        >>> limiter.try_acquire("massive")
+        True
+        >>> limiter.try_acquire("nobody")
+        Traceback (most recent call last):
+        ...
+        argo_perf.errors.ConfigError: source is not configured (known: ['massive']), got 'nobody'
+    """
+
+    def __init__(
+        self,
+        configs: Mapping[str, RateLimitConfig | Mapping[str, Any]] | None = None,
+        *,
+        default: RateLimitConfig | Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if configs is None:
+            configs = DEFAULT_CONFIGS
+        if not isinstance(configs, Mapping):
+            raise ConfigError("configs", configs, "must be a mapping of source name to config")
+        self._clock = clock if clock is not None else SystemClock()
+        self.default = None if default is None else _as_config("default", default)
+        self._lock = threading.Lock()
+        self._configs: dict[str, RateLimitConfig] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        for source, value in configs.items():
+            if not isinstance(source, str) or not source:
+                raise ConfigError("source", source, "must be a non-empty string")
+            self._add(source, _as_config(source, value))
+
+    def _add(self, source: str, config: RateLimitConfig) -> TokenBucket:
+        bucket = TokenBucket(
+            config.requests_per_second,
+            config.burst_size,
+            quotas=config.quotas,
+            clock=self._clock,
+        )
+        self._configs[source] = config
+        self._buckets[source] = bucket
+        return bucket
+
+    def get(self, source: str) -> TokenBucket:
+        """The bucket of ``source`` (built from ``default`` on first use when unknown).
+
+        Raises:
+            ConfigError: ``source`` is not configured and there is no default;
+                the message lists the known sources.
+        """
+        try:
+            return self._buckets[source]
+        except KeyError:
+            pass
+        with self._lock:
+            if source in self._buckets:
+                return self._buckets[source]
+            if self.default is None:
+                raise ConfigError(
+                    "source", source, f"is not configured (known: {sorted(self._buckets)})"
+                ) from None
+            return self._add(source, self.default)
+
+    def bucket(self, source: str) -> TokenBucket:
+        """The older name of `get`."""
+        return self.get(source)
+
+    def names(self) -> list[str]:
+        """The configured source names (sorted)."""
+        return sorted(self._buckets)
+
+    @property
+    def sources(self) -> list[str]:
+        """The configured source names (sorted); the older name of `names`."""
+        return self.names()
+
+    def __contains__(self, source: object) -> bool:
+        return source in self._buckets
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    @property
+    def stats(self) -> dict[str, BucketStats]:
+        """A snapshot of every bucket's counters, by source (see `BucketStats`)."""
+        return {source: self._buckets[source].stats for source in self.names()}
+
+    def config(self, source: str) -> RateLimitConfig:
+        """The current config of ``source``."""
+        self.get(source)
+        return self._configs[source]
+
+    def try_acquire(self, source: str, tokens: float = 1) -> bool:
+        """Take ``tokens`` for ``source`` if available now; never waits."""
+        return self.get(source).try_acquire(tokens)
+
+    async def wait_for_permission(
+        self, source: str, timeout: float | None = None, tokens: float = 1
+    ) -> None:
+        """Wait (asyncio) until ``source`` may make a request, first come, first served.
+
+        Args:
+            source: the data source.
+            timeout: seconds to wait at most; None waits as long as needed.
+            tokens: requests to account for (default 1).
+
+        Raises:
+            RateLimitExceeded: permission would not come within ``timeout``;
+                raised at once (nothing is taken) and carrying ``retry_after``.
+            ConfigError: unknown source and no default.
+
+        Example:
+            >>> async def fetch(symbol):  # doctest: +SKIP
+            ...     await limiter.wait_for_permission("massive", timeout=2.0)
+            ...     return await client.get(symbol)
+        """
+        bucket = self.get(source)
+        if not await bucket.acquire_async(tokens, timeout):
+            raise RateLimitExceeded(source, bucket.wait_time(tokens))
+
+    def wait_for_permission_sync(
+        self, source: str, timeout: float | None = None, tokens: float = 1
+    ) -> None:
+        """The blocking face of :meth:`wait_for_permission` (blocks the calling thread)."""
+        bucket = self.get(source)
+        if not bucket.acquire(tokens, timeout):
+            raise RateLimitExceeded(source, bucket.wait_time(tokens))
+
+    def configure(self, source: str, config: RateLimitConfig | Mapping[str, Any]) -> None:
+        """Set the limit of ``source``, adding the source when new.
+
+        A source that has a bucket already keeps it, changed as by `reconfigure`:
+        what has been spent stays spent.
+
+        Raises:
+            ConfigError: a bad config or source name.
+        """
+        if not isinstance(source, str) or not source:
+            raise ConfigError("source", source, "must be a non-empty string")
+        new = _as_config(source, config)
+        with self._lock:
+            bucket = self._buckets.get(source)
+            if bucket is None:
+                self._add(source, new)
+                return
+            bucket.reconfigure(new.requests_per_second, new.burst_size, new.quotas)
+            self._configs[source] = new
+
+    def reconfigure(self, source: str, config: RateLimitConfig | Mapping[str, Any]) -> None:
+        """Change the limit of ``source`` at run time (as `configure`, adding it when new).
+
+        What has been spent stays spent: tokens taken count against the new
+        burst and are paid back at the new rate; reconfiguring refills nothing.
+        It adds an unknown source, as it always has; `configure` is the name
+        that says so.
+
+        Raises:
+            ConfigError: a bad config or source name.
+        """
+        self.configure(source, config)
+
+    def penalize(self, source: str, retry_after: float) -> None:
+        """Grant ``source`` nothing for ``retry_after`` seconds (a 429 with Retry-After)."""
+        self.get(source).penalize(retry_after)
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(sources={self.names()!r})"
+
+
+_default_limiter: RateLimiter | None = None
+_default_lock = threading.Lock()
+
+
+def get_rate_limiter() -> RateLimiter:
+    """The process-wide :class:`RateLimiter` with the seed defaults, created on first use.
+
+    Example:
+        >>> get_rate_limiter() is get_rate_limiter()
+        True
+    """
+    global _default_limiter
+    if _default_limiter is None:
+        with _default_lock:
+            if _default_limiter is None:
+                _default_limiter = RateLimiter()
+    return _default_limiter
