@@ -40,7 +40,7 @@ from typing import Any
 
 import redis
 import redis.asyncio
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from argo_perf import AsyncRedisCache, RedisCache
 from argo_perf.testing import RedisServer
@@ -120,6 +120,8 @@ def sync_scenarios(server: RedisServer, n: int, rounds: int) -> None:
     two_tier.set(KEY, VALUE)
     ttl_cache: TTLCache[str, Any] = TTLCache(maxsize=10_000, ttl=60)
     ttl_cache[KEY] = VALUE
+    lru: LRUCache[str, Any] = LRUCache(maxsize=10_000)
+    lru[KEY] = VALUE
     lock = threading.Lock()
 
     def ttl_cache_locked(key: str) -> Any:
@@ -130,6 +132,7 @@ def sync_scenarios(server: RedisServer, n: int, rounds: int) -> None:
         {
             "argo_perf RedisCache() memory-only": mem.get,
             "argo_perf RedisCache(url) in-process tier": two_tier.get,
+            "cachetools LRUCache.get (bare, no lock)": lru.get,
             "cachetools TTLCache.get (no lock)": ttl_cache.get,
             "cachetools TTLCache.get under a Lock": ttl_cache_locked,
         },
@@ -138,6 +141,10 @@ def sync_scenarios(server: RedisServer, n: int, rounds: int) -> None:
     )
     table("in-process hit (sync)", medians, "cachetools TTLCache.get (no lock)")
     FIGURES["memory_hit_us"] = medians["argo_perf RedisCache(url) in-process tier"] / 1000
+    FIGURES["memory_hit_ratio"] = (
+        medians["argo_perf RedisCache(url) in-process tier"]
+        / medians["cachetools LRUCache.get (bare, no lock)"]
+    )
 
     tier_off = RedisCache(server.url, maxsize=0)
     tier_off.set(KEY, VALUE)
@@ -145,7 +152,7 @@ def sync_scenarios(server: RedisServer, n: int, rounds: int) -> None:
         server.url, socket_timeout=HIT_TIMEOUT, socket_connect_timeout=HIT_TIMEOUT
     )
     raw_key = "raw:" + KEY
-    raw.set(raw_key, tier_off._client.get(tier_off.redis_key(KEY)))  # type: ignore[union-attr]
+    raw.set(raw_key, raw.get(tier_off.redis_key(KEY)))
     medians = interleave_sync(
         {
             "raw redis-py GET": lambda _key: raw.get(raw_key),
@@ -575,16 +582,20 @@ def main() -> None:
 def report_targets() -> None:
     f = FIGURES
     checks = [
-        ("in-process hit median <= 1 µs", f"{f['memory_hit_us']:.3f} µs", f["memory_hit_us"] <= 1),
         (
-            "Redis hit (tier off) <= 1.15x raw redis-py GET",
-            f"{f['redis_hit_ratio_sync']:.3f}x",
-            f["redis_hit_ratio_sync"] <= 1.15,
+            "in-process hit <= 2x a bare cachetools LRUCache.get",
+            f"{f['memory_hit_ratio']:.2f}x ({f['memory_hit_us']:.3f} µs)",
+            f["memory_hit_ratio"] <= 2.0,
         ),
         (
-            "Redis hit (tier off) <= 1.15x raw redis.asyncio GET",
+            "Redis hit (tier off) <= 1.10x raw redis-py GET",
+            f"{f['redis_hit_ratio_sync']:.3f}x",
+            f["redis_hit_ratio_sync"] <= 1.10,
+        ),
+        (
+            "Redis hit (tier off) <= 1.10x raw redis.asyncio GET",
             f"{f['redis_hit_ratio_async']:.3f}x",
-            f["redis_hit_ratio_async"] <= 1.15,
+            f["redis_hit_ratio_async"] <= 1.10,
         ),
     ]
     for tag in ("sync", "async"):

@@ -32,8 +32,8 @@ from argo_perf import (
     cached,
     get_redis_cache,
 )
-from argo_perf._cache_core import _HEAD, _MAGIC, _TIMES
 from argo_perf.cache import USE_DEFAULT, _reset_default_cache
+from argo_perf.cache._envelope import _HEAD, _MAGIC, _TIMES
 from argo_perf.testing import RedisServer
 
 KEY = b"0123456789abcdef-signing"
@@ -52,13 +52,17 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 
 def join_probe(cache: RedisCache) -> None:
-    thread = cache._probe_thread
-    assert thread is not None
-    thread.join(5.0)
+    """Wait for the cache's background probe (a thread named for it) to report."""
+    probes = [t for t in threading.enumerate() if t.name == "argo-perf-cache-probe"]
+    assert probes
+    for thread in probes:
+        thread.join(5.0)
 
 
 async def join_async_probe(cache: AsyncRedisCache) -> None:
-    await asyncio.gather(*cache._tasks, return_exceptions=True)
+    """Wait for the cache's background probe (a task on this loop) to report."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 def raw_client(server: RedisServer) -> redis.Redis:
@@ -732,7 +736,7 @@ def test_concurrent_misses_run_the_loader_once(clock: ManualClock) -> None:
         t.join(5.0)
     assert results == [231.5] * 8
     assert len(calls) == 1
-    assert cache._flights == {}
+    assert cache.stats.loads_in_flight == 0
 
 
 def test_a_failing_first_caller_does_not_hang_the_others(clock: ManualClock) -> None:
@@ -853,8 +857,12 @@ def test_xfetch_does_not_wait_for_a_refresh_already_running(clock: ManualClock) 
     cache = RedisCache(clock=clock, default_ttl=10.0, early_refresh=1000.0)
     started = threading.Event()
     release = threading.Event()
-    cache.get_or_set("AAPL", lambda: 1.0)
-    cache._core.recall("AAPL").delta = 1.0  # type: ignore[union-attr]
+
+    def first() -> float:
+        clock.advance(1.0)  # the load took a second: XFetch's delta
+        return 1.0
+
+    cache.get_or_set("AAPL", first)
 
     def slow() -> float:
         started.set()
@@ -891,7 +899,7 @@ async def test_async_single_flight_and_cancellation(clock: ManualClock) -> None:
     assert calls == [1]
     assert cache.stats.coalesced == 5
     assert await cache.get("AAPL") == 231.5
-    assert cache._flights == {}
+    assert cache.stats.loads_in_flight == 0
 
 
 async def test_async_failing_loader_reaches_every_waiter_or_serves_stale(
@@ -932,7 +940,6 @@ async def test_async_xfetch(clock: ManualClock) -> None:
         clock.advance(1.0)
         raise OSError("down")
 
-    cache._core.recall("AAPL").delta = 2.0  # type: ignore[union-attr]
     assert await cache.get_or_set("AAPL", broken) == 2.0
     assert cache.stats.early_refreshes == 2
 
@@ -1085,10 +1092,33 @@ async def test_async_redis_only_cache_and_a_loop_change(
     fault_redis.kill()
     assert await cache.get("AAPL", "d") == "d"
     assert cache.backend == "memory"
-    stale_flight: asyncio.Future[Any] = asyncio.Future(loop=asyncio.new_event_loop())
-    cache._flights["MSFT"] = stale_flight
-    assert await cache.get_or_set("MSFT", lambda: 2.0) == 2.0
-    stale_flight.get_loop().close()
+
+    async def hang() -> float:
+        await asyncio.Event().wait()
+        raise AssertionError("never released")  # pragma: no cover
+
+    def strand() -> tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]:
+        """A load started on another event loop, which then stops running."""
+
+        async def start() -> asyncio.Future[Any]:
+            task = asyncio.ensure_future(cache.get_or_set("MSFT", hang))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            return task
+
+        loop = asyncio.new_event_loop()
+        return loop, loop.run_until_complete(start())
+
+    other_loop, stranded = await asyncio.to_thread(strand)
+    assert cache.stats.loads_in_flight == 1
+    assert await cache.get_or_set("MSFT", lambda: 2.0) == 2.0  # not waiting for the other loop
+
+    def finish() -> None:
+        stranded.cancel()
+        other_loop.run_until_complete(asyncio.gather(stranded, return_exceptions=True))
+        other_loop.close()
+
+    await asyncio.to_thread(finish)
     await cache.close()
 
 
@@ -1177,8 +1207,7 @@ def test_the_in_process_tier_is_safe_under_threads() -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert cache._core.memory is not None
-    assert len(cache._core.memory) <= 16
+    assert cache.stats.memory_entries <= 16
 
 
 def test_unix_socket_urls_and_infinite_ttls(
@@ -1190,9 +1219,10 @@ def test_unix_socket_urls_and_infinite_ttls(
     assert repr(cache).startswith("RedisCache(target='unix://")
     assert cache.set("forever", 1, ttl=float("inf")) is True
     assert cache.set("stale-forever", 2, ttl=1.0) is True
-    assert cache._client is not None
-    assert cache._client.pttl(cache.redis_key("forever")) == -1
-    assert cache._client.pttl(cache.redis_key("stale-forever")) == -1
+    raw = redis.Redis(unix_socket_path=str(sock))
+    assert raw.pttl(cache.redis_key("forever")) == -1
+    assert raw.pttl(cache.redis_key("stale-forever")) == -1
+    raw.close()
     clock.advance(10**6)
     assert cache.get("forever") == 1
     cache.close()

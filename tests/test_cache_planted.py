@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from argo_perf import AsyncRedisCache, RedisCache, cached
-from argo_perf._cache_core import _HEAD, _MAGIC, _TIMES
+from argo_perf.cache._envelope import _HEAD, _MAGIC, _TIMES
 
 KEY = b"0123456789abcdef-signing"
 OTHER_KEY = b"fedcba9876543210-signing"

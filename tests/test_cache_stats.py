@@ -5,6 +5,7 @@ Every Redis here is a real redis-server; time is a ManualClock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from argo_perf import AsyncRedisCache, ManualClock, RedisCache, cached
+from argo_perf import AsyncRedisCache, CacheConfig, ConfigError, ManualClock, RedisCache, cached
 from argo_perf.testing import RedisServer
 
 ROOMY: dict[str, Any] = {"socket_timeout": 2.0, "connect_timeout": 2.0}
@@ -251,3 +252,34 @@ async def test_unverified_values_are_reported_without_flooding_the_log(
     assert cache.stats.signature_failures == 50
     sync_cache.close()
     await async_cache.close()
+
+
+def test_cache_config_is_validated_once_and_exposed(clock: ManualClock) -> None:
+    cache = RedisCache(clock=clock, namespace="prices", default_ttl=10, signing_key=b"k" * 16)
+    config = cache.config
+    assert isinstance(config, CacheConfig)
+    assert (config.namespace, config.default_ttl, config.max_stale) == ("prices", 10.0, 60.0)
+    assert "kkkk" not in repr(config)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.maxsize = 1  # type: ignore[misc]
+    with pytest.raises(ConfigError, match="jitter"):
+        CacheConfig(jitter=1.0)
+    with pytest.raises(ConfigError, match="signing_key") as info:
+        CacheConfig(signing_key=b"short-secret")
+    assert "short-secret" not in str(info.value)
+
+
+def test_stats_gauge_the_in_process_tier_and_flights(clock: ManualClock) -> None:
+    cache = RedisCache(clock=clock, maxsize=2)
+    assert (cache.stats.memory_entries, cache.stats.loads_in_flight) == (0, 0)
+    for key in "abc":
+        cache.set(key, 1)
+    inside: list[int] = []
+
+    def load() -> int:
+        inside.append(cache.stats.loads_in_flight)
+        return 2
+
+    assert cache.get_or_set("d", load) == 2
+    assert inside == [1]
+    assert (cache.stats.memory_entries, cache.stats.loads_in_flight) == (2, 0)

@@ -42,6 +42,7 @@ EXPECTED = {
     "is_crypto",
     # cache
     "AsyncRedisCache",
+    "CacheConfig",
     "CacheStats",
     "CachedValue",
     "RedisCache",

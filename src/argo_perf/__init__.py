@@ -16,6 +16,7 @@ from .breaker import (
 )
 from .cache import (
     AsyncRedisCache,
+    CacheConfig,
     CachedValue,
     CacheStats,
     RedisCache,
@@ -64,6 +65,7 @@ __all__ = [
     "BackendError",
     "BreakerStats",
     "BucketStats",
+    "CacheConfig",
     "CacheStats",
     "CachedValue",
     "CalendarRangeError",

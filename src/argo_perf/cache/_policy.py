@@ -1,0 +1,625 @@
+"""The cache's decisions: entries, freshness, stale serving, early refresh, single flight, counters.
+
+Plain code that does no I/O and takes the time as an argument (or reads the
+injected clock). The operations in `_operations` call these in order and tell
+the faces which Redis command to run; the faces only run it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from cachetools import LRUCache
+from redis.exceptions import ResponseError
+
+from .._redis import Admission, BackendHealth
+from ..clock import Clock, SystemClock
+from ..errors import ConfigError
+from ._config import CacheConfig, TTLArg, UseDefault, check_seconds
+from ._envelope import NOTHING, Envelope, SignatureError, pick_serializer
+from ._reports import Reports
+from ._stats import CachedValue, CacheStats, Counters, Source
+
+__all__ = ["MISSING", "CacheCore", "Entry", "Landing"]
+
+_INF = math.inf
+F = TypeVar("F")
+
+MISSING: Any = NOTHING
+"""What `CacheCore.hit` returns when the in-process tier has no fresh value."""
+
+
+class Entry:
+    """One cached value and its deadlines (monotonic seconds of the cache's clock)."""
+
+    __slots__ = (
+        "check_at",
+        "delta",
+        "fresh_until",
+        "in_redis",
+        "stale_until",
+        "stored_at",
+        "value",
+    )
+
+    def __init__(
+        self,
+        value: Any,
+        stored_at: float,
+        fresh_until: float,
+        check_at: float,
+        stale_until: float,
+        delta: float,
+        in_redis: bool,
+    ) -> None:
+        self.value = value
+        self.stored_at = stored_at
+        self.fresh_until = fresh_until
+        self.check_at = check_at
+        self.stale_until = stale_until
+        self.delta = delta
+        self.in_redis = in_redis
+
+
+class Landing:
+    """What one flight (lookup, then load when needed) found, for every caller that waited on it.
+
+    ``source`` is ``"loader"`` when the loader ran (``error`` set when it raised;
+    ``stale`` is then the entry a failed load may fall back on), else the tier
+    that held a fresh value (``entry``).
+    """
+
+    __slots__ = ("entry", "error", "source", "stale", "trace", "value")
+
+    def __init__(
+        self,
+        value: Any,
+        source: Source,
+        entry: Entry | None,
+        stale: Entry | None,
+        error: Exception | None,
+    ) -> None:
+        self.value = value
+        self.source = source
+        self.entry = entry
+        self.stale = stale
+        self.error = error
+        # The loader's traceback: every caller raises the one exception, and each
+        # raise would otherwise add that caller's frames to the last one's.
+        self.trace = None if error is None else error.__traceback__
+
+    def failure(self) -> Exception:
+        """The loader's exception, with the loader's own traceback, for one caller to raise."""
+        assert self.error is not None
+        return self.error.with_traceback(self.trace)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+class CacheCore:
+    """The decisions of a two-tier cache and its state; no I/O (see the module docs)."""
+
+    def __init__(
+        self,
+        config: CacheConfig,
+        *,
+        has_redis: bool,
+        target: str,
+        clock: Clock | None,
+        rng: random.Random | None,
+    ) -> None:
+        if config.maxsize == 0 and not has_redis:
+            raise ConfigError("maxsize", 0, "must be >= 1 for a memory-only cache")
+        self.config = config
+        self.has_redis = has_redis
+        # Redis only (no in-process tier): reads take the lean path (`take`).
+        self.lean = has_redis and config.maxsize == 0
+        self.target = target
+        self.default_ttl = config.default_ttl
+        self.max_stale = config.max_stale
+        self.local_ttl = config.local_ttl if has_redis else None
+        self.jitter = config.jitter
+        self.early_refresh = config.early_refresh
+        self.envelope = Envelope(
+            pick_serializer(config.serializer, config.signing_key), config.signing_key
+        )
+        self.namespace = config.namespace
+        self.version = config.version
+        self.prefix = f"{config.namespace}:v{config.version}:"
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.monotonic: Callable[[], float] = self.clock.monotonic
+        # Wall time stamps values shared with other processes; a clock without
+        # timestamp() (only the protocol) derives it from now().
+        self.wall: Callable[[], float] = getattr(self.clock, "timestamp", self._clock_timestamp)
+        self.rng = rng if rng is not None else random.Random()
+        self.gate = BackendHealth(
+            target,
+            failure_threshold=config.failure_threshold,
+            probe_interval=config.probe_interval,
+            clock=self.clock,
+        )
+        # Bound once: called after every successful Redis call.
+        self.redis_ok: Callable[[], None] = self.gate.record_success
+        self._memory: LRUCache[str, Entry] | None = (
+            LRUCache(config.maxsize) if config.maxsize else None
+        )
+        self._lock = threading.Lock()
+        # Bumped (under ``_lock``) by every write and delete in this process: a read
+        # whose GET was in flight meanwhile must not keep what it read (see _replace).
+        self.writes = 0
+        self.counters = Counters()
+        self.reports = Reports(target)
+        # Keys being looked up and loaded (single flight): the face's waitable object.
+        self._flights: dict[str, Any] = {}
+        self.hit: Callable[[str], Any] = self._fresh_hit()
+
+    def _clock_timestamp(self) -> float:
+        return self.clock.now().timestamp()
+
+    # -- backend state -------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        return "redis" if self.has_redis and self.gate.available else "memory"
+
+    def admit(self) -> Admission:
+        """Ask the gate; counts a short-circuited call when Redis is skipped."""
+        decision = self.gate.admit()
+        if decision is not Admission.CALL:
+            self.counters.short_circuited += 1
+        return decision
+
+    def redis_failed(self, exc: BaseException, operation: str) -> None:
+        """Account for a failed Redis call: an outage feeds the gate, an error reply is logged."""
+        self.counters.redis_errors += 1
+        if isinstance(exc, ResponseError):
+            # Redis answered (WRONGTYPE, OOM ...): it is up, the data or capacity is the problem.
+            self.gate.record_success()
+            if str(exc).startswith("WRONGTYPE"):
+                self.counters.decode_failures += 1
+                self.reports.undecodable(f"the key of {operation}", exc, self.monotonic())
+            else:
+                self.reports.refused(operation, exc, self.monotonic())
+        else:
+            self.gate.record_failure(exc)
+
+    def probe_done(self, exc: BaseException | None) -> None:
+        """A background probe answered (None) or failed (``exc``)."""
+        if exc is None:
+            self.redis_ok()
+        else:
+            self.gate.record_failure(exc)
+
+    def stored(self, entry: Entry) -> None:
+        """A write reached Redis: mark the entry, note Redis is up, end a refusal spell."""
+        entry.in_redis = True
+        self.redis_ok()
+        self.reports.accepted()
+
+    def wrong_types(self, rkeys: list[str], types: list[Any]) -> None:
+        """Count (and log) the keys an MGET could not read because they hold another type."""
+        for rkey, kind in zip(rkeys, types, strict=False):
+            if kind not in (b"none", b"string", "none", "string"):
+                self.counters.decode_failures += 1
+                name = kind.decode() if isinstance(kind, bytes) else kind
+                self.reports.undecodable(rkey, f"it holds a {name}, not a string", self.monotonic())
+
+    # -- keys and TTLs ---------------------------------------------------------------
+
+    def redis_key(self, key: str) -> str:
+        return self.prefix + key
+
+    def scan_pattern(self, prefix: str) -> str:
+        return _glob_escape(self.prefix + prefix) + "*"
+
+    def resolve_ttl(self, key: str, ttl: TTLArg) -> float | None:
+        """Seconds until ``key`` stops being fresh (None: never), jitter applied."""
+        chosen = self.default_ttl if isinstance(ttl, UseDefault) else ttl
+        if callable(chosen):
+            chosen = chosen(key)
+        if chosen is None:
+            return None
+        seconds = check_seconds("ttl", chosen, allow_zero=False)
+        if seconds == _INF:
+            return None
+        if self.jitter:
+            seconds *= 1.0 - self.jitter * self.rng.random()
+        return seconds
+
+    # -- the in-process tier -------------------------------------------------------
+
+    def new_entry(
+        self, value: Any, now: float, ttl: float | None, delta: float, age: float = 0.0
+    ) -> Entry:
+        stored_at = now - age
+        fresh_until = _INF if ttl is None else stored_at + ttl
+        stale_until = fresh_until + self.max_stale
+        check_at = fresh_until
+        if self.local_ttl is not None:
+            check_at = min(fresh_until, now + self.local_ttl)
+        return Entry(value, stored_at, fresh_until, check_at, stale_until, delta, False)
+
+    def _fresh_hit(self) -> Callable[[str], Any]:
+        """Build `hit`: the in-process tier's fresh value for a key (counted), else `MISSING`.
+
+        The hot path, measured against a bare cachetools lookup: a closure, so
+        that what it uses are local names rather than attribute lookups.
+        """
+        memory = self._memory
+        lock = self._lock
+        monotonic = self.monotonic
+        counters = self.counters
+        missing = MISSING
+
+        def hit(key: str) -> Any:
+            if memory is None:
+                return missing
+            with lock:
+                # try/except, not memory.get or contextlib.suppress: the cheapest hit path.
+                try:
+                    entry = memory[key]
+                except KeyError:
+                    return missing
+            if monotonic() < entry.check_at:
+                counters.memory_hits += 1
+                return entry.value
+            return missing
+
+        return hit
+
+    def remember(self, key: str, entry: Entry) -> None:
+        memory = self._memory
+        if memory is not None:
+            with self._lock:
+                self.writes += 1
+                memory[key] = entry
+
+    def recall(self, key: str) -> Entry | None:
+        memory = self._memory
+        if memory is None:
+            return None
+        with self._lock:
+            return memory.get(key)
+
+    def forget(self, key: str) -> None:
+        memory = self._memory
+        if memory is not None:
+            with self._lock:
+                self.writes += 1
+                memory.pop(key, None)
+
+    def _drop(self, key: str, entry: Entry) -> None:
+        """Forget ``entry`` unless another thread has stored a newer one meanwhile."""
+        memory = self._memory
+        if memory is not None:
+            with self._lock:
+                if memory.get(key) is entry:
+                    del memory[key]
+
+    def _replace(self, key: str, old: Entry | None, new: Entry, seen: int) -> None:
+        """Keep ``new`` (read from Redis) unless the entry changed from ``old`` meanwhile.
+
+        A write in this process (or a later read) while this read's GET was in
+        flight stored a value at least as new as what that GET returned, and a
+        delete meanwhile must not be undone by the value read before it. With
+        no entry before (``old`` None), "meanwhile" is told by ``writes``, which
+        was ``seen`` before the GET: a delete leaves no entry to compare with.
+        """
+        memory = self._memory
+        if memory is not None:
+            with self._lock:
+                if memory.get(key) is old and (old is not None or self.writes == seen):
+                    memory[key] = new
+
+    def forget_prefix(self, prefix: str) -> int:
+        memory = self._memory
+        if memory is None:
+            return 0
+        with self._lock:
+            self.writes += 1
+            doomed = [k for k in memory if k.startswith(prefix)]
+            for k in doomed:
+                del memory[k]
+        return len(doomed)
+
+    # -- single flight -------------------------------------------------------------
+
+    def join(self, key: str, new: Callable[[], F], usable: Callable[[F], bool]) -> tuple[F, bool]:
+        """The flight for ``key`` and whether this caller leads it (started it).
+
+        A caller joins a ``usable`` flight already under way (counted as
+        coalesced), else starts one with ``new`` (the face's waitable object).
+        """
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None and usable(flight):
+                self.counters.coalesced += 1
+                return flight, False
+            flight = self._flights[key] = new()
+            return flight, True
+
+    def start_refresh(self, key: str, new: Callable[[], F]) -> F | None:
+        """A flight for an early refresh of ``key``, or None when one is under way."""
+        with self._lock:
+            if key in self._flights:
+                return None
+            flight = self._flights[key] = new()
+        self.counters.early_refreshes += 1
+        return flight
+
+    def land(self, key: str, flight: object) -> None:
+        """``flight`` is over: later callers start their own."""
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
+    def should_refresh_early(self, entry: Entry, now: float) -> bool:
+        """XFetch: refresh before expiry with a probability that grows near it."""
+        beta = self.early_refresh
+        if not beta or entry.fresh_until == _INF or entry.delta <= 0.0:
+            return False
+        gap = -entry.delta * beta * math.log(1.0 - self.rng.random())
+        return now + gap >= entry.fresh_until
+
+    # -- what a read returns ---------------------------------------------------------
+
+    def count_hit(self, source: Source) -> None:
+        if source == "redis":
+            self.counters.redis_hits += 1
+        else:
+            self.counters.memory_hits += 1
+
+    def serve(
+        self, entry: Entry | None, source: Source, degraded: bool, now: float
+    ) -> Entry | None:
+        """Decide what a read returns: a fresh entry, a stale one while degraded, or nothing.
+
+        ``degraded`` is True when Redis was skipped or failed for this read; only
+        then may a value past its TTL (within ``max_stale``) be served.
+        """
+        if entry is not None:
+            if now < entry.fresh_until:
+                self.count_hit(source)
+                return entry
+            if degraded and now < entry.stale_until:
+                self.counters.stale_served += 1
+                self.counters.misses += 1
+                return entry
+        self.counters.misses += 1
+        return None
+
+    def looked_up(self, entry: Entry | None, source: Source, now: float) -> Landing | None:
+        """A flight's lookup: the fresh value it found, or None when the loader must run."""
+        if entry is not None and now < entry.fresh_until:
+            return Landing(entry.value, source, entry, None, None)
+        return None
+
+    def landed(
+        self, landing: Landing, local: Entry | None
+    ) -> tuple[Any, Source, Entry | None] | None:
+        """What one caller of ``get_or_set`` returns from a flight, counted once per caller.
+
+        None: the loader failed and there is nothing within ``max_stale`` to serve.
+        """
+        if landing.source != "loader":
+            self.count_hit(landing.source)
+            return landing.value, landing.source, landing.entry
+        self.counters.misses += 1
+        if landing.error is None:
+            return landing.value, "loader", None
+        stale = landing.stale if landing.stale is not None else local
+        served = self.loader_failed(landing.error, stale, self.monotonic())
+        if served is None:
+            return None
+        return served.value, "memory", served
+
+    def loader_failed(self, exc: BaseException, stale: Entry | None, now: float) -> Entry | None:
+        """A loader raised: return a value within ``max_stale`` to serve instead, or None."""
+        if stale is not None and now < stale.stale_until:
+            self.counters.stale_served += 1
+            self.reports.stale_served(exc, now - stale.stored_at, now)
+            return stale
+        return None
+
+    def merge(
+        self, key: str, rkey: str, raw: object, local: Entry | None, now: float, seen: int
+    ) -> tuple[Entry | None, Source, bool]:
+        """Combine what Redis answered for ``key`` with the in-process entry."""
+        if raw is None:
+            if local is not None and not local.in_redis:
+                # Written while Redis was unreachable: still the newest value we know.
+                return local, "memory", False
+            if local is not None:
+                self._drop(key, local)
+            return None, "redis", False
+        entry = self.decode(rkey, raw, now)
+        if entry is None:
+            if local is not None:
+                self._drop(key, local)
+            return None, "redis", False
+        if local is not None and not local.in_redis and local.stored_at >= entry.stored_at:
+            # Written here while Redis refused it: newer than what Redis still holds.
+            return local, "memory", False
+        self._replace(key, local, entry, seen)
+        return entry, "redis", False
+
+    def take(self, key: str, rkey: str, raw: object, default: Any) -> Any:
+        """What a Redis-only read returns for what Redis answered (no in-process tier).
+
+        The common case, a fresh value written unsigned by this configuration, is
+        decided by `Envelope.quick`: this sits on the path measured against a raw
+        GET. Anything else, and every signed value, goes through `merge`, which
+        verifies the signature before decoding.
+        """
+        value = self.envelope.quick(raw, self.wall())
+        if value is not NOTHING:
+            self.counters.redis_hits += 1
+            return value
+        now = self.monotonic()
+        found = self.serve(*self.merge(key, rkey, raw, None, now, self.writes), now)
+        return default if found is None else found.value
+
+    def split_local(
+        self, keys: Iterable[str], now: float
+    ) -> tuple[list[tuple[str, Entry | None]], dict[str, Any]]:
+        """Answer what the in-process tier can; return the rest (with local entries) to fetch."""
+        result: dict[str, Any] = {}
+        wanted: list[tuple[str, Entry | None]] = []
+        for key in keys:
+            entry = self.recall(key)
+            if entry is not None and now < entry.check_at:
+                self.counters.memory_hits += 1
+                result[key] = entry.value
+            else:
+                wanted.append((key, entry))
+        if not self.has_redis:
+            for key, entry in wanted:
+                found = self.serve(entry, "memory", False, now)
+                if found is not None:  # pragma: no cover - check_at == fresh_until here
+                    result[key] = found.value
+            wanted = []
+        return wanted, result
+
+    def merge_many(
+        self,
+        wanted: list[tuple[str, Entry | None]],
+        raws: list[Any] | None,
+        now: float,
+        result: dict[str, Any],
+        seen: int,
+    ) -> None:
+        """Fill ``result`` from one MGET's answers (None: Redis skipped or failed)."""
+        for i, (key, local) in enumerate(wanted):
+            if raws is None:
+                found = self.serve(local, "memory", True, now)
+            else:
+                merged = self.merge(key, self.redis_key(key), raws[i], local, now, seen)
+                found = self.serve(*merged, now)
+            if found is not None:
+                result[key] = found.value
+
+    # -- what a write stores ---------------------------------------------------------
+
+    def prepare(
+        self, key: str, value: Any, ttl: float | None, delta: float, now: float, *, loaded: bool
+    ) -> tuple[str, bytes, int | None, Entry] | None:
+        """Encode a value for Redis and keep it in the in-process tier (not yet in Redis).
+
+        A value from a loader (``loaded``) that cannot be encoded is counted,
+        logged once per type and not cached (None): its caller still gets it.
+        Any other is a ``TypeError`` for the caller of ``set``.
+        """
+        rkey = self.redis_key(key)
+        try:
+            data, px = self.encode(rkey, value, ttl, delta)
+        except TypeError as exc:
+            if not loaded:
+                raise
+            self.counters.encode_failures += 1
+            self.reports.unstorable(key, type(value).__qualname__, exc)
+            return None
+        entry = self.store_local(key, value, ttl, delta, now)
+        return rkey, data, px, entry
+
+    def prepare_many(
+        self, items: list[tuple[str, Any, float | None]], now: float
+    ) -> list[tuple[str, bytes, int | None, Entry]]:
+        """`prepare` for several items: all are encoded before any is kept,
+        so a value that cannot be encoded leaves nothing half stored."""
+        encoded = []
+        for key, value, ttl in items:
+            rkey = self.redis_key(key)
+            encoded.append((key, value, ttl, rkey, *self.encode(rkey, value, ttl, 0.0)))
+        return [
+            (rkey, data, px, self.store_local(key, value, ttl, 0.0, now))
+            for key, value, ttl, rkey, data, px in encoded
+        ]
+
+    def store_local(
+        self, key: str, value: Any, ttl: float | None, delta: float, now: float
+    ) -> Entry:
+        entry = self.new_entry(value, now, ttl, delta)
+        self.counters.sets += 1
+        self.remember(key, entry)
+        return entry
+
+    def set_failed(self, count: int = 1) -> None:
+        self.counters.redis_set_failures += count
+
+    def pipeline_done(
+        self, prepared: list[tuple[str, bytes, int | None, Entry]], replies: list[Any]
+    ) -> bool:
+        """Mark the items a pipeline stored; count and log the ones Redis refused."""
+        ok = True
+        for (rkey, _, _, entry), reply in zip(prepared, replies, strict=False):
+            if isinstance(reply, Exception):
+                if ok:
+                    self.reports.refused(f"SET {rkey}", reply, self.monotonic())
+                ok = False
+                self.counters.redis_errors += 1
+                self.counters.redis_set_failures += 1
+            else:
+                self.stored(entry)
+        return ok
+
+    # -- the envelope ------------------------------------------------------------------
+
+    def encode(
+        self, rkey: str, value: Any, ttl: float | None, delta: float
+    ) -> tuple[bytes, int | None]:
+        """Return (envelope bytes, PX milliseconds or None) for a value stored now."""
+        data = self.envelope.encode(rkey, value, self.wall(), ttl, delta)
+        keep = _INF if ttl is None else ttl + self.max_stale  # Redis keeps stale values too
+        px = None if keep == _INF else max(1, math.ceil(keep * 1000))
+        return data, px
+
+    def decode(self, rkey: str, raw: object, now: float) -> Entry | None:
+        """Turn what Redis returned into an entry, or count and log why it is a miss."""
+        try:
+            stored_at, ttl, delta, value = self.envelope.decode(rkey, raw)
+            age = self.wall() - stored_at
+            if not age >= 0.0:  # a clock behind the writer's, or NaN from a corrupt header
+                if age != age:
+                    raise ValueError("corrupt header")
+                age = 0.0
+        except SignatureError as exc:
+            self.counters.signature_failures += 1
+            self.reports.unverified(rkey, exc, self.monotonic())
+            return None
+        except Exception as exc:  # any garbage must become a miss, never an error
+            self.counters.decode_failures += 1
+            self.reports.undecodable(rkey, exc, self.monotonic())
+            return None
+        entry = self.new_entry(value, now, None if ttl < 0 else ttl, max(0.0, delta), age)
+        entry.in_redis = True
+        return entry
+
+    # -- stats ---------------------------------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        counters = self.counters
+        # Every counter is a CacheStats field of the same name.
+        counts = {name: getattr(counters, name) for name in Counters.__slots__}
+        with self._lock:
+            entries = 0 if self._memory is None else len(self._memory)
+            flights = len(self._flights)
+        return CacheStats(
+            **counts, backend=self.backend, memory_entries=entries, loads_in_flight=flights
+        )
+
+    def meta_of(self, value: Any, source: Source, served: Entry | None) -> CachedValue:
+        """Describe what a load returned: a fresh load (served None) or an entry served."""
+        if served is None:
+            return CachedValue(value, 0.0, source, False)
+        return self.meta(served, self.monotonic(), source)
+
+    def meta(self, entry: Entry, now: float, source: Source) -> CachedValue:
+        return CachedValue(
+            entry.value, max(0.0, now - entry.stored_at), source, now >= entry.fresh_until
+        )
