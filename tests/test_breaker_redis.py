@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -465,4 +466,83 @@ def test_shared_state_stats_and_an_injected_health_gate(
     assert (shared.errors, shared.bad_replies) == (1, 0)  # the older names
     with pytest.raises(ConfigError, match="health"):
         RedisBreakerState(fault_redis.url, health="gate")  # type: ignore[arg-type]
+    shared.close()
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+async def test_an_interrupted_probe_is_given_back_to_the_gate(
+    fault_redis: RedisServer, clock: ManualClock, face: str
+) -> None:
+    # The probe's own request is cut short (Ctrl-C, a cancelled task): that says
+    # nothing about Redis, but the gate must hear that its probe is over, so the
+    # next one is due a full interval after it ended, as after a failed probe.
+    if face == "sync":
+        # A long socket timeout: only the interrupt ends the request to the frozen server.
+        client: Any = redis.Redis.from_url(fault_redis.url, socket_timeout=30)
+    else:
+        client = redis.asyncio.Redis.from_url(fault_redis.url, socket_timeout=30)
+    shared = RedisBreakerState(client, clock=clock)
+    gate = shared.health
+    fault_redis.kill()
+    for _ in range(gate.failure_threshold):
+        if face == "sync":
+            assert shared.acquire_probe("vendor", "me", 30.0) is None
+        else:
+            assert await shared.acquire_probe_async("vendor", "me", 30.0) is None
+    assert not gate.available
+    fault_redis.restart()
+    fault_redis.pause()
+    clock.advance(gate.probe_interval)
+    try:
+        if face == "sync":
+
+            def interrupt(signum: int, frame: object) -> None:
+                clock.advance(0.5)
+                raise KeyboardInterrupt
+
+            previous = signal.signal(signal.SIGALRM, interrupt)
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0.2)
+                with pytest.raises(KeyboardInterrupt):
+                    shared.acquire_probe("vendor", "me", 30.0)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+        else:
+            probe = asyncio.create_task(shared.acquire_probe_async("vendor", "me", 30.0))
+            await asyncio.sleep(0)  # the probe is handed out and waits for the frozen server
+            assert not probe.done()
+            clock.advance(0.5)
+            probe.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await probe
+    finally:
+        fault_redis.resume()
+    assert not gate.available
+    assert gate.seconds_until_probe() == pytest.approx(gate.probe_interval)
+    assert shared.stats.errors == gate.failure_threshold  # the interrupt is no Redis error
+    if face == "sync":
+        client.close()
+    else:
+        await client.aclose()
+
+
+def test_each_event_loop_gets_its_own_client(redis_url: str, redis_client: redis.Redis) -> None:
+    # An asyncio client's connections belong to the loop that opened them: a
+    # service that runs asyncio.run more than once (or one loop per thread)
+    # must still share its openings, and the old loop's connections are closed.
+    shared = RedisBreakerState(redis_url)
+    shared.publish_open("vendor", "me", 30.0)
+
+    def clients() -> int:
+        listed: list[dict[str, Any]] = redis_client.client_list()
+        return len(listed)
+
+    before = clients()
+    for _ in range(3):
+        left = asyncio.run(shared.open_remaining_async("vendor"))
+        assert left is not None
+        assert 29.0 < left <= 30.0
+    assert shared.stats.errors == 0
+    assert clients() <= before + 1  # only the last loop's connection is left open
     shared.close()
