@@ -546,3 +546,28 @@ def test_each_event_loop_gets_its_own_client(redis_url: str, redis_client: redis
     assert shared.stats.errors == 0
     assert clients() <= before + 1  # only the last loop's connection is left open
     shared.close()
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+async def test_a_server_that_lost_the_scripts_is_sent_them_again(
+    redis_url: str, redis_client: redis.Redis, face: str
+) -> None:
+    shared = RedisBreakerState(redis_url)
+    for _ in range(2):
+        redis_client.script_flush()  # as after a restart
+        if face == "sync":
+            shared.publish_open("vendor", "me", 30.0)
+            left = shared.open_remaining("vendor")
+            lease = shared.acquire_probe("vendor", "me", 30.0)
+            shared.release_probe("vendor", "me")
+        else:
+            await shared.publish_open_async("vendor", "me", 30.0)
+            left = await shared.open_remaining_async("vendor")
+            lease = await shared.acquire_probe_async("vendor", "me", 30.0)
+            await shared.release_probe_async("vendor", "me")
+        assert left is not None
+        assert 29.0 < left <= 30.0
+        assert lease is not None
+        assert not lease[0]  # still open: no probe yet
+    assert shared.stats.errors == 0
+    await shared.aclose()

@@ -17,6 +17,10 @@ closed state never touches Redis. Every Redis error, timeout or odd reply
 falls back to the local breaker; the shared
 :class:`~argo_perf._redis.BackendHealth` gate stops touching Redis at all
 during an outage.
+
+Every request is a Lua script kept in a ``.lua`` file beside this module
+(package data, read through ``importlib.resources``) and run by its SHA1; a
+server that does not know it (restarted, flushed) is sent it once.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -48,46 +53,6 @@ __all__ = ["RedisBreakerState"]
 
 logger = logging.getLogger("argo_perf.breaker")
 
-_PUBLISH_OPEN = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ms = tonumber(ARGV[1])
-if redis.call('PTTL', KEYS[1]) < ms then
-  redis.call('SET', KEYS[1], now + ms, 'PX', ms)
-end
-if redis.call('GET', KEYS[2]) == ARGV[2] then
-  redis.call('DEL', KEYS[2])
-end
-return now + ms
-"""
-
-_ACQUIRE_PROBE = """
-local left = redis.call('PTTL', KEYS[1])
-if left > 0 then
-  return {0, left}
-end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, 0}
-end
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return {1, 0}
-end
-return {0, redis.call('PTTL', KEYS[2])}
-"""
-
-_RELEASE_PROBE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
-_OPEN_REMAINING = """
-return redis.call('PTTL', KEYS[1])
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class _Script:
@@ -98,17 +63,19 @@ class _Script:
     sha: str
 
     @classmethod
-    def of(cls, name: str, source: str) -> _Script:
+    def load(cls, name: str) -> _Script:
+        """The script in ``<name>.lua`` beside this module (shipped as package data)."""
+        source = resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
         return cls(name, source, hashlib.sha1(source.encode()).hexdigest())
 
     def command(self, keys: list[str], args: list[Any]) -> tuple[Any, ...]:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
-_PUBLISH = _Script.of("publish_open", _PUBLISH_OPEN)
-_ACQUIRE = _Script.of("acquire_probe", _ACQUIRE_PROBE)
-_RELEASE = _Script.of("release_probe", _RELEASE_PROBE)
-_REMAINING = _Script.of("open_remaining", _OPEN_REMAINING)
+_PUBLISH = _Script.load("publish_open")
+_ACQUIRE = _Script.load("acquire_probe")
+_RELEASE = _Script.load("release_probe")
+_REMAINING = _Script.load("open_remaining")
 
 
 class _NoReply:
