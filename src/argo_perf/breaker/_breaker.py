@@ -394,7 +394,7 @@ class CircuitBreaker:
         """
         now = self._now()
         ticket = self._admit_local(now)
-        if ticket != REJECTED and self._shared is not None and self._core.is_probe(ticket):
+        if self._needs_lease(ticket):
             ticket = self._lease(ticket, now)
         if ticket == REJECTED:
             return None
@@ -408,11 +408,9 @@ class CircuitBreaker:
     def _admit_at(self, now: float) -> int:
         """A ticket for a call admitted at ``now``; raises the rejection otherwise."""
         ticket = self._admit_local(now)
-        if ticket != REJECTED and self._shared is not None and self._core.is_probe(ticket):
+        if self._needs_lease(ticket):
             ticket = self._lease(ticket, now)
-        if ticket == REJECTED:
-            raise _Rejection(self.name, self._core.rejection_retry_after(now))
-        return ticket
+        return self._granted(ticket, now)
 
     async def _admit_async(self) -> int:
         return await self._admit_at_async(self._now())
@@ -422,8 +420,16 @@ class CircuitBreaker:
         if self._shared is None:
             return self._admit_at(now)
         ticket = self._admit_local(now)
-        if ticket != REJECTED and self._core.is_probe(ticket):
+        if self._needs_lease(ticket):
             ticket = await self._lease_async(ticket, now)
+        return self._granted(ticket, now)
+
+    def _needs_lease(self, ticket: int) -> bool:
+        """True when an admitted probe must also hold the shared probe lease."""
+        return ticket != REJECTED and self._shared is not None and self._core.is_probe(ticket)
+
+    def _granted(self, ticket: int, now: float) -> int:
+        """``ticket``, or the rejection raised when the call was not admitted."""
         if ticket == REJECTED:
             raise _Rejection(self.name, self._core.rejection_retry_after(now))
         return ticket
@@ -468,11 +474,12 @@ class CircuitBreaker:
         return REJECTED
 
     # -- settlement ---------------------------------------------------------------
+    #
+    # Each decision lives in one helper (`_settle_core`, `_asks_redis`,
+    # `_hold_open`, `_redis_effect`); the two faces only run them and do their I/O.
 
     def _settle_error(self, ticket: int, error: BaseException, duration: float, now: float) -> None:
-        core = self._core
-        outcome = core.judge_error(error)
-        retry_after = core.retry_after_of(error) if outcome is _FAILURE else None
+        outcome, retry_after = self._core.judge_failure(error)
         self._settle(ticket, outcome, duration, now, retry_after)
 
     def _settle(
@@ -483,29 +490,24 @@ class CircuitBreaker:
         now: float,
         retry_after: float | None,
     ) -> None:
-        core = self._core
         shared = self._shared
-        # An ignored probe (cancelled, released) also gives the shared lease back.
-        lease = shared is not None and outcome is _IGNORED and core.is_probe(ticket)
-        core.settle(ticket, outcome, duration, now, retry_after)
-        if lease:
+        if self._settle_core(ticket, outcome, duration, now, retry_after):
             assert shared is not None
             shared.release_probe(self.name, self._token)
-        if core.pending:
+        if self._core.pending:
             self._announce()
-        elif shared is not None and outcome is _FAILURE and core.state is _CLOSED:
+        elif self._asks_redis(outcome):
+            assert shared is not None
             # A failure is already slow: the moment to learn whether another
             # process opened this circuit. The success path never asks Redis.
             remaining = shared.open_remaining(self.name)
-            if remaining is not None and core.hold_open(remaining, now, "opened elsewhere"):
+            if self._hold_open(remaining, now):
                 self._announce()
 
     async def _settle_error_async(
         self, ticket: int, error: BaseException, duration: float, now: float
     ) -> None:
-        core = self._core
-        outcome = core.judge_error(error)
-        retry_after = core.retry_after_of(error) if outcome is _FAILURE else None
+        outcome, retry_after = self._core.judge_failure(error)
         await self._settle_async(ticket, outcome, duration, now, retry_after)
 
     async def _settle_async(
@@ -520,28 +522,50 @@ class CircuitBreaker:
         if shared is None:
             self._settle(ticket, outcome, duration, now, retry_after)
             return
-        core = self._core
-        lease = outcome is _IGNORED and core.is_probe(ticket)
-        core.settle(ticket, outcome, duration, now, retry_after)
-        if lease:
+        if self._settle_core(ticket, outcome, duration, now, retry_after):
             await shared.release_probe_async(self.name, self._token)
-        if core.pending:
+        if self._core.pending:
             await self._announce_async()
-        elif outcome is _FAILURE and core.state is _CLOSED:
+        elif self._asks_redis(outcome):
             remaining = await shared.open_remaining_async(self.name)
-            if remaining is not None and core.hold_open(remaining, now, "opened elsewhere"):
+            if self._hold_open(remaining, now):
                 await self._announce_async()
+
+    def _settle_core(
+        self,
+        ticket: int,
+        outcome: Outcome,
+        duration: float,
+        now: float,
+        retry_after: float | None,
+    ) -> bool:
+        """Settle in the core; True when the shared probe lease must be given back."""
+        core = self._core
+        # An ignored probe (cancelled, released) also gives the shared lease back.
+        lease = self._shared is not None and outcome is _IGNORED and core.is_probe(ticket)
+        core.settle(ticket, outcome, duration, now, retry_after)
+        return lease
+
+    def _asks_redis(self, outcome: Outcome) -> bool:
+        """True when a settled call should learn whether another process opened the circuit."""
+        return self._shared is not None and outcome is _FAILURE and self._core.state is _CLOSED
+
+    def _hold_open(self, remaining: float | None, now: float) -> bool:
+        """Stay open as long as another process said; True when that changed the state."""
+        return remaining is not None and self._core.hold_open(remaining, now, "opened elsewhere")
 
     # -- announcements ------------------------------------------------------------
 
     def _announce(self) -> None:
         shared = self._shared
         for transition in self._core.take_pending():
-            if shared is not None:
-                if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
-                    shared.publish_open(self.name, self._token, transition.open_for)
-                elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
-                    shared.release_probe(self.name, self._token)
+            effect = _redis_effect(transition) if shared is not None else None
+            if effect is _PUBLISH:
+                assert shared is not None
+                shared.publish_open(self.name, self._token, transition.open_for)
+            elif effect is _RELEASE:
+                assert shared is not None
+                shared.release_probe(self.name, self._token)
             self._notify(transition)
 
     async def _announce_async(self) -> None:
@@ -549,10 +573,11 @@ class CircuitBreaker:
         assert shared is not None
         pending = self._core.take_pending()
         for index, transition in enumerate(pending):
+            effect = _redis_effect(transition)
             try:
-                if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
+                if effect is _PUBLISH:
                     await shared.publish_open_async(self.name, self._token, transition.open_for)
-                elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
+                elif effect is _RELEASE:
                     await shared.release_probe_async(self.name, self._token)
             except BaseException:
                 # Cancelled while talking to Redis: the listeners still hear of
@@ -626,6 +651,19 @@ class Permit:
 
     def __repr__(self) -> str:
         return f"Permit(breaker={self._breaker.name!r}, done={self._done})"
+
+
+_PUBLISH = "publish"
+_RELEASE = "release"
+
+
+def _redis_effect(transition: Transition) -> str | None:
+    """What a transition tells the other processes: publish an opening, free the lease, nothing."""
+    if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
+        return _PUBLISH  # a trip of our own (not one learned from Redis)
+    if transition.old is _HALF_OPEN and transition.new is _CLOSED:
+        return _RELEASE  # the probes succeeded: the lease is no longer needed
+    return None
 
 
 def _check_shared(shared: object) -> None:

@@ -282,6 +282,11 @@ class BreakerCore:
             return Outcome.SUCCESS
         return Outcome.FAILURE if failed else Outcome.SUCCESS
 
+    def judge_failure(self, error: BaseException) -> tuple[Outcome, float | None]:
+        """Classify an exception, with the retry-after it carries when it is a failure."""
+        outcome = self.judge_error(error)
+        return outcome, self.retry_after_of(error) if outcome is Outcome.FAILURE else None
+
     def retry_after_of(self, error: BaseException) -> float | None:
         """The retry-after a failing call carries, if the configuration reads one."""
         reader = self._config.retry_after_of
