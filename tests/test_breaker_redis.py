@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,9 @@ from argo_perf import (
     CircuitState,
     ConfigError,
     ManualClock,
+    SharedStateStats,
 )
+from argo_perf._redis import BackendHealth
 from argo_perf.breaker import RedisBreakerState
 from argo_perf.testing import RedisServer
 
@@ -254,17 +257,18 @@ def test_bad_data_in_redis_is_counted_and_ignored(
     assert breaker.state is OPEN
     assert state.errors >= 1
     assert "malformed" in caplog.text
-    assert state._remaining("junk", "vendor") is None
-    assert state._lease_answer([1], "vendor") is None
+    assert state.stats.bad_replies == 1
 
 
 def test_construction_from_clients_and_bad_arguments(redis_url: str) -> None:
     sync = redis.Redis.from_url(redis_url)
     from_sync = RedisBreakerState(sync)
-    assert from_sync._async is None
+    assert from_sync.acquire_probe("vendor", "me", 30.0) == (True, 0.0)
+    # A sync client serves the sync face only: the asyncio face stays local.
+    assert asyncio.run(from_sync.acquire_probe_async("vendor", "other", 30.0)) is None
     assert "redis://" in repr(from_sync)
     from_async = RedisBreakerState(redis.asyncio.Redis.from_url(redis_url))
-    assert from_async._sync is None
+    assert from_async.acquire_probe("vendor", "other", 30.0) is None  # the sync face is local
     with pytest.raises(ConfigError):
         RedisBreakerState("http://example.com")
     with pytest.raises(ConfigError):
@@ -377,13 +381,13 @@ async def test_a_probe_cancelled_while_asking_for_the_lease_gives_its_permit_bac
     try:
         task = asyncio.create_task(breaker.call_async(aok))
         await asyncio.sleep(0)  # the task runs up to its first suspension
-        assert breaker._core._probes  # the probe is admitted, the lease is on its way
+        assert breaker.stats.probes_in_flight == 1  # admitted, the lease on its way
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
     finally:
         fault_redis.resume()
-    assert not breaker._core._probes
+    assert breaker.stats.probes_in_flight == 0
     assert await breaker.call_async(aok) == "ok"  # not rejected for probe_timeout
     assert breaker.state is CLOSED
     await shared.aclose()
@@ -409,11 +413,161 @@ async def test_listeners_hear_of_a_trip_whose_publication_was_cancelled(
     try:
         task = asyncio.create_task(breaker.call_async(afail))
         await asyncio.sleep(0)  # tripped; the opening is on its way to a frozen Redis
-        assert breaker._core.state is OPEN
+        assert breaker.stats.state == "open"
         task.cancel()
         with pytest.raises((asyncio.CancelledError, VendorDown)):
             await task
     finally:
         fault_redis.resume()
     assert heard == [OPEN]
+    await shared.aclose()
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+async def test_a_probe_answered_with_an_error_reply_brings_the_gate_back_up(
+    fault_redis: RedisServer, clock: ManualClock, face: str
+) -> None:
+    # An error reply (WRONGTYPE) comes from a server that is up: the probe has
+    # its answer, and Redis is used again at once, not after probe_interval.
+    shared = RedisBreakerState(fault_redis.url, clock=clock)
+
+    async def ask_for_the_lease() -> tuple[bool, float] | None:
+        if face == "sync":
+            return shared.acquire_probe("vendor", "me", 30.0)
+        return await shared.acquire_probe_async("vendor", "me", 30.0)
+
+    fault_redis.kill()
+    for _ in range(shared.health.failure_threshold):
+        assert await ask_for_the_lease() is None
+    assert not shared.health.available
+    fault_redis.restart()
+    with fault_redis.client() as client:
+        client.rpush(PROBE_KEY, "x")  # WRONGTYPE for the lease script
+    clock.advance(shared.health.probe_interval)
+    assert await ask_for_the_lease() is None  # the local breaker decides this one
+    assert shared.health.available
+    await shared.aclose()
+
+
+def test_shared_state_stats_and_an_injected_health_gate(
+    fault_redis: RedisServer, clock: ManualClock
+) -> None:
+    gate = BackendHealth("shared gate", failure_threshold=1, clock=clock)
+    shared = RedisBreakerState(fault_redis.url, clock=clock, health=gate)
+    assert shared.health is gate
+    assert shared.stats == SharedStateStats(
+        target=shared.target, available=True, errors=0, outages=0, bad_replies=0, skipped=0
+    )
+    fault_redis.kill()
+    assert shared.open_remaining("vendor") is None
+    assert shared.open_remaining("vendor") is None  # the gate is down: Redis is skipped
+    stats = shared.stats
+    assert (stats.available, stats.errors, stats.outages, stats.skipped) == (False, 1, 1, 1)
+    assert (shared.errors, shared.bad_replies) == (1, 0)  # the older names
+    with pytest.raises(ConfigError, match="health"):
+        RedisBreakerState(fault_redis.url, health="gate")  # type: ignore[arg-type]
+    shared.close()
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+async def test_an_interrupted_probe_is_given_back_to_the_gate(
+    fault_redis: RedisServer, clock: ManualClock, face: str
+) -> None:
+    # The probe's own request is cut short (Ctrl-C, a cancelled task): that says
+    # nothing about Redis, but the gate must hear that its probe is over, so the
+    # next one is due a full interval after it ended, as after a failed probe.
+    if face == "sync":
+        # A long socket timeout: only the interrupt ends the request to the frozen server.
+        client: Any = redis.Redis.from_url(fault_redis.url, socket_timeout=30)
+    else:
+        client = redis.asyncio.Redis.from_url(fault_redis.url, socket_timeout=30)
+    shared = RedisBreakerState(client, clock=clock)
+    gate = shared.health
+    fault_redis.kill()
+    for _ in range(gate.failure_threshold):
+        if face == "sync":
+            assert shared.acquire_probe("vendor", "me", 30.0) is None
+        else:
+            assert await shared.acquire_probe_async("vendor", "me", 30.0) is None
+    assert not gate.available
+    fault_redis.restart()
+    fault_redis.pause()
+    clock.advance(gate.probe_interval)
+    try:
+        if face == "sync":
+
+            def interrupt(signum: int, frame: object) -> None:
+                clock.advance(0.5)
+                raise KeyboardInterrupt
+
+            previous = signal.signal(signal.SIGALRM, interrupt)
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0.2)
+                with pytest.raises(KeyboardInterrupt):
+                    shared.acquire_probe("vendor", "me", 30.0)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+        else:
+            probe = asyncio.create_task(shared.acquire_probe_async("vendor", "me", 30.0))
+            await asyncio.sleep(0)  # the probe is handed out and waits for the frozen server
+            assert not probe.done()
+            clock.advance(0.5)
+            probe.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await probe
+    finally:
+        fault_redis.resume()
+    assert not gate.available
+    assert gate.seconds_until_probe() == pytest.approx(gate.probe_interval)
+    assert shared.stats.errors == gate.failure_threshold  # the interrupt is no Redis error
+    if face == "sync":
+        client.close()
+    else:
+        await client.aclose()
+
+
+def test_each_event_loop_gets_its_own_client(redis_url: str, redis_client: redis.Redis) -> None:
+    # An asyncio client's connections belong to the loop that opened them: a
+    # service that runs asyncio.run more than once (or one loop per thread)
+    # must still share its openings, and the old loop's connections are closed.
+    shared = RedisBreakerState(redis_url)
+    shared.publish_open("vendor", "me", 30.0)
+
+    def clients() -> int:
+        listed: list[dict[str, Any]] = redis_client.client_list()
+        return len(listed)
+
+    before = clients()
+    for _ in range(3):
+        left = asyncio.run(shared.open_remaining_async("vendor"))
+        assert left is not None
+        assert 29.0 < left <= 30.0
+    assert shared.stats.errors == 0
+    assert clients() <= before + 1  # only the last loop's connection is left open
+    shared.close()
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+async def test_a_server_that_lost_the_scripts_is_sent_them_again(
+    redis_url: str, redis_client: redis.Redis, face: str
+) -> None:
+    shared = RedisBreakerState(redis_url)
+    for _ in range(2):
+        redis_client.script_flush()  # as after a restart
+        if face == "sync":
+            shared.publish_open("vendor", "me", 30.0)
+            left = shared.open_remaining("vendor")
+            lease = shared.acquire_probe("vendor", "me", 30.0)
+            shared.release_probe("vendor", "me")
+        else:
+            await shared.publish_open_async("vendor", "me", 30.0)
+            left = await shared.open_remaining_async("vendor")
+            lease = await shared.acquire_probe_async("vendor", "me", 30.0)
+            await shared.release_probe_async("vendor", "me")
+        assert left is not None
+        assert 29.0 < left <= 30.0
+        assert lease is not None
+        assert not lease[0]  # still open: no probe yet
+    assert shared.stats.errors == 0
     await shared.aclose()

@@ -49,6 +49,9 @@ EXPECTED = {
     "Serializer",
     "cached",
     "get_redis_cache",
+    # breaker
+    "BreakerStats",
+    "SharedStateStats",
 }
 
 

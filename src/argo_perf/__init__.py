@@ -7,10 +7,12 @@ import logging as _logging
 
 from ._version import __version__
 from .breaker import (
+    BreakerStats,
     CircuitBreaker,
     CircuitBreakerConfig,
     CircuitBreakerRegistry,
     CircuitState,
+    SharedStateStats,
 )
 from .cache import (
     AsyncRedisCache,
@@ -61,6 +63,7 @@ __all__ = [
     "ArgoPerfError",
     "AsyncRedisCache",
     "BackendError",
+    "BreakerStats",
     "BucketStats",
     "CacheConfig",
     "CacheStats",
@@ -86,6 +89,7 @@ __all__ = [
     "RedisCache",
     "RedisTokenBucket",
     "Serializer",
+    "SharedStateStats",
     "SystemClock",
     "TokenBucket",
     "VolatilityTracker",

@@ -8,8 +8,8 @@ openings between processes; :func:`retry_unless_circuit_open` and
 :class:`wait_retry_after` fit tenacity around it.
 """
 
-from ._breaker import CircuitBreaker, CircuitBreakerRegistry, Listener, Permit
-from ._core import BreakerMetrics, CircuitBreakerConfig, CircuitState, Transition
+from ._breaker import AsyncCall, CircuitBreaker, Listener, Permit, SyncCall
+from ._core import CircuitBreakerConfig, CircuitState, Transition
 from ._policy import (
     AnyRule,
     ConsecutiveFailures,
@@ -20,12 +20,16 @@ from ._policy import (
     backoff,
     retry_after_of,
 )
+from ._registry import CircuitBreakerRegistry
 from ._retry import retry_unless_circuit_open, wait_retry_after
 from ._shared import RedisBreakerState
+from ._stats import BreakerMetrics, BreakerStats, SharedStateStats
 
 __all__ = [
     "AnyRule",
+    "AsyncCall",
     "BreakerMetrics",
+    "BreakerStats",
     "CircuitBreaker",
     "CircuitBreakerConfig",
     "CircuitBreakerRegistry",
@@ -36,7 +40,9 @@ __all__ = [
     "Outcome",
     "Permit",
     "RedisBreakerState",
+    "SharedStateStats",
     "SlowCallRate",
+    "SyncCall",
     "Transition",
     "TripRule",
     "backoff",

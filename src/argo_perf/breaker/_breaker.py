@@ -7,43 +7,34 @@ ever held while the protected call runs: the core is consulted before the call
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
 import os
-import threading
 from collections.abc import (
-    AsyncGenerator,
     Awaitable,
     Callable,
     Coroutine,
-    Generator,
-    Iterator,
-    Mapping,
 )
 from contextvars import ContextVar
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec, Self
 
 from ..clock import Clock, SystemClock
 from ..errors import ConfigError, _Rejection
-from ._core import (
-    REJECTED,
-    BreakerCore,
-    BreakerMetrics,
-    CircuitBreakerConfig,
-    CircuitState,
-    Transition,
-)
+from ._core import REJECTED, BreakerCore, CircuitBreakerConfig, CircuitState, Transition
 from ._policy import Outcome
-from ._wrapper import compile_wrapper
+from ._stats import BreakerMetrics, BreakerStats
+from ._streams import wrap_async_generator, wrap_generator
+from ._wrapper import CallPath, call_function, wrap
 
 if TYPE_CHECKING:
     from ._shared import RedisBreakerState
 
-__all__ = ["CircuitBreaker", "CircuitBreakerRegistry", "Listener", "Permit"]
+__all__ = ["AsyncCall", "CircuitBreaker", "Listener", "Permit", "SyncCall"]
 
 logger = logging.getLogger("argo_perf.breaker")
 
@@ -60,6 +51,21 @@ _FAILURE = Outcome.FAILURE
 _SUCCESS = Outcome.SUCCESS
 _IGNORED = Outcome.IGNORED
 _LOCAL_TRIPS = frozenset({"tripped", "probe failed"})
+_METRICS_FIELDS = tuple(f.name for f in dataclasses.fields(BreakerMetrics))
+
+
+class SyncCall(Protocol):
+    """The type of [CircuitBreaker.call][argo_perf.breaker.CircuitBreaker.call]."""
+
+    def __call__(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+
+class AsyncCall(Protocol):
+    """The type of [CircuitBreaker.call_async][argo_perf.breaker.CircuitBreaker.call_async]."""
+
+    def __call__(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[R]: ...
 
 
 class CircuitBreaker:
@@ -107,6 +113,29 @@ class CircuitBreaker:
         <CircuitState.CLOSED: 'closed'>
     """
 
+    call: SyncCall
+    """Run `fn(*args, **kwargs)` through the breaker and return its result.
+
+    `breaker.call(fn, *args, **kwargs)`: `fn` runs unless the circuit is open;
+    whatever it raises is re-raised unchanged (also by the call that trips the
+    circuit). An open circuit raises `CircuitOpenError` and `fn` does not run.
+
+    Example:
+        ```python
+        CircuitBreaker("xai").call(len, "abc")  # 3
+        ```
+    """
+
+    call_async: AsyncCall
+    """Await `fn(*args, **kwargs)` through the breaker and return its result.
+
+    `await breaker.call_async(fn, *args, **kwargs)`, the asyncio form of
+    [call][argo_perf.breaker.CircuitBreaker.call]. A cancelled call
+    (`asyncio.CancelledError`) counts for nothing and a cancelled probe gives
+    its permit back; an open circuit raises `CircuitOpenError` and `fn` is
+    not called.
+    """
+
     def __init__(
         self,
         name: str,
@@ -135,6 +164,27 @@ class CircuitBreaker:
         self._held: ContextVar[tuple[int, float, Any] | None] = ContextVar(
             f"argo_perf.breaker.{name}", default=None
         )
+        # One call path (see _wrapper), spelled for each face.
+        self._sync_path = CallPath(
+            self._core,
+            self._now,
+            self._admit_at,
+            self._settle,
+            self._settle_error,
+            name,
+            _Rejection,
+        )
+        self._async_path = CallPath(
+            self._core,
+            self._now,
+            self._admit_at_async,
+            self._settle_async,
+            self._settle_error_async,
+            name,
+            _Rejection,
+        )
+        self.call = cast(SyncCall, call_function(self._sync_path, is_async=False))
+        self.call_async = cast(AsyncCall, call_function(self._async_path, is_async=True))
 
     # -- state and control --------------------------------------------------------
 
@@ -193,83 +243,43 @@ class CircuitBreaker:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
-    def metrics(self) -> BreakerMetrics:
-        """A snapshot of the state, the counts and the failure and slow-call rates."""
+    @property
+    def stats(self) -> BreakerStats:
+        """A `BreakerStats` snapshot: state, counts, rates, `retry_after`.
+
+        Like [state][argo_perf.breaker.CircuitBreaker.state], a read after the open
+        time is over moves the circuit to HALF_OPEN first.
+        """
         now = self._now()
         if self._core.catch_up(now):
             self._announce()
-        return self._core.metrics(now)
+        return self._core.stats(now)
 
-    # -- the sync face ------------------------------------------------------------
+    def metrics(self) -> BreakerMetrics:
+        """The older form of `stats`, kept for compatibility: prefer `stats`.
 
-    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Run ``fn(*args, **kwargs)`` through the breaker and return its result.
+        The same values, with the state as a [CircuitState][argo_perf.breaker.CircuitState].
+        """
+        stats = self.stats
+        values = {name: getattr(stats, name) for name in _METRICS_FIELDS}
+        values["state"] = CircuitState(stats.state)
+        return BreakerMetrics(**values)
+
+    def reconfigure(self, config: CircuitBreakerConfig) -> None:
+        """Judge calls and trip by ``config`` from now on.
+
+        The state is kept (an open circuit stays open until its open time is
+        over, then probes by the new rules); the trip rules start from empty
+        counters; the counts of [stats][argo_perf.breaker.CircuitBreaker.stats] go on.
+        Functions decorated earlier follow the new configuration.
 
         Raises:
-            CircuitOpenError: the circuit is open (``fn`` did not run).
-            Exception: whatever ``fn`` raised, unchanged (also by the call that
-                trips the circuit).
-
-        Example:
-            >>> CircuitBreaker("xai").call(len, "abc")
-            3
+            ConfigError: ``config`` is not a `CircuitBreakerConfig`.
         """
-        core = self._core
-        ticket = core.fast
-        if ticket is not None:
-            # Closed, and a success would change nothing but a count.
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as error:
-                self._settle_error(ticket, error, 0.0, self._now())
-                raise
-            core.fast_successes += 1
-            return result
-        ticket = self._admit()
-        start = self._now()
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as error:
-            now = self._now()
-            self._settle_error(ticket, error, now - start, now)
-            raise
-        now = self._now()
-        self._settle(ticket, core.judge_result(result), now - start, now, None)
-        return result
-
-    async def call_async(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
-        """Await ``fn(*args, **kwargs)`` through the breaker and return its result.
-
-        A cancelled call (``asyncio.CancelledError``) counts for nothing and a
-        cancelled probe gives its permit back.
-
-        Raises:
-            CircuitOpenError: the circuit is open (``fn`` was not called).
-            Exception: whatever ``fn`` raised, unchanged.
-        """
-        core = self._core
-        ticket = core.fast
-        if ticket is not None:
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as error:
-                await self._settle_error_async(ticket, error, 0.0, self._now())
-                raise
-            core.fast_successes += 1
-            return result
-        ticket = self._admit() if self._shared is None else await self._admit_async()
-        start = self._now()
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as error:
-            now = self._now()
-            await self._settle_error_async(ticket, error, now - start, now)
-            raise
-        now = self._now()
-        await self._settle_async(ticket, core.judge_result(result), now - start, now, None)
-        return result
+        if not isinstance(config, CircuitBreakerConfig):
+            raise ConfigError("config", config, "must be a CircuitBreakerConfig")
+        self._core.reconfigure(config)
+        self.config = config
 
     # -- the decorator ------------------------------------------------------------
 
@@ -303,9 +313,9 @@ class CircuitBreaker:
         """
         wrapper: Callable[P, Any]
         if inspect.isgeneratorfunction(fn):
-            wrapper = self._wrap_generator(fn)
+            wrapper = wrap_generator(fn, self._sync_path)
         elif inspect.isasyncgenfunction(fn):
-            wrapper = self._wrap_async_generator(fn)
+            wrapper = wrap_async_generator(fn, self._async_path)
         else:
             # The wrapper repeats call()/call_async() inline, compiled with fn's own
             # parameters: no Python call and no *args/**kwargs packing on the way
@@ -316,62 +326,9 @@ class CircuitBreaker:
         return wrapper
 
     def _compile(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        return compile_wrapper(
-            fn,
-            is_async=inspect.iscoroutinefunction(fn),
-            core=self._core,
-            now=self._now,
-            name=self.name,
-            breaker=self,
-            error=_Rejection,
-        )
-
-    def _wrap_generator(self, fn: Callable[P, Generator[Any, Any, Any]]) -> Callable[P, Any]:
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
-            # Runs at the first next(): the stream is admitted when it starts.
-            ticket = self._admit()
-            start = self._now()
-            try:
-                result = yield from fn(*args, **kwargs)
-            except BaseException as error:  # GeneratorExit (closed early) is ignored
-                now = self._now()
-                self._settle_error(ticket, error, now - start, now)
-                raise
-            now = self._now()
-            self._settle(ticket, _SUCCESS, now - start, now, None)
-            return result
-
-        return wrapper
-
-    def _wrap_async_generator(self, fn: Callable[P, AsyncGenerator[Any, Any]]) -> Callable[P, Any]:
-        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[Any, Any]:
-            ticket = self._admit() if self._shared is None else await self._admit_async()
-            start = self._now()
-            stream = fn(*args, **kwargs)
-            try:
-                # ``yield from`` for async generators: values, sends, throws, close.
-                try:
-                    value = await stream.__anext__()
-                    while True:
-                        try:
-                            sent = yield value
-                        except GeneratorExit:
-                            await stream.aclose()
-                            raise
-                        except BaseException as thrown:
-                            value = await stream.athrow(thrown)
-                        else:
-                            value = await stream.asend(sent)
-                except StopAsyncIteration:
-                    pass
-            except BaseException as error:
-                now = self._now()
-                await self._settle_error_async(ticket, error, now - start, now)
-                raise
-            now = self._now()
-            await self._settle_async(ticket, _SUCCESS, now - start, now, None)
-
-        return wrapper
+        if inspect.iscoroutinefunction(fn):
+            return wrap(fn, self._async_path, is_async=True)
+        return wrap(fn, self._sync_path, is_async=False)
 
     # -- context managers ---------------------------------------------------------
 
@@ -395,7 +352,7 @@ class CircuitBreaker:
 
     async def __aenter__(self) -> Self:
         """The asyncio form of ``with breaker:``."""
-        ticket = self._admit() if self._shared is None else await self._admit_async()
+        ticket = await self._admit_async()
         self._held.set((ticket, self._now(), self._held.get()))
         return self
 
@@ -437,7 +394,7 @@ class CircuitBreaker:
         """
         now = self._now()
         ticket = self._admit_local(now)
-        if ticket != REJECTED and self._shared is not None and self._core.is_probe(ticket):
+        if self._needs_lease(ticket):
             ticket = self._lease(ticket, now)
         if ticket == REJECTED:
             return None
@@ -446,27 +403,35 @@ class CircuitBreaker:
     # -- admission ----------------------------------------------------------------
 
     def _admit(self) -> int:
-        core = self._core
-        now = self._now()
-        if core.state is _OPEN and now < core.open_until:
-            # The common rejection: no lock, no further call.
-            core.rejections += 1
-            raise _Rejection(self.name, core.open_until - now)
+        return self._admit_at(self._now())
+
+    def _admit_at(self, now: float) -> int:
+        """A ticket for a call admitted at ``now``; raises the rejection otherwise."""
         ticket = self._admit_local(now)
-        if ticket != REJECTED and self._shared is not None and core.is_probe(ticket):
+        if self._needs_lease(ticket):
             ticket = self._lease(ticket, now)
-        if ticket == REJECTED:
-            raise _Rejection(self.name, core.rejection_retry_after(now))
-        return ticket
+        return self._granted(ticket, now)
 
     async def _admit_async(self) -> int:
-        core = self._core
-        now = self._now()
+        return await self._admit_at_async(self._now())
+
+    async def _admit_at_async(self, now: float) -> int:
+        """The asyncio form of `_admit_at`: the probe lease is asked for without blocking."""
+        if self._shared is None:
+            return self._admit_at(now)
         ticket = self._admit_local(now)
-        if ticket != REJECTED and core.is_probe(ticket):
+        if self._needs_lease(ticket):
             ticket = await self._lease_async(ticket, now)
+        return self._granted(ticket, now)
+
+    def _needs_lease(self, ticket: int) -> bool:
+        """True when an admitted probe must also hold the shared probe lease."""
+        return ticket != REJECTED and self._shared is not None and self._core.is_probe(ticket)
+
+    def _granted(self, ticket: int, now: float) -> int:
+        """``ticket``, or the rejection raised when the call was not admitted."""
         if ticket == REJECTED:
-            raise _Rejection(self.name, core.rejection_retry_after(now))
+            raise _Rejection(self.name, self._core.rejection_retry_after(now))
         return ticket
 
     def _admit_local(self, now: float) -> int:
@@ -509,11 +474,12 @@ class CircuitBreaker:
         return REJECTED
 
     # -- settlement ---------------------------------------------------------------
+    #
+    # Each decision lives in one helper (`_settle_core`, `_asks_redis`,
+    # `_hold_open`, `_redis_effect`); the two faces only run them and do their I/O.
 
     def _settle_error(self, ticket: int, error: BaseException, duration: float, now: float) -> None:
-        core = self._core
-        outcome = core.judge_error(error)
-        retry_after = core.retry_after_of(error) if outcome is _FAILURE else None
+        outcome, retry_after = self._core.judge_failure(error)
         self._settle(ticket, outcome, duration, now, retry_after)
 
     def _settle(
@@ -524,29 +490,24 @@ class CircuitBreaker:
         now: float,
         retry_after: float | None,
     ) -> None:
-        core = self._core
         shared = self._shared
-        # An ignored probe (cancelled, released) also gives the shared lease back.
-        lease = shared is not None and outcome is _IGNORED and core.is_probe(ticket)
-        core.settle(ticket, outcome, duration, now, retry_after)
-        if lease:
+        if self._settle_core(ticket, outcome, duration, now, retry_after):
             assert shared is not None
             shared.release_probe(self.name, self._token)
-        if core.pending:
+        if self._core.pending:
             self._announce()
-        elif shared is not None and outcome is _FAILURE and core.state is _CLOSED:
+        elif self._asks_redis(outcome):
+            assert shared is not None
             # A failure is already slow: the moment to learn whether another
             # process opened this circuit. The success path never asks Redis.
             remaining = shared.open_remaining(self.name)
-            if remaining is not None and core.hold_open(remaining, now, "opened elsewhere"):
+            if self._hold_open(remaining, now):
                 self._announce()
 
     async def _settle_error_async(
         self, ticket: int, error: BaseException, duration: float, now: float
     ) -> None:
-        core = self._core
-        outcome = core.judge_error(error)
-        retry_after = core.retry_after_of(error) if outcome is _FAILURE else None
+        outcome, retry_after = self._core.judge_failure(error)
         await self._settle_async(ticket, outcome, duration, now, retry_after)
 
     async def _settle_async(
@@ -561,28 +522,50 @@ class CircuitBreaker:
         if shared is None:
             self._settle(ticket, outcome, duration, now, retry_after)
             return
-        core = self._core
-        lease = outcome is _IGNORED and core.is_probe(ticket)
-        core.settle(ticket, outcome, duration, now, retry_after)
-        if lease:
+        if self._settle_core(ticket, outcome, duration, now, retry_after):
             await shared.release_probe_async(self.name, self._token)
-        if core.pending:
+        if self._core.pending:
             await self._announce_async()
-        elif outcome is _FAILURE and core.state is _CLOSED:
+        elif self._asks_redis(outcome):
             remaining = await shared.open_remaining_async(self.name)
-            if remaining is not None and core.hold_open(remaining, now, "opened elsewhere"):
+            if self._hold_open(remaining, now):
                 await self._announce_async()
+
+    def _settle_core(
+        self,
+        ticket: int,
+        outcome: Outcome,
+        duration: float,
+        now: float,
+        retry_after: float | None,
+    ) -> bool:
+        """Settle in the core; True when the shared probe lease must be given back."""
+        core = self._core
+        # An ignored probe (cancelled, released) also gives the shared lease back.
+        lease = self._shared is not None and outcome is _IGNORED and core.is_probe(ticket)
+        core.settle(ticket, outcome, duration, now, retry_after)
+        return lease
+
+    def _asks_redis(self, outcome: Outcome) -> bool:
+        """True when a settled call should learn whether another process opened the circuit."""
+        return self._shared is not None and outcome is _FAILURE and self._core.state is _CLOSED
+
+    def _hold_open(self, remaining: float | None, now: float) -> bool:
+        """Stay open as long as another process said; True when that changed the state."""
+        return remaining is not None and self._core.hold_open(remaining, now, "opened elsewhere")
 
     # -- announcements ------------------------------------------------------------
 
     def _announce(self) -> None:
         shared = self._shared
         for transition in self._core.take_pending():
-            if shared is not None:
-                if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
-                    shared.publish_open(self.name, self._token, transition.open_for)
-                elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
-                    shared.release_probe(self.name, self._token)
+            effect = _redis_effect(transition) if shared is not None else None
+            if effect is _PUBLISH:
+                assert shared is not None
+                shared.publish_open(self.name, self._token, transition.open_for)
+            elif effect is _RELEASE:
+                assert shared is not None
+                shared.release_probe(self.name, self._token)
             self._notify(transition)
 
     async def _announce_async(self) -> None:
@@ -590,10 +573,11 @@ class CircuitBreaker:
         assert shared is not None
         pending = self._core.take_pending()
         for index, transition in enumerate(pending):
+            effect = _redis_effect(transition)
             try:
-                if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
+                if effect is _PUBLISH:
                     await shared.publish_open_async(self.name, self._token, transition.open_for)
-                elif transition.old is _HALF_OPEN and transition.new is _CLOSED:
+                elif effect is _RELEASE:
                     await shared.release_probe_async(self.name, self._token)
             except BaseException:
                 # Cancelled while talking to Redis: the listeners still hear of
@@ -669,98 +653,17 @@ class Permit:
         return f"Permit(breaker={self._breaker.name!r}, done={self._done})"
 
 
-class CircuitBreakerRegistry:
-    """Breakers keyed by name, built on first use: one per vendor or endpoint.
+_PUBLISH = "publish"
+_RELEASE = "release"
 
-    Args:
-        configs: per-name configurations.
-        default: the configuration of any other name (default: the seed's).
-        clock: the clock every breaker uses.
-        shared: a :class:`~argo_perf.breaker.RedisBreakerState` every breaker uses.
-        listeners: listeners added to every breaker, present and future.
 
-    Raises:
-        ConfigError: a configuration that is not a :class:`CircuitBreakerConfig`,
-            a bad ``shared`` or a listener that is not callable.
-
-    Example:
-        >>> registry = CircuitBreakerRegistry({"xai": CircuitBreakerConfig(failure_threshold=3)})
-        >>> registry["xai"].config.failure_threshold
-        3
-        >>> registry.get("massive") is registry.get("massive")
-        True
-    """
-
-    def __init__(
-        self,
-        configs: Mapping[str, CircuitBreakerConfig] | None = None,
-        *,
-        default: CircuitBreakerConfig | None = None,
-        clock: Clock | None = None,
-        shared: RedisBreakerState | None = None,
-        listeners: tuple[Listener, ...] | list[Listener] = (),
-    ) -> None:
-        self._configs = dict(configs or {})
-        for name, config in self._configs.items():
-            if not isinstance(config, CircuitBreakerConfig):
-                raise ConfigError(f"configs[{name!r}]", config, "must be a CircuitBreakerConfig")
-        if default is not None and not isinstance(default, CircuitBreakerConfig):
-            raise ConfigError("default", default, "must be a CircuitBreakerConfig or None")
-        self._default = default if default is not None else CircuitBreakerConfig()
-        _check_shared(shared)
-        _check_listeners(listeners)
-        self._clock = clock
-        self._shared = shared
-        self._listeners: list[Listener] = list(listeners)
-        self._breakers: dict[str, CircuitBreaker] = {}
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> CircuitBreaker:
-        """The breaker for ``name``, built on first use (thread-safe)."""
-        breaker = self._breakers.get(name)
-        if breaker is not None:
-            return breaker
-        with self._lock:
-            breaker = self._breakers.get(name)
-            if breaker is None:
-                breaker = CircuitBreaker(
-                    name,
-                    self._configs.get(name, self._default),
-                    clock=self._clock,
-                    shared=self._shared,
-                    listeners=self._listeners,
-                )
-                self._breakers[name] = breaker
-            return breaker
-
-    __getitem__ = get
-
-    def add_listener(self, listener: Listener) -> None:
-        """Add ``listener`` to every breaker, present and future."""
-        if not callable(listener):
-            raise ConfigError("listener", listener, "must be callable")
-        with self._lock:
-            self._listeners.append(listener)
-            for breaker in self._breakers.values():
-                breaker.add_listener(listener)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._breakers
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._breakers))
-
-    def __len__(self) -> int:
-        return len(self._breakers)
-
-    def metrics(self) -> dict[str, BreakerMetrics]:
-        """A snapshot of every breaker built so far, by name."""
-        return {name: breaker.metrics() for name, breaker in list(self._breakers.items())}
-
-    def reset_all(self) -> None:
-        """Reset every breaker (see :meth:`CircuitBreaker.reset`)."""
-        for breaker in list(self._breakers.values()):
-            breaker.reset()
+def _redis_effect(transition: Transition) -> str | None:
+    """What a transition tells the other processes: publish an opening, free the lease, nothing."""
+    if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
+        return _PUBLISH  # a trip of our own (not one learned from Redis)
+    if transition.old is _HALF_OPEN and transition.new is _CLOSED:
+        return _RELEASE  # the probes succeeded: the lease is no longer needed
+    return None
 
 
 def _check_shared(shared: object) -> None:

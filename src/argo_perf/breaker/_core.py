@@ -18,10 +18,10 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._policy import ConsecutiveFailures, Outcome, TripRule, _is_number, retry_after_of
+from ._stats import BreakerStats
 
 __all__ = [
     "BreakerCore",
-    "BreakerMetrics",
     "CircuitBreakerConfig",
     "CircuitState",
     "Transition",
@@ -172,56 +172,6 @@ class Transition:
     open_for: float = 0.0
 
 
-@dataclass(frozen=True)
-class BreakerMetrics:
-    """A snapshot of one breaker, from :meth:`CircuitBreaker.metrics`.
-
-    Counts are since construction (successes on the closed fast path are
-    counted without a lock, so under heavy thread contention a few may be
-    missed). ``failure_rate`` and ``slow_call_rate`` come from the window of a
-    :class:`~argo_perf.breaker.FailureRate` / :class:`~argo_perf.breaker.SlowCallRate`
-    rule when one is configured, otherwise from the counts.
-
-    Attributes:
-        name: the breaker's name.
-        state: the current state.
-        forced_open: True after :meth:`CircuitBreaker.force_open`.
-        disabled: True after :meth:`CircuitBreaker.disable`.
-        calls: calls judged (successes + failures + ignored).
-        successes: calls judged successful.
-        failures: calls judged failed.
-        ignored: calls that counted for nothing.
-        slow_calls: calls slower than the slow-call threshold (if one is set).
-        rejections: calls rejected without running.
-        stale: results that arrived after a change of state and were not counted
-            towards the new state.
-        opened: how many times the circuit opened (by its own trip rules or
-            by adopting another process's opening).
-        consecutive_failures: the current run of failures (with the
-            consecutive-failures rule).
-        failure_rate: share of failed calls, 0.0–1.0.
-        slow_call_rate: share of slow calls, 0.0–1.0, or None without a slow-call rule.
-        retry_after: seconds until a probe is admitted while open, else 0.0.
-    """
-
-    name: str
-    state: CircuitState
-    forced_open: bool
-    disabled: bool
-    calls: int
-    successes: int
-    failures: int
-    ignored: int
-    slow_calls: int
-    rejections: int
-    stale: int
-    opened: int
-    consecutive_failures: int
-    failure_rate: float
-    slow_call_rate: float | None
-    retry_after: float
-
-
 _NORMAL, _FORCED_OPEN, _DISABLED = 0, 1, 2
 REJECTED = -1
 _MIN_RETRY_AFTER = 0.001
@@ -331,6 +281,11 @@ class BreakerCore:
             logger.exception("circuit %r: failure_if_result raised; counting a success", self.name)
             return Outcome.SUCCESS
         return Outcome.FAILURE if failed else Outcome.SUCCESS
+
+    def judge_failure(self, error: BaseException) -> tuple[Outcome, float | None]:
+        """Classify an exception, with the retry-after it carries when it is a failure."""
+        outcome = self.judge_error(error)
+        return outcome, self.retry_after_of(error) if outcome is Outcome.FAILURE else None
 
     def retry_after_of(self, error: BaseException) -> float | None:
         """The retry-after a failing call carries, if the configuration reads one."""
@@ -519,7 +474,7 @@ class BreakerCore:
 
     # -- snapshot -----------------------------------------------------------------
 
-    def metrics(self, now: float) -> BreakerMetrics:
+    def stats(self, now: float) -> BreakerStats:
         """A consistent snapshot of the counters."""
         with self._lock:
             window_failure, window_slow = self._tracker.rates(now)
@@ -534,9 +489,9 @@ class BreakerCore:
             tracker = self._tracker
             trackers = getattr(tracker, "trackers", (tracker,))
             consecutive = next((t.count for t in trackers if hasattr(t, "count")), 0)
-            return BreakerMetrics(
+            return BreakerStats(
                 name=self.name,
-                state=self.state,
+                state=self.state.value,
                 forced_open=self._mode == _FORCED_OPEN,
                 disabled=self._mode == _DISABLED,
                 calls=self.calls + self.fast_successes,
@@ -551,7 +506,22 @@ class BreakerCore:
                 failure_rate=failure_rate,
                 slow_call_rate=slow_rate,
                 retry_after=self._retry_after(now),
+                probes_in_flight=len(self._probes),
             )
+
+    def reconfigure(self, config: CircuitBreakerConfig) -> None:
+        """Judge and trip by ``config`` from now on; the state and the counts are kept.
+
+        The trip rules start from empty counters; probes in flight keep their
+        permits.
+        """
+        rule = config.rule()
+        with self._lock:
+            self._config = config
+            self._tracker = rule.tracker()
+            self.slow_threshold = rule.slow_threshold()
+            self._plain = config.failure_if_result is None and not rule.measures_duration
+            self._refresh_fast()
 
     def take_pending(self) -> list[Transition]:
         """Hand the transitions not yet announced to the caller (who runs listeners)."""

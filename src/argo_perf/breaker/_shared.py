@@ -17,74 +17,92 @@ closed state never touches Redis. Every Redis error, timeout or odd reply
 falls back to the local breaker; the shared
 :class:`~argo_perf._redis.BackendHealth` gate stops touching Redis at all
 during an outage.
+
+Every request is a Lua script kept in a ``.lua`` file beside this module
+(package data, read through ``importlib.resources``) and run by its SHA1; a
+server that does not know it (restarted, flushed) is sent it once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import math
-from typing import Any, cast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from .._redis import (
+    REDIS_ERRORS,
+    Admission,
     AsyncRedisClient,
     BackendHealth,
+    RedisLink,
     SyncRedisClient,
-    async_client,
-    describe_client,
     is_outage,
-    sync_client,
 )
 from ..clock import Clock
 from ..errors import ConfigError
+from ._stats import SharedStateStats
 
 __all__ = ["RedisBreakerState"]
 
 logger = logging.getLogger("argo_perf.breaker")
 
-_PUBLISH_OPEN = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ms = tonumber(ARGV[1])
-if redis.call('PTTL', KEYS[1]) < ms then
-  redis.call('SET', KEYS[1], now + ms, 'PX', ms)
-end
-if redis.call('GET', KEYS[2]) == ARGV[2] then
-  redis.call('DEL', KEYS[2])
-end
-return now + ms
-"""
 
-_ACQUIRE_PROBE = """
-local left = redis.call('PTTL', KEYS[1])
-if left > 0 then
-  return {0, left}
-end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, 0}
-end
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return {1, 0}
-end
-return {0, redis.call('PTTL', KEYS[2])}
-"""
+@dataclass(frozen=True, slots=True)
+class _Script:
+    """A Lua script run by its SHA1 (``EVALSHA``), loaded on a server that lacks it."""
 
-_RELEASE_PROBE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+    name: str
+    source: str
+    sha: str
+
+    @classmethod
+    def load(cls, name: str) -> _Script:
+        """The script in ``<name>.lua`` beside this module (shipped as package data)."""
+        source = resources.files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+        return cls(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+    def command(self, keys: list[str], args: list[Any]) -> tuple[Any, ...]:
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+
+_PUBLISH = _Script.load("publish_open")
+_ACQUIRE = _Script.load("acquire_probe")
+_RELEASE = _Script.load("release_probe")
+_REMAINING = _Script.load("open_remaining")
+
+
+class _NoReply:
+    """What a request returns when Redis was skipped or failed: the local breaker decides."""
+
+
+_NO_REPLY = _NoReply()
+
+
+class _Answer:
+    """The reply of one request, filled in inside `RedisBreakerState._exchange`."""
+
+    __slots__ = ("reply",)
+
+    def __init__(self) -> None:
+        self.reply: Any = _NO_REPLY
 
 
 class RedisBreakerState:
     """Share circuit openings and the half-open probe between processes through Redis.
 
     Pass one to :class:`~argo_perf.breaker.CircuitBreaker` (``shared=``) or to
-    a :class:`~argo_perf.breaker.CircuitBreakerRegistry`. A URL builds both a
-    sync and an asyncio client (50 ms timeouts, no hidden retries); an
-    existing client serves only its own face (a sync client the sync faces, an
-    asyncio client the async faces) and the other face stays local.
+    a :class:`~argo_perf.breaker.CircuitBreakerRegistry`. A URL builds a sync
+    client and one asyncio client per event loop (50 ms timeouts, no hidden
+    retries, bounded pools); an existing client serves only its own face (a
+    sync client the sync faces, an asyncio client the async faces) and the
+    other face stays local.
 
     Args:
         url_or_client: a ``redis://`` / ``rediss://`` / ``unix://`` URL or a
@@ -93,12 +111,23 @@ class RedisBreakerState:
             name is put in a hash tag, so both keys of a breaker live in one
             Redis Cluster slot.
         clock: time source of the backend-health gate.
+        health: the backend-health gate to use (default: a new one for this
+            state); pass one to share a gate with other Redis-backed pieces.
 
-    Failure behaviour: a Redis error, a timeout or a malformed reply is
-    logged, counted (``errors``, ``bad_replies``) and answered as "nothing
-    shared", so the local breaker decides alone; after a few outage errors
-    the shared :class:`~argo_perf._redis.BackendHealth` gate skips Redis and
-    probes it once per second.
+    Failure behaviour: a Redis error (connection refused, timeout, an error
+    reply such as `WRONGTYPE`) or a malformed reply is logged, counted (see
+    `stats`, a [SharedStateStats][argo_perf.breaker.SharedStateStats]) and answered
+    as "nothing shared", so the local breaker decides alone. After a few
+    outage errors the backend-health gate skips Redis, and once per second one
+    caller's own request is the probe; an error reply means Redis is up, so it
+    never takes the gate down and a probe that gets one brings it back up. A
+    request interrupted midway (a cancelled task, `KeyboardInterrupt`) is
+    re-raised and, when it was the probe, the gate hears that the probe is
+    over. Errors that are not Redis's are not swallowed.
+
+    Raises:
+        ConfigError: a `prefix` that is not a string, a `health` that is not a
+            `BackendHealth`, a bad URL or client.
 
     Example:
         >>> state = RedisBreakerState("redis://localhost:6379/0")  # doctest: +SKIP
@@ -111,36 +140,40 @@ class RedisBreakerState:
         *,
         prefix: str = "argo_perf:breaker:",
         clock: Clock | None = None,
+        health: BackendHealth | None = None,
     ) -> None:
         if not isinstance(prefix, str):
             raise ConfigError("prefix", prefix, "must be a string")
         self.prefix = prefix
-        self._sync: SyncRedisClient | None = None
-        self._async: AsyncRedisClient | None = None
-        self._owned: list[Any] = []
-        if isinstance(url_or_client, str):
-            self._sync, _ = sync_client(url_or_client)
-            self._async, _ = async_client(url_or_client)
-            self._owned = [self._sync, self._async]
-        else:
-            try:
-                self._sync, _ = sync_client(url_or_client)  # type: ignore[arg-type]
-            except ConfigError:
-                self._async, _ = async_client(url_or_client)  # type: ignore[arg-type]
-        client = self._sync if self._sync is not None else self._async
-        assert client is not None
-        self.target = describe_client(client)
-        self.health = BackendHealth(self.target, clock=clock)
-        self.errors = 0
-        self.bad_replies = 0
-        self._scripts: dict[str, Any] = {}
-        self._async_scripts: dict[str, Any] = {}
-        if self._sync is not None:
-            for name, lua in _SCRIPTS.items():
-                self._scripts[name] = cast(Any, self._sync).register_script(lua)
-        if self._async is not None:
-            for name, lua in _SCRIPTS.items():
-                self._async_scripts[name] = cast(Any, self._async).register_script(lua)
+        self._link = RedisLink(url_or_client, health=health, clock=clock)
+        self.target = self._link.target
+        self.health = self._link.health
+        self._errors = 0
+        self._outages = 0
+        self._bad_replies = 0
+        self._skipped = 0
+
+    @property
+    def stats(self) -> SharedStateStats:
+        """A `SharedStateStats` snapshot of this state's dealings with Redis."""
+        return SharedStateStats(
+            target=self.target,
+            available=self.health.available,
+            errors=self._errors,
+            outages=self._outages,
+            bad_replies=self._bad_replies,
+            skipped=self._skipped,
+        )
+
+    @property
+    def errors(self) -> int:
+        """Redis errors so far; the older name of `stats.errors`."""
+        return self._errors
+
+    @property
+    def bad_replies(self) -> int:
+        """Malformed replies so far; the older name of `stats.bad_replies`."""
+        return self._bad_replies
 
     def _keys(self, name: str) -> list[str]:
         base = f"{self.prefix}{{{name}}}"
@@ -151,80 +184,53 @@ class RedisBreakerState:
     def publish_open(self, name: str, token: str, seconds: float) -> None:
         """Tell the other processes the circuit is open for ``seconds`` (never shortens)."""
         ms = _millis(seconds)
-        if ms is None or self._sync is None or not self._admit():
-            return
-        try:
-            self._scripts["publish"](keys=self._keys(name), args=[ms, token])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
-            self._failed(exc, "publish_open", name)
-            return
-        self.health.record_success()
+        if ms is not None:
+            self._request(_PUBLISH, self._keys(name), [ms, token])
 
     def open_remaining(self, name: str) -> float | None:
         """Seconds the circuit stays open according to another process, or None."""
-        if self._sync is None or not self._admit():
-            return None
-        try:
-            reply = self._sync.pttl(self._keys(name)[0])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
-            self._failed(exc, "open_remaining", name)
-            return None
-        self.health.record_success()
-        return self._remaining(reply, name)
+        return self._remaining(self._request(_REMAINING, self._keys(name)[:1], []), name)
 
     def acquire_probe(self, name: str, token: str, lease: float) -> tuple[bool, float] | None:
         """Take the probe lease: (True, 0) granted, (False, seconds) open or busy, None unknown."""
         ms = _millis(lease)
-        if ms is None or self._sync is None or not self._admit():
+        if ms is None:
             return None
-        try:
-            reply = self._scripts["acquire"](keys=self._keys(name), args=[token, ms])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
-            self._failed(exc, "acquire_probe", name)
-            return None
-        self.health.record_success()
-        return self._lease_answer(reply, name)
+        return self._lease_answer(self._request(_ACQUIRE, self._keys(name), [token, ms]), name)
 
     def release_probe(self, name: str, token: str) -> None:
         """Give the probe lease back if this breaker holds it."""
-        if self._sync is None or not self._admit():
-            return
-        try:
-            self._scripts["release"](keys=self._keys(name)[1:], args=[token])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
-            self._failed(exc, "release_probe", name)
-            return
-        self.health.record_success()
+        self._request(_RELEASE, self._keys(name)[1:], [token])
 
     def close(self) -> None:
-        """Close the sync client this object built (a client passed in is left open)."""
-        if self._sync is not None and self._sync in self._owned:
-            self._sync.close()
+        """Close the clients this object built (a client passed in is left open)."""
+        self._link.close()
+
+    def _request(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        """Run ``script`` on the sync client: its reply, or `_NO_REPLY`."""
+        if not self._admitted(self._link.has_sync):
+            return _NO_REPLY
+        client: Any = self._link.sync_client()
+        command = script.command(keys, args)
+        with self._exchange(script) as answer:
+            try:
+                answer.reply = client.execute_command(*command)
+            except NoScriptError:  # a restarted or flushed server: load it once
+                client.execute_command("SCRIPT", "LOAD", script.source)
+                answer.reply = client.execute_command(*command)
+        return answer.reply
 
     # -- asyncio ------------------------------------------------------------------
 
     async def publish_open_async(self, name: str, token: str, seconds: float) -> None:
         """The asyncio form of :meth:`publish_open`."""
         ms = _millis(seconds)
-        if ms is None or self._async is None or not self._admit():
-            return
-        try:
-            await self._async_scripts["publish"](keys=self._keys(name), args=[ms, token])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
-            self._failed(exc, "publish_open", name)
-            return
-        self.health.record_success()
+        if ms is not None:
+            await self._request_async(_PUBLISH, self._keys(name), [ms, token])
 
     async def open_remaining_async(self, name: str) -> float | None:
         """The asyncio form of :meth:`open_remaining`."""
-        if self._async is None or not self._admit():
-            return None
-        try:
-            reply = await self._async.pttl(self._keys(name)[0])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
-            self._failed(exc, "open_remaining", name)
-            return None
-        self.health.record_success()
+        reply = await self._request_async(_REMAINING, self._keys(name)[:1], [])
         return self._remaining(reply, name)
 
     async def acquire_probe_async(
@@ -232,47 +238,77 @@ class RedisBreakerState:
     ) -> tuple[bool, float] | None:
         """The asyncio form of :meth:`acquire_probe`."""
         ms = _millis(lease)
-        if ms is None or self._async is None or not self._admit():
+        if ms is None:
             return None
-        try:
-            reply = await self._async_scripts["acquire"](keys=self._keys(name), args=[token, ms])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
-            self._failed(exc, "acquire_probe", name)
-            return None
-        self.health.record_success()
+        reply = await self._request_async(_ACQUIRE, self._keys(name), [token, ms])
         return self._lease_answer(reply, name)
 
     async def release_probe_async(self, name: str, token: str) -> None:
         """The asyncio form of :meth:`release_probe`."""
-        if self._async is None or not self._admit():
-            return
-        try:
-            await self._async_scripts["release"](keys=self._keys(name)[1:], args=[token])
-        except Exception as exc:  # whatever goes wrong, the local breaker decides
-            self._failed(exc, "release_probe", name)
-            return
-        self.health.record_success()
+        await self._request_async(_RELEASE, self._keys(name)[1:], [token])
 
     async def aclose(self) -> None:
         """Close the clients this object built (clients passed in are left open)."""
-        self.close()
-        if self._async is not None and self._async in self._owned:
-            await self._async.aclose()
+        await self._link.aclose()
+
+    async def _request_async(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        """Run ``script`` on this event loop's client: its reply, or `_NO_REPLY`."""
+        if not self._admitted(self._link.has_async):
+            return _NO_REPLY
+        client: Any = self._link.async_client()
+        command = script.command(keys, args)
+        with self._exchange(script) as answer:
+            try:
+                answer.reply = await client.execute_command(*command)
+            except NoScriptError:
+                await client.execute_command("SCRIPT", "LOAD", script.source)
+                answer.reply = await client.execute_command(*command)
+        return answer.reply
 
     # -- internals ----------------------------------------------------------------
 
-    def _admit(self) -> bool:
-        return self.health.admit().value != "skip"
+    def _admitted(self, has_client: bool) -> bool:
+        """True when this face has a client and the gate lets the request through."""
+        if not has_client:
+            return False
+        if self._link.admit() is Admission.SKIP:
+            self._skipped += 1
+            return False
+        return True
 
-    def _failed(self, exc: BaseException, what: str, name: str) -> None:
-        self.errors += 1
-        if is_outage(exc):
-            self.health.record_failure(exc)
+    @contextlib.contextmanager
+    def _exchange(self, script: _Script) -> Iterator[_Answer]:
+        """Around one request of either face: tell the link how it ended.
+
+        A Redis error is counted and swallowed (the answer stays `_NO_REPLY`:
+        the local breaker decides); a request cut short (cancelled,
+        interrupted) is re-raised, and a probe it held goes back to the gate.
+        """
+        answer = _Answer()
+        try:
+            yield answer
+        except REDIS_ERRORS as exc:
+            self._failed(exc, script.name)
+            answer.reply = _NO_REPLY
+        except BaseException as exc:
+            self._link.failed(exc)
+            raise
         else:
-            logger.warning("circuit %r: redis %s failed at %s: %r", name, what, self.target, exc)
+            self._link.succeeded()
+
+    def _failed(self, exc: BaseException, what: str) -> None:
+        self._errors += 1
+        # The link tells the gate: an outage counts towards taking it down; an
+        # error reply (WRONGTYPE, OOM, NOSCRIPT ...) means Redis is up, which also
+        # ends a probe that got it.
+        self._link.failed(exc)
+        if is_outage(exc):
+            self._outages += 1
+        else:
+            logger.warning("redis %s failed at %s: %r", what, self.target, exc)
 
     def _bad(self, reply: object, what: str, name: str) -> None:
-        self.bad_replies += 1
+        self._bad_replies += 1
         logger.warning(
             "circuit %r: ignoring a malformed %s reply from redis at %s: %.80r",
             name,
@@ -282,12 +318,16 @@ class RedisBreakerState:
         )
 
     def _remaining(self, reply: object, name: str) -> float | None:
+        if reply is _NO_REPLY:
+            return None
         if isinstance(reply, bool) or not isinstance(reply, int):
             self._bad(reply, "PTTL", name)
             return None
         return reply / 1000.0 if reply > 0 else None
 
     def _lease_answer(self, reply: object, name: str) -> tuple[bool, float] | None:
+        if reply is _NO_REPLY:
+            return None
         if (
             not isinstance(reply, list)
             or len(reply) != 2
@@ -305,9 +345,6 @@ class RedisBreakerState:
 
     def __repr__(self) -> str:
         return f"RedisBreakerState(target={self.target!r}, prefix={self.prefix!r})"
-
-
-_SCRIPTS = {"publish": _PUBLISH_OPEN, "acquire": _ACQUIRE_PROBE, "release": _RELEASE_PROBE}
 
 
 def _millis(seconds: float) -> int | None:
