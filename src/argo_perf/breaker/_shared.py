@@ -208,7 +208,7 @@ class RedisBreakerState:
 
     def _request(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         """Run ``script`` on the sync client: its reply, or `_NO_REPLY`."""
-        if not self._admitted(self._link.has_sync):
+        if not self._admitted(self._link.has_sync, on_loop=False):
             return _NO_REPLY
         client: Any = self._link.sync_client()
         command = script.command(keys, args)
@@ -253,7 +253,7 @@ class RedisBreakerState:
 
     async def _request_async(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         """Run ``script`` on this event loop's client: its reply, or `_NO_REPLY`."""
-        if not self._admitted(self._link.has_async):
+        if not self._admitted(self._link.has_async, on_loop=True):
             return _NO_REPLY
         client: Any = self._link.async_client()
         command = script.command(keys, args)
@@ -267,11 +267,16 @@ class RedisBreakerState:
 
     # -- internals ----------------------------------------------------------------
 
-    def _admitted(self, has_client: bool) -> bool:
-        """True when this face has a client and the gate lets the request through."""
+    def _admitted(self, has_client: bool, *, on_loop: bool) -> bool:
+        """True when this face has a client and the gate lets the request through.
+
+        While Redis is down the link probes it in the background, on the
+        caller's face (a task on this loop for ``on_loop``, else a thread).
+        """
         if not has_client:
             return False
-        if self._link.admit() is Admission.SKIP:
+        link = self._link
+        if (link.admit_async() if on_loop else link.admit()) is Admission.SKIP:
             self._skipped += 1
             return False
         return True
