@@ -118,12 +118,11 @@ class RedisBreakerState:
     reply such as `WRONGTYPE`) or a malformed reply is logged, counted (see
     `stats`, a [SharedStateStats][argo_perf.breaker.SharedStateStats]) and answered
     as "nothing shared", so the local breaker decides alone. After a few
-    outage errors the backend-health gate skips Redis, and once per second one
-    caller's own request is the probe; an error reply means Redis is up, so it
-    never takes the gate down and a probe that gets one brings it back up. A
-    request interrupted midway (a cancelled task, `KeyboardInterrupt`) is
-    re-raised and, when it was the probe, the gate hears that the probe is
-    over. Errors that are not Redis's are not swallowed.
+    outage errors the backend-health gate skips Redis and checks it with a
+    background PING once per second, which no caller waits for; an error
+    reply means Redis is up, so it never takes the gate down. A request
+    interrupted midway (a cancelled task, `KeyboardInterrupt`) is re-raised.
+    Errors that are not Redis's are not swallowed.
 
     Raises:
         ConfigError: a `prefix` that is not a string, a `health` that is not a
