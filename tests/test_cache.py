@@ -33,7 +33,8 @@ from argo_perf import (
     get_redis_cache,
 )
 from argo_perf._redis import PROBE_THREAD_NAME, BackendHealth
-from argo_perf.cache import USE_DEFAULT, _reset_default_cache
+from argo_perf.cache import USE_DEFAULT
+from argo_perf.cache._default import _reset_default_cache
 from argo_perf.cache._envelope import _HEAD, _MAGIC, _TIMES
 from argo_perf.testing import RedisServer
 

@@ -8,8 +8,10 @@ Redis may be touched at all.
 
 Modules, in dependency order (each imports only those before it):
 `_envelope` (serializers, the stored bytes and their HMAC), `_config`
-(`CacheConfig`), `_stats`, `_reports` (throttled log lines), `_policy`
-(entries, freshness, single flight, counters), `_operations` (each operation
+(`CacheConfig`), `_stats`, `_reports` (throttled log lines), `_entry` (an
+in-process value and its deadlines), `_flights` (single flight: the registry
+of keys under way and what a flight found), `_policy` (freshness, stale
+serving, early refresh, counters), `_operations` (each operation
 once, as a generator of Redis requests), `_face` (what both faces share),
 then `_sync` and `_async` (where the sync/async split happens: they only run
 the requests), `_decorator` (`cached`) and `_default` (`get_redis_cache`).
@@ -26,7 +28,7 @@ Example:
 from ._async import AsyncRedisCache
 from ._config import USE_DEFAULT, CacheConfig, TTLArg, UseDefault
 from ._decorator import cached
-from ._default import _reset_default_cache, get_redis_cache
+from ._default import get_redis_cache
 from ._envelope import Serializer
 from ._stats import CachedValue, CacheStats
 from ._sync import RedisCache
@@ -41,7 +43,6 @@ __all__ = [
     "Serializer",
     "TTLArg",
     "UseDefault",
-    "_reset_default_cache",
     "cached",
     "get_redis_cache",
 ]

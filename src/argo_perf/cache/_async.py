@@ -26,7 +26,8 @@ from . import _operations as ops
 from ._config import USE_DEFAULT, CacheConfig, TTLArg
 from ._envelope import Serializer
 from ._face import Face
-from ._policy import MISSING, Landing
+from ._flights import Landing
+from ._policy import MISSING
 from ._stats import CachedValue
 
 __all__ = ["AsyncRedisCache"]
@@ -238,7 +239,7 @@ class AsyncRedisCache(Face):
     async def _fly(self, request: ops.Request) -> tuple[Landing, bool] | None:
         """Run a flight's steps in a task of its own, and wait for it (or for the one running)."""
         _, key, steps, join = request
-        core = self._core
+        flights = self._core.flights
 
         def launch() -> asyncio.Future[Landing]:
             flight = asyncio.ensure_future(self._run(steps))
@@ -246,9 +247,9 @@ class AsyncRedisCache(Face):
             return flight
 
         if join:
-            flight, leader = core.join(key, launch, _on_this_loop)
+            flight, leader = flights.join(key, launch, _on_this_loop)
         else:
-            started = core.start_refresh(key, launch)
+            started = flights.start_refresh(key, launch)
             if started is None:
                 return None
             flight, leader = started, True
@@ -264,7 +265,7 @@ class AsyncRedisCache(Face):
         return landing, leader
 
     def _landed(self, key: str, flight: asyncio.Future[Landing]) -> None:
-        self._core.land(key, flight)
+        self._core.flights.land(key, flight)
         if not flight.cancelled():
             flight.exception()  # retrieved here so an unawaited failure is not reported twice
 

@@ -23,7 +23,7 @@ request: directly, or with `await`.
 
 `FLY` asks the face to run `steps` (an operation that returns a `Landing`)
 once for every caller of the key: the face registers its waitable object with
-`CacheCore.join` (or `CacheCore.start_refresh` when `join` is False) and
+`Flights.join` (or `Flights.start_refresh` when `join` is False) and
 sends back `(landing, led)`, or None when it did not lead and there is
 nothing to wait for: the flight it waited on was abandoned (``join``, then
 the operation looks again) or another is under way (an early refresh).
@@ -37,7 +37,9 @@ from typing import Any, TypeAlias
 from .._redis import REDIS_ERRORS
 from ..errors import BackendError
 from ._config import TTLArg
-from ._policy import CacheCore, Entry, Landing
+from ._entry import Entry
+from ._flights import Landing
+from ._policy import CacheCore
 from ._stats import CachedValue, Source
 
 __all__ = [

@@ -1,8 +1,9 @@
-"""The cache's decisions: entries, freshness, stale serving, early refresh, single flight, counters.
+"""The cache's decisions: entries, freshness, stale serving, early refresh, counters.
 
 Plain code that does no I/O and takes the time as an argument (or reads the
 injected clock). The operations in `_operations` call these in order and tell
-the faces which Redis command to run; the faces only run it.
+the faces which Redis command to run; the faces only run it. The registry
+of single flights is `_flights.Flights` (`CacheCore.flights`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import random
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from cachetools import LRUCache
 
@@ -20,82 +21,18 @@ from .._redis import Admission, BackendHealth, RedisLink, is_answer
 from ..clock import Clock, SystemClock
 from ..errors import BackendError, ConfigError
 from ._config import CacheConfig, TTLArg, UseDefault
+from ._entry import Entry
 from ._envelope import NOTHING, Envelope, SignatureError, pick_serializer
+from ._flights import Flights, Landing
 from ._reports import Reports
 from ._stats import CachedValue, CacheStats, Counters, Source
 
-__all__ = ["MISSING", "CacheCore", "Entry", "Landing"]
+__all__ = ["MISSING", "CacheCore"]
 
 _INF = math.inf
-F = TypeVar("F")
 
 MISSING: Any = NOTHING
 """What `CacheCore.hit` returns when the in-process tier has no fresh value."""
-
-
-class Entry:
-    """One cached value and its deadlines (monotonic seconds of the cache's clock)."""
-
-    __slots__ = (
-        "check_at",
-        "delta",
-        "fresh_until",
-        "in_redis",
-        "stale_until",
-        "stored_at",
-        "value",
-    )
-
-    def __init__(
-        self,
-        value: Any,
-        stored_at: float,
-        fresh_until: float,
-        check_at: float,
-        stale_until: float,
-        delta: float,
-        in_redis: bool,
-    ) -> None:
-        self.value = value
-        self.stored_at = stored_at
-        self.fresh_until = fresh_until
-        self.check_at = check_at
-        self.stale_until = stale_until
-        self.delta = delta
-        self.in_redis = in_redis
-
-
-class Landing:
-    """What one flight (lookup, then load when needed) found, for every caller that waited on it.
-
-    ``source`` is ``"loader"`` when the loader ran (``error`` set when it raised;
-    ``stale`` is then the entry a failed load may fall back on), else the tier
-    that held a fresh value (``entry``).
-    """
-
-    __slots__ = ("entry", "error", "source", "stale", "trace", "value")
-
-    def __init__(
-        self,
-        value: Any,
-        source: Source,
-        entry: Entry | None,
-        stale: Entry | None,
-        error: Exception | None,
-    ) -> None:
-        self.value = value
-        self.source = source
-        self.entry = entry
-        self.stale = stale
-        self.error = error
-        # The loader's traceback: every caller raises the one exception, and each
-        # raise would otherwise add that caller's frames to the last one's.
-        self.trace = None if error is None else error.__traceback__
-
-    def failure(self) -> Exception:
-        """The loader's exception, with the loader's own traceback, for one caller to raise."""
-        assert self.error is not None
-        return self.error.with_traceback(self.trace)
 
 
 def _glob_escape(text: str) -> str:
@@ -166,7 +103,7 @@ class CacheCore:
         self.counters = Counters()
         self.reports = Reports(target)
         # Keys being looked up and loaded (single flight): the face's waitable object.
-        self._flights: dict[str, Any] = {}
+        self.flights = Flights(self._lock, self.counters)
         self.hit: Callable[[str], Any] = self._fresh_hit()
 
     def _clock_timestamp(self) -> float:
@@ -341,36 +278,7 @@ class CacheCore:
                 del memory[k]
         return len(doomed)
 
-    # -- single flight -------------------------------------------------------------
-
-    def join(self, key: str, new: Callable[[], F], usable: Callable[[F], bool]) -> tuple[F, bool]:
-        """The flight for ``key`` and whether this caller leads it (started it).
-
-        A caller joins a ``usable`` flight already under way (counted as
-        coalesced), else starts one with ``new`` (the face's waitable object).
-        """
-        with self._lock:
-            flight = self._flights.get(key)
-            if flight is not None and usable(flight):
-                self.counters.coalesced += 1
-                return flight, False
-            flight = self._flights[key] = new()
-            return flight, True
-
-    def start_refresh(self, key: str, new: Callable[[], F]) -> F | None:
-        """A flight for an early refresh of ``key``, or None when one is under way."""
-        with self._lock:
-            if key in self._flights:
-                return None
-            flight = self._flights[key] = new()
-        self.counters.early_refreshes += 1
-        return flight
-
-    def land(self, key: str, flight: object) -> None:
-        """``flight`` is over: later callers start their own."""
-        with self._lock:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
+    # -- early refresh -------------------------------------------------------------
 
     def should_refresh_early(self, entry: Entry, now: float) -> bool:
         """XFetch: refresh before expiry with a probability that grows near it."""
@@ -621,7 +529,7 @@ class CacheCore:
         counts = {name: getattr(counters, name) for name in Counters.__slots__}
         with self._lock:
             entries = 0 if self._memory is None else len(self._memory)
-            flights = len(self._flights)
+            flights = len(self.flights)
         return CacheStats(
             **counts,
             backend=self.backend,

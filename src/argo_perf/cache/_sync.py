@@ -33,7 +33,8 @@ from . import _operations as ops
 from ._config import USE_DEFAULT, CacheConfig, TTLArg
 from ._envelope import Serializer
 from ._face import Face
-from ._policy import MISSING, Landing
+from ._flights import Landing
+from ._policy import MISSING
 from ._stats import CachedValue
 
 __all__ = ["RedisCache"]
@@ -345,16 +346,16 @@ class RedisCache(Face):
     def _fly(self, request: ops.Request) -> tuple[Landing, bool] | None:
         """Run a flight's steps on this thread, or wait for the thread running them."""
         _, key, steps, join = request
-        core = self._core
+        flights = self._core.flights
         if join:
-            flight, leader = core.join(key, _Flight, _joinable)
+            flight, leader = flights.join(key, _Flight, _joinable)
             if not leader:
                 flight.done.wait()
                 if flight.abandoned or flight.landing is None:
                     return None
                 return flight.landing, False
         else:
-            started = core.start_refresh(key, _Flight)
+            started = flights.start_refresh(key, _Flight)
             if started is None:
                 return None
             flight = started
@@ -365,7 +366,7 @@ class RedisCache(Face):
             flight.abandoned = True
             raise
         finally:
-            core.land(key, flight)
+            flights.land(key, flight)
             flight.done.set()
 
     def _redis(self) -> SyncRedisClient:
