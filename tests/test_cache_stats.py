@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -283,3 +284,20 @@ def test_stats_gauge_the_in_process_tier_and_flights(clock: ManualClock) -> None
     assert cache.get_or_set("d", load) == 2
     assert inside == [1]
     assert (cache.stats.memory_entries, cache.stats.loads_in_flight) == (2, 0)
+
+
+def test_in_process_hits_from_many_threads_are_all_counted() -> None:
+    cache = RedisCache(default_ttl=None)
+    cache.set("AAPL", 231.5)
+    per_thread, threads = 20_000, 8
+
+    def read() -> None:
+        for _ in range(per_thread):
+            cache.get("AAPL")
+
+    workers = [threading.Thread(target=read) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert cache.stats.memory_hits == per_thread * threads

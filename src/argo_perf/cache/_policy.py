@@ -14,8 +14,6 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cachetools import LRUCache
-
 from .. import _validate
 from .._redis import Admission, BackendHealth, RedisLink, is_answer
 from ..clock import Clock, SystemClock
@@ -24,6 +22,7 @@ from ._config import CacheConfig, TTLArg, UseDefault
 from ._entry import Entry
 from ._envelope import NOTHING, Envelope, SignatureError, pick_serializer
 from ._flights import Flights, Landing
+from ._memory import LRU
 from ._reports import Reports
 from ._stats import CachedValue, CacheStats, Counters, Source
 
@@ -93,9 +92,7 @@ class CacheCore:
         self._admit: Callable[[], Admission] = admit if admit is not None else self.gate.admit
         # Bound once: called after every successful Redis call.
         self.redis_ok: Callable[[], None] = self.gate.record_success
-        self._memory: LRUCache[str, Entry] | None = (
-            LRUCache(config.maxsize) if config.maxsize else None
-        )
+        self._memory: LRU[str, Entry] | None = LRU(config.maxsize) if config.maxsize else None
         self._lock = threading.Lock()
         # Bumped (under ``_lock``) by every write and delete in this process: a read
         # whose GET was in flight meanwhile must not keep what it read (see _replace).
@@ -206,19 +203,25 @@ class CacheCore:
         monotonic = self.monotonic
         counters = self.counters
         missing = MISSING
+        if memory is None:
+
+            def no_tier(key: str) -> Any:
+                return missing
+
+            return no_tier
+        recent = memory.move_to_end
 
         def hit(key: str) -> Any:
-            if memory is None:
-                return missing
             with lock:
                 # try/except, not memory.get or contextlib.suppress: the cheapest hit path.
                 try:
                     entry = memory[key]
                 except KeyError:
                     return missing
-            if monotonic() < entry.check_at:
-                counters.memory_hits += 1
-                return entry.value
+                if monotonic() < entry.check_at:
+                    recent(key)
+                    counters.memory_hits += 1  # under the lock: no count lost to a thread
+                    return entry.value
             return missing
 
         return hit
