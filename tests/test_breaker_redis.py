@@ -122,6 +122,21 @@ def test_one_process_holds_the_probe_lease(
     assert redis_client.exists(PROBE_KEY) == 0
 
 
+def test_a_reconfigured_breaker_holds_the_probe_lease_for_its_new_probe_timeout(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    breaker = process(state, clock)
+    breaker.reconfigure(config(probe_timeout=5.0))
+    trip(breaker)
+    clock.advance(30.0)
+    redis_client.delete(OPEN_KEY)
+    probe = breaker.try_acquire()
+    assert probe is not None
+    assert 0 < redis_client.pttl(PROBE_KEY) <= 5_000
+    probe.release()
+    assert redis_client.exists(PROBE_KEY) == 0
+
+
 def test_a_released_or_cancelled_probe_gives_the_shared_lease_back(
     state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
 ) -> None:

@@ -8,8 +8,10 @@ openings between processes; :func:`retry_unless_circuit_open` and
 :class:`wait_retry_after` fit tenacity around it.
 """
 
-from ._breaker import AsyncCall, CircuitBreaker, Listener, Permit, SyncCall
+from ._breaker import AsyncCall, CircuitBreaker, SyncCall
 from ._core import CircuitBreakerConfig, CircuitState, Transition
+from ._listeners import Listener
+from ._permit import Permit
 from ._policy import (
     AnyRule,
     ConsecutiveFailures,

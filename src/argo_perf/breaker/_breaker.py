@@ -3,6 +3,8 @@
 All of them drive one :class:`~argo_perf.breaker._core.BreakerCore`. No lock is
 ever held while the protected call runs: the core is consulted before the call
 (admission) and after it (settlement), each time for a few attribute updates.
+A breaker with ``shared=`` admits and settles through a `SharedCircuit`
+instead (see `_sharing`); a local one never looks at it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import dataclasses
 import functools
 import inspect
 import logging
-import os
 from collections.abc import (
     Awaitable,
     Callable,
@@ -26,7 +27,10 @@ from typing_extensions import ParamSpec, Self
 from ..clock import Clock, SystemClock
 from ..errors import ConfigError, _Rejection
 from ._core import REJECTED, BreakerCore, CircuitBreakerConfig, CircuitState, Transition
+from ._listeners import Listener, check_listeners
+from ._permit import Permit
 from ._policy import Outcome
+from ._sharing import SharedCircuit, check_shared
 from ._stats import BreakerMetrics, BreakerStats
 from ._streams import wrap_async_generator, wrap_generator
 from ._wrapper import CallPath, call_function, wrap
@@ -34,23 +38,15 @@ from ._wrapper import CallPath, call_function, wrap
 if TYPE_CHECKING:
     from ._shared import RedisBreakerState
 
-__all__ = ["AsyncCall", "CircuitBreaker", "Listener", "Permit", "SyncCall"]
+__all__ = ["AsyncCall", "CircuitBreaker", "SyncCall"]
 
 logger = logging.getLogger("argo_perf.breaker")
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-Listener = Callable[[Transition], object]
-"""A function called with each :class:`Transition` (outside any lock; errors are logged)."""
-
 _OPEN = CircuitState.OPEN
-_CLOSED = CircuitState.CLOSED
-_HALF_OPEN = CircuitState.HALF_OPEN
-_FAILURE = Outcome.FAILURE
 _SUCCESS = Outcome.SUCCESS
-_IGNORED = Outcome.IGNORED
-_LOCAL_TRIPS = frozenset({"tripped", "probe failed"})
 _METRICS_FIELDS = tuple(f.name for f in dataclasses.fields(BreakerMetrics))
 
 
@@ -151,38 +147,55 @@ class CircuitBreaker:
             config = CircuitBreakerConfig()
         elif not isinstance(config, CircuitBreakerConfig):
             raise ConfigError("config", config, "must be a CircuitBreakerConfig")
-        _check_shared(shared)
-        _check_listeners(listeners)
+        check_shared(shared)
+        check_listeners(listeners)
         self.name = name
         self.config = config
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._now: Callable[[], float] = self._clock.monotonic
-        self._core = BreakerCore(name, config)
+        self._core = core = BreakerCore(name, config)
         self._listeners: list[Listener] = list(listeners)
-        self._shared = shared
-        self._token = os.urandom(8).hex()
         self._held: ContextVar[tuple[int, float, Any] | None] = ContextVar(
             f"argo_perf.breaker.{name}", default=None
         )
-        # One call path (see _wrapper), spelled for each face.
-        self._sync_path = CallPath(
-            self._core,
-            self._now,
-            self._admit_at,
-            self._settle,
-            self._settle_error,
-            name,
-            _Rejection,
-        )
-        self._async_path = CallPath(
-            self._core,
-            self._now,
-            self._admit_at_async,
-            self._settle_async,
-            self._settle_error_async,
-            name,
-            _Rejection,
-        )
+        # One call path (see _wrapper), spelled for each face. The choice
+        # between local and shared admission and settlement is made here, once.
+        self._link: SharedCircuit | None = None
+        if shared is None:
+            self._sync_path = CallPath(
+                core, self._now, self._admit_at, self._settle, self._settle_error, name, _Rejection
+            )
+            self._async_path = CallPath(
+                core,
+                self._now,
+                self._admit_at_async,
+                self._settle_async,
+                self._settle_error_async,
+                name,
+                _Rejection,
+            )
+        else:
+            self._link = link = SharedCircuit(
+                shared, core, name, config.probe_timeout, self._notify
+            )
+            self._sync_path = CallPath(
+                core,
+                self._now,
+                self._admit_shared,
+                link.settle,
+                link.settle_error,
+                name,
+                _Rejection,
+            )
+            self._async_path = CallPath(
+                core,
+                self._now,
+                self._admit_shared_async,
+                link.settle_async,
+                link.settle_error_async,
+                name,
+                _Rejection,
+            )
         self.call = cast(SyncCall, call_function(self._sync_path, is_async=False))
         self.call_async = cast(AsyncCall, call_function(self._async_path, is_async=True))
 
@@ -280,6 +293,8 @@ class CircuitBreaker:
             raise ConfigError("config", config, "must be a CircuitBreakerConfig")
         self._core.reconfigure(config)
         self.config = config
+        if self._link is not None:
+            self._link.probe_timeout = config.probe_timeout
 
     # -- the decorator ------------------------------------------------------------
 
@@ -334,7 +349,7 @@ class CircuitBreaker:
 
     def __enter__(self) -> Self:
         """Admit the block (or raise :class:`CircuitOpenError`); its exception is judged on exit."""
-        ticket = self._admit()
+        ticket = self._sync_path.admit(self._now())
         self._held.set((ticket, self._now(), self._held.get()))
         return self
 
@@ -346,13 +361,13 @@ class CircuitBreaker:
     ) -> None:
         ticket, start, now = self._release_held()
         if exc is None:
-            self._settle(ticket, _SUCCESS, now - start, now, None)
+            self._sync_path.settle(ticket, _SUCCESS, now - start, now, None)
         else:
-            self._settle_error(ticket, exc, now - start, now)
+            self._sync_path.settle_error(ticket, exc, now - start, now)
 
     async def __aenter__(self) -> Self:
         """The asyncio form of ``with breaker:``."""
-        ticket = await self._admit_async()
+        ticket = await self._async_path.admit(self._now())
         self._held.set((ticket, self._now(), self._held.get()))
         return self
 
@@ -364,9 +379,9 @@ class CircuitBreaker:
     ) -> None:
         ticket, start, now = self._release_held()
         if exc is None:
-            await self._settle_async(ticket, _SUCCESS, now - start, now, None)
+            await self._async_path.settle(ticket, _SUCCESS, now - start, now, None)
         else:
-            await self._settle_error_async(ticket, exc, now - start, now)
+            await self._async_path.settle_error(ticket, exc, now - start, now)
 
     def _release_held(self) -> tuple[int, float, float]:
         held = self._held.get()
@@ -394,39 +409,34 @@ class CircuitBreaker:
         """
         now = self._now()
         ticket = self._admit_local(now)
-        if self._needs_lease(ticket):
-            ticket = self._lease(ticket, now)
+        if self._link is not None:
+            ticket = self._link.lease(ticket, now)
         if ticket == REJECTED:
             return None
-        return Permit(self, ticket, now)
+        return Permit(self._sync_path, ticket, now)
 
     # -- admission ----------------------------------------------------------------
-
-    def _admit(self) -> int:
-        return self._admit_at(self._now())
+    #
+    # Local breakers only: with ``shared=`` the call paths admit through
+    # `_admit_shared` and settle through the `SharedCircuit`.
 
     def _admit_at(self, now: float) -> int:
         """A ticket for a call admitted at ``now``; raises the rejection otherwise."""
-        ticket = self._admit_local(now)
-        if self._needs_lease(ticket):
-            ticket = self._lease(ticket, now)
-        return self._granted(ticket, now)
-
-    async def _admit_async(self) -> int:
-        return await self._admit_at_async(self._now())
+        return self._granted(self._admit_local(now), now)
 
     async def _admit_at_async(self, now: float) -> int:
-        """The asyncio form of `_admit_at`: the probe lease is asked for without blocking."""
-        if self._shared is None:
-            return self._admit_at(now)
-        ticket = self._admit_local(now)
-        if self._needs_lease(ticket):
-            ticket = await self._lease_async(ticket, now)
+        return self._admit_at(now)
+
+    def _admit_shared(self, now: float) -> int:
+        """`_admit_at` of a shared breaker: a probe also holds the shared probe lease."""
+        assert self._link is not None
+        ticket = self._link.lease(self._admit_local(now), now)
         return self._granted(ticket, now)
 
-    def _needs_lease(self, ticket: int) -> bool:
-        """True when an admitted probe must also hold the shared probe lease."""
-        return ticket != REJECTED and self._shared is not None and self._core.is_probe(ticket)
+    async def _admit_shared_async(self, now: float) -> int:
+        assert self._link is not None
+        ticket = await self._link.lease_async(self._admit_local(now), now)
+        return self._granted(ticket, now)
 
     def _granted(self, ticket: int, now: float) -> int:
         """``ticket``, or the rejection raised when the call was not admitted."""
@@ -441,150 +451,37 @@ class CircuitBreaker:
             self._announce()
         return ticket
 
-    def _lease(self, ticket: int, now: float) -> int:
-        assert self._shared is not None
-        try:
-            answer = self._shared.acquire_probe(self.name, self._token, self.config.probe_timeout)
-        except BaseException:
-            self._core.release(ticket)  # interrupted: the permit must not stay taken
-            raise
-        return self._apply_lease(ticket, now, answer)
-
-    async def _lease_async(self, ticket: int, now: float) -> int:
-        assert self._shared is not None
-        try:
-            answer = await self._shared.acquire_probe_async(
-                self.name, self._token, self.config.probe_timeout
-            )
-        except BaseException:
-            self._core.release(ticket)  # cancelled: the permit must not stay taken
-            raise
-        return self._apply_lease(ticket, now, answer)
-
-    def _apply_lease(self, ticket: int, now: float, answer: tuple[bool, float] | None) -> int:
-        if answer is None or answer[0]:
-            return ticket  # granted, or Redis unusable: the local breaker decides
-        core = self._core
-        core.release(ticket)
-        core.rejections += 1
-        # Another process reopened the circuit or holds the probe: stay open that long.
-        core.hold_open(answer[1], now, "opened elsewhere")
-        if core.pending:
-            self._announce()
-        return REJECTED
-
     # -- settlement ---------------------------------------------------------------
-    #
-    # Each decision lives in one helper (`_settle_core`, `_asks_redis`,
-    # `_hold_open`, `_redis_effect`); the two faces only run them and do their I/O.
 
     def _settle_error(self, ticket: int, error: BaseException, duration: float, now: float) -> None:
         outcome, retry_after = self._core.judge_failure(error)
         self._settle(ticket, outcome, duration, now, retry_after)
 
     def _settle(
-        self,
-        ticket: int,
-        outcome: Outcome,
-        duration: float,
-        now: float,
-        retry_after: float | None,
+        self, ticket: int, outcome: Outcome, duration: float, now: float, retry_after: float | None
     ) -> None:
-        shared = self._shared
-        if self._settle_core(ticket, outcome, duration, now, retry_after):
-            assert shared is not None
-            shared.release_probe(self.name, self._token)
-        if self._core.pending:
+        core = self._core
+        core.settle(ticket, outcome, duration, now, retry_after)
+        if core.pending:
             self._announce()
-        elif self._asks_redis(outcome):
-            assert shared is not None
-            # A failure is already slow: the moment to learn whether another
-            # process opened this circuit. The success path never asks Redis.
-            remaining = shared.open_remaining(self.name)
-            if self._hold_open(remaining, now):
-                self._announce()
 
     async def _settle_error_async(
         self, ticket: int, error: BaseException, duration: float, now: float
     ) -> None:
-        outcome, retry_after = self._core.judge_failure(error)
-        await self._settle_async(ticket, outcome, duration, now, retry_after)
+        self._settle_error(ticket, error, duration, now)
 
     async def _settle_async(
-        self,
-        ticket: int,
-        outcome: Outcome,
-        duration: float,
-        now: float,
-        retry_after: float | None,
+        self, ticket: int, outcome: Outcome, duration: float, now: float, retry_after: float | None
     ) -> None:
-        shared = self._shared
-        if shared is None:
-            self._settle(ticket, outcome, duration, now, retry_after)
-            return
-        if self._settle_core(ticket, outcome, duration, now, retry_after):
-            await shared.release_probe_async(self.name, self._token)
-        if self._core.pending:
-            await self._announce_async()
-        elif self._asks_redis(outcome):
-            remaining = await shared.open_remaining_async(self.name)
-            if self._hold_open(remaining, now):
-                await self._announce_async()
-
-    def _settle_core(
-        self,
-        ticket: int,
-        outcome: Outcome,
-        duration: float,
-        now: float,
-        retry_after: float | None,
-    ) -> bool:
-        """Settle in the core; True when the shared probe lease must be given back."""
-        core = self._core
-        # An ignored probe (cancelled, released) also gives the shared lease back.
-        lease = self._shared is not None and outcome is _IGNORED and core.is_probe(ticket)
-        core.settle(ticket, outcome, duration, now, retry_after)
-        return lease
-
-    def _asks_redis(self, outcome: Outcome) -> bool:
-        """True when a settled call should learn whether another process opened the circuit."""
-        return self._shared is not None and outcome is _FAILURE and self._core.state is _CLOSED
-
-    def _hold_open(self, remaining: float | None, now: float) -> bool:
-        """Stay open as long as another process said; True when that changed the state."""
-        return remaining is not None and self._core.hold_open(remaining, now, "opened elsewhere")
+        self._settle(ticket, outcome, duration, now, retry_after)
 
     # -- announcements ------------------------------------------------------------
 
     def _announce(self) -> None:
-        shared = self._shared
+        if self._link is not None:
+            self._link.announce()  # the other processes hear of it too
+            return
         for transition in self._core.take_pending():
-            effect = _redis_effect(transition) if shared is not None else None
-            if effect is _PUBLISH:
-                assert shared is not None
-                shared.publish_open(self.name, self._token, transition.open_for)
-            elif effect is _RELEASE:
-                assert shared is not None
-                shared.release_probe(self.name, self._token)
-            self._notify(transition)
-
-    async def _announce_async(self) -> None:
-        shared = self._shared
-        assert shared is not None
-        pending = self._core.take_pending()
-        for index, transition in enumerate(pending):
-            effect = _redis_effect(transition)
-            try:
-                if effect is _PUBLISH:
-                    await shared.publish_open_async(self.name, self._token, transition.open_for)
-                elif effect is _RELEASE:
-                    await shared.release_probe_async(self.name, self._token)
-            except BaseException:
-                # Cancelled while talking to Redis: the listeners still hear of
-                # every transition already taken from the core.
-                for untold in pending[index:]:
-                    self._notify(untold)
-                raise
             self._notify(transition)
 
     def _notify(self, transition: Transition) -> None:
@@ -605,76 +502,3 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         return f"CircuitBreaker(name={self.name!r}, state={self.state.value})"
-
-
-class Permit:
-    """Permission for one unit of protected work, from :meth:`CircuitBreaker.try_acquire`.
-
-    Report the outcome once: :meth:`on_success`, :meth:`on_failure`,
-    :meth:`on_result` or :meth:`release` (counts for nothing and gives a
-    half-open permit back). Later reports are ignored. Reports made after the
-    breaker changed state are counted as stale and do not move the new state.
-    """
-
-    __slots__ = ("_breaker", "_done", "_start", "_ticket")
-
-    def __init__(self, breaker: CircuitBreaker, ticket: int, start: float) -> None:
-        self._breaker = breaker
-        self._ticket = ticket
-        self._start = start
-        self._done = False
-
-    def _report(self, outcome: Outcome, retry_after: float | None = None) -> None:
-        if self._done:
-            return
-        self._done = True
-        breaker = self._breaker
-        now = breaker._now()
-        breaker._settle(self._ticket, outcome, now - self._start, now, retry_after)
-
-    def on_success(self) -> None:
-        """The work succeeded."""
-        self._report(_SUCCESS)
-
-    def on_failure(self, error: BaseException | None = None) -> None:
-        """The work failed; ``error`` (optional) may carry a server's retry-after."""
-        core = self._breaker._core
-        self._report(_FAILURE, None if error is None else core.retry_after_of(error))
-
-    def on_result(self, result: object) -> None:
-        """Judge a returned value with the configuration's ``failure_if_result``."""
-        self._report(self._breaker._core.judge_result(result))
-
-    def release(self) -> None:
-        """Give the permit back without judging (cancelled or abandoned work)."""
-        self._report(_IGNORED)
-
-    def __repr__(self) -> str:
-        return f"Permit(breaker={self._breaker.name!r}, done={self._done})"
-
-
-_PUBLISH = "publish"
-_RELEASE = "release"
-
-
-def _redis_effect(transition: Transition) -> str | None:
-    """What a transition tells the other processes: publish an opening, free the lease, nothing."""
-    if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
-        return _PUBLISH  # a trip of our own (not one learned from Redis)
-    if transition.old is _HALF_OPEN and transition.new is _CLOSED:
-        return _RELEASE  # the probes succeeded: the lease is no longer needed
-    return None
-
-
-def _check_shared(shared: object) -> None:
-    if shared is None:
-        return
-    from ._shared import RedisBreakerState
-
-    if not isinstance(shared, RedisBreakerState):
-        raise ConfigError("shared", shared, "must be a RedisBreakerState or None")
-
-
-def _check_listeners(listeners: object) -> None:
-    if not isinstance(listeners, (tuple, list)) or not all(callable(f) for f in listeners):
-        raise ConfigError("listeners", listeners, "must be a tuple or list of callables")

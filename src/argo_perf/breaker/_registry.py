@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 from ..clock import Clock
 from ..errors import ConfigError
-from ._breaker import CircuitBreaker, Listener, _check_listeners, _check_shared
+from ._breaker import CircuitBreaker
 from ._core import CircuitBreakerConfig
+from ._listeners import Listener, check_listeners
+from ._sharing import check_shared
 from ._stats import BreakerMetrics, BreakerStats
 
 if TYPE_CHECKING:
@@ -64,8 +66,8 @@ class CircuitBreakerRegistry:
         if default is not None:
             _check_config("default", default)
         self._default = default
-        _check_shared(shared)
-        _check_listeners(listeners)
+        check_shared(shared)
+        check_listeners(listeners)
         self._clock = clock
         self._shared = shared
         self._listeners: list[Listener] = list(listeners)
