@@ -1,9 +1,9 @@
 """Injected time.
 
-Every primitive in argo_perf takes its time from a :class:`Clock` passed as the
-keyword ``clock=``. Intervals come from :meth:`Clock.monotonic`; market time
-comes from :meth:`Clock.now`, an aware UTC datetime. Waiting goes through
-:meth:`Clock.sleep` and :meth:`Clock.sleep_async`, so a :class:`ManualClock`
+Every primitive in argo_perf takes its time from a `Clock` passed as the
+keyword ``clock=``. Intervals come from `Clock.monotonic`; market time
+comes from `Clock.now`, an aware UTC datetime. Waiting goes through
+`Clock.sleep` and `Clock.sleep_async`, so a `ManualClock`
 can drive blocking and asynchronous waiting logic in tests without real
 sleeping.
 """
@@ -50,7 +50,7 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock: :func:`time.monotonic`, UTC now, :func:`time.sleep`, :func:`asyncio.sleep`.
+    """The real clock: `time.monotonic`, UTC now, `time.sleep`, `asyncio.sleep`.
 
     Example:
         >>> clock = SystemClock()
@@ -64,22 +64,22 @@ class SystemClock:
     # once and call it on their hot paths, where an extra Python frame would cost more
     # than the rest of a cache hit.
     monotonic = staticmethod(time.monotonic)
-    """:func:`time.monotonic`."""
+    """`time.monotonic`."""
 
     timestamp = staticmethod(time.time)
-    """:func:`time.time`: ``now()`` as POSIX seconds, for values shared between processes."""
+    """`time.time`: ``now()`` as POSIX seconds, for values shared between processes."""
 
     def now(self) -> datetime:
         """Return the current time as an aware UTC datetime."""
         return datetime.now(timezone.utc)
 
     def sleep(self, seconds: float) -> None:
-        """Block for ``seconds`` with :func:`time.sleep`."""
+        """Block for ``seconds`` with `time.sleep`."""
         if seconds > 0:
             time.sleep(seconds)
 
     async def sleep_async(self, seconds: float) -> None:
-        """Suspend for ``seconds`` with :func:`asyncio.sleep`."""
+        """Suspend for ``seconds`` with `asyncio.sleep`."""
         await asyncio.sleep(max(seconds, 0.0))
 
     def __repr__(self) -> str:
@@ -87,7 +87,7 @@ class SystemClock:
 
 
 class _Waiter:
-    """One sleeper on a :class:`ManualClock`: a thread event or an asyncio future."""
+    """One sleeper on a `ManualClock`: a thread event or an asyncio future."""
 
     __slots__ = ("event", "future", "loop")
 
@@ -117,13 +117,13 @@ class ManualClock:
     """A clock that moves only when told to, for deterministic tests.
 
     ``monotonic()`` starts at ``0.0`` and ``now()`` at ``start`` (default
-    2026-01-05 14:30 UTC, a Monday during the NYSE session); :meth:`advance`
+    2026-01-05 14:30 UTC, a Monday during the NYSE session); `advance`
     moves both forward together and wakes every sleeper whose deadline has
     been reached, blocked threads and awaiting tasks alike.
 
-    With ``autoadvance=False`` (the default) :meth:`sleep` blocks and
-    :meth:`sleep_async` waits until another thread or task calls
-    :meth:`advance`; this tests code that waits while something else
+    With ``autoadvance=False`` (the default) `sleep` blocks and
+    `sleep_async` waits until another thread or task calls
+    `advance`; this tests code that waits while something else
     happens. With ``autoadvance=True`` a sleep moves virtual time forward by
     its own duration at once, so single-threaded code that waits runs
     instantly.

@@ -1,4 +1,4 @@
-"""The exceptions argo_perf raises. All derive from :class:`ArgoPerfError`."""
+"""The exceptions argo_perf raises. All derive from `ArgoPerfError`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class ConfigError(ArgoPerfError, ValueError):
     """Bad configuration, raised at construction.
 
     The message names the parameter and the bad value, e.g.
-    ``burst must be >= 1, got 0``. It is also a :class:`ValueError`, so code
+    ``burst must be >= 1, got 0``. It is also a `ValueError`, so code
     that validates input generically keeps working.
 
     Attributes:
@@ -86,12 +86,12 @@ class CircuitOpenError(ArgoPerfError):
 
 
 class _Rejection(CircuitOpenError):
-    """The :class:`CircuitOpenError` the breaker itself raises, built by the C constructor.
+    """The `CircuitOpenError` the breaker itself raises, built by the C constructor.
 
     A rejection is the hot path of an outage, and a Python ``__init__`` frame
     would add about a third to its cost. Named ``CircuitOpenError``, so
     tracebacks and ``repr`` show the public type and a pickled rejection
-    loads as a plain :class:`CircuitOpenError`.
+    loads as a plain `CircuitOpenError`.
     """
 
     __init__ = ArgoPerfError.__init__

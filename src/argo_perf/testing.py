@@ -1,11 +1,11 @@
 """Helpers for testing services built on argo_perf, without sleeping and without mocks.
 
-* :class:`ManualClock` (re-exported from :mod:`argo_perf.clock`) drives every
+* `ManualClock` (re-exported from `argo_perf.clock`) drives every
   primitive's notion of time.
-* :class:`RedisServer` starts a private, throw-away ``redis-server`` process on
+* `RedisServer` starts a private, throw-away ``redis-server`` process on
   a free loopback port and can kill, freeze (SIGSTOP), resume and restart it,
   so fault handling is tested against a real server.
-* :class:`TcpProxy` sits on loopback between a client and a server and can
+* `TcpProxy` sits on loopback between a client and a server and can
   delay, drop (hold) or cut the traffic, for the network faults a process
   signal cannot show.
 
@@ -95,7 +95,7 @@ class RedisServer:
     """A private ``redis-server`` on ``127.0.0.1`` for tests and benchmarks.
 
     It runs in its own temporary directory with persistence off (``--save ''``,
-    ``--appendonly no``). :meth:`restart` brings it back on the same port with
+    ``--appendonly no``). `restart` brings it back on the same port with
     empty data, as a real crash and restart would.
 
     Args:
@@ -212,7 +212,7 @@ class RedisServer:
         self._paused = False
 
     def kill(self) -> None:
-        """Kill the server with SIGKILL: connections are refused until :meth:`restart`."""
+        """Kill the server with SIGKILL: connections are refused until `restart`."""
         if self._proc is None:
             return
         if self._paused:

@@ -1,11 +1,11 @@
 """Circuit breakers: stop calling a dependency that is down, probe it, come back.
 
-The package face only re-exports. :class:`CircuitBreaker` is the breaker;
-:class:`CircuitBreakerConfig` says how it judges calls and when it opens; the
-trip rules (:class:`ConsecutiveFailures`, :class:`FailureRate`,
-:class:`SlowCallRate`) combine with ``|``; :class:`RedisBreakerState` shares
-openings between processes; :func:`retry_unless_circuit_open` and
-:class:`wait_retry_after` fit tenacity around it.
+The package face only re-exports. `CircuitBreaker` is the breaker;
+`CircuitBreakerConfig` says how it judges calls and when it opens; the
+trip rules (`ConsecutiveFailures`, `FailureRate`,
+`SlowCallRate`) combine with ``|``; `RedisBreakerState` shares
+openings between processes; `retry_unless_circuit_open` and
+`wait_retry_after` fit tenacity around it.
 """
 
 from ._breaker import AsyncCall, CircuitBreaker, SyncCall

@@ -1,6 +1,6 @@
 """The faces of the circuit breaker: call, call_async, decorator, context managers, permits.
 
-All of them drive one :class:`~argo_perf.breaker._core.BreakerCore`. No lock is
+All of them drive one `argo_perf.breaker._core.BreakerCore`. No lock is
 ever held while the protected call runs: the core is consulted before the call
 (admission) and after it (settlement), each time for a few attribute updates.
 A breaker with ``shared=`` admits and settles through a `SharedCircuit`
@@ -69,7 +69,7 @@ class CircuitBreaker:
 
     CLOSED lets calls through and records their outcomes; when a trip rule
     fires it opens, and OPEN rejects calls with a new
-    :class:`~argo_perf.errors.CircuitOpenError` (carrying ``name`` and
+    `argo_perf.errors.CircuitOpenError` (carrying ``name`` and
     ``retry_after``) without running them. Once the open time is over the
     breaker is HALF_OPEN: ``half_open_permits`` probe calls go through and the
     other callers are rejected at once; ``success_threshold`` successful probes
@@ -79,23 +79,23 @@ class CircuitBreaker:
     Use it as ``breaker.call(fn, *args)``, ``await breaker.call_async(fn, *args)``,
     as a decorator on sync or async functions (signatures are kept), as
     ``with breaker:`` / ``async with breaker:``, or through the non-raising
-    permit API (:meth:`try_acquire`) for streams and websockets. All faces are
+    permit API (`try_acquire`) for streams and websockets. All faces are
     thread-safe and share one state machine; no lock is held while a protected
     call runs, and listeners run outside the lock with their errors logged.
 
     Args:
         name: the dependency's name (shown in errors, logs and metrics).
-        config: a :class:`CircuitBreakerConfig` (default: the seed's
+        config: a `CircuitBreakerConfig` (default: the seed's
             ``failure_threshold=5, success_threshold=2, timeout=60.0``).
-        clock: time source (default :class:`~argo_perf.clock.SystemClock`).
-        shared: a :class:`~argo_perf.breaker.RedisBreakerState` to share
+        clock: time source (default `argo_perf.clock.SystemClock`).
+        shared: a `argo_perf.breaker.RedisBreakerState` to share
             openings and probes with other processes (default: local only).
-        listeners: functions called with each :class:`Transition`.
+        listeners: functions called with each `Transition`.
 
     Raises:
         ConfigError: an empty ``name``, a ``config`` that is not a
-            :class:`CircuitBreakerConfig`, a ``shared`` that is not a
-            :class:`~argo_perf.breaker.RedisBreakerState`, a listener that is
+            `CircuitBreakerConfig`, a ``shared`` that is not a
+            `argo_perf.breaker.RedisBreakerState`, a listener that is
             not callable.
 
     Example:
@@ -208,7 +208,7 @@ class CircuitBreaker:
         An open circuit whose open time is over is HALF_OPEN, and the first
         read that sees it so makes the move: listeners hear ``OPEN ->
         HALF_OPEN`` ("timeout elapsed") then, whether the read was this
-        property, :meth:`metrics`, a call, or :meth:`reset` and friends.
+        property, `metrics`, a call, or `reset` and friends.
         """
         core = self._core
         if core.state is _OPEN and core.catch_up(self._now()):
@@ -220,19 +220,19 @@ class CircuitBreaker:
             self._announce()
 
     def force_open(self) -> None:
-        """Reject every call (``retry_after`` is ``inf``) until :meth:`reset`."""
+        """Reject every call (``retry_after`` is ``inf``) until `reset`."""
         self._catch_up()
         self._core.force_open()
         self._announce()
 
     def disable(self) -> None:
-        """Admit every call and keep recording outcomes, but never open, until :meth:`reset`."""
+        """Admit every call and keep recording outcomes, but never open, until `reset`."""
         self._catch_up()
         self._core.disable()
         self._announce()
 
     def reset(self) -> None:
-        """Close the circuit, clear the trip rules, end :meth:`force_open` / :meth:`disable`.
+        """Close the circuit, clear the trip rules, end `force_open` / `disable`.
 
         A circuit whose open time was over is reported as moving to HALF_OPEN
         first, then to CLOSED ("reset").
@@ -348,7 +348,7 @@ class CircuitBreaker:
     # -- context managers ---------------------------------------------------------
 
     def __enter__(self) -> Self:
-        """Admit the block (or raise :class:`CircuitOpenError`); its exception is judged on exit."""
+        """Admit the block (or raise `CircuitOpenError`); its exception is judged on exit."""
         ticket = self._sync_path.admit(self._now())
         self._held.set((ticket, self._now(), self._held.get()))
         return self
@@ -394,11 +394,11 @@ class CircuitBreaker:
     # -- the permit API -----------------------------------------------------------
 
     def try_acquire(self) -> Permit | None:
-        """Ask for a permit without raising: a :class:`Permit`, or None when rejected.
+        """Ask for a permit without raising: a `Permit`, or None when rejected.
 
         For streams and websockets, where the protected work is not one call:
-        report how it went with :meth:`Permit.on_success`,
-        :meth:`Permit.on_failure` or :meth:`Permit.release`.
+        report how it went with `Permit.on_success`,
+        `Permit.on_failure` or `Permit.release`.
 
         Example:
             >>> breaker = CircuitBreaker("sonar")

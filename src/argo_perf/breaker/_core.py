@@ -1,7 +1,7 @@
 """The breaker's state machine: plain code, no I/O, the time passed in as an argument.
 
 Both faces (sync and asyncio) and the Redis-shared variant drive one
-:class:`BreakerCore`; it never sleeps, never calls a clock and never runs user
+`BreakerCore`; it never sleeps, never calls a clock and never runs user
 code, so its lock is only ever held for a few attribute updates.
 """
 
@@ -42,14 +42,14 @@ class CircuitState(enum.Enum):
     CLOSED = "closed"
     """Calls pass; outcomes are recorded and may trip the circuit."""
     OPEN = "open"
-    """Calls are rejected with :class:`~argo_perf.errors.CircuitOpenError`."""
+    """Calls are rejected with `argo_perf.errors.CircuitOpenError`."""
     HALF_OPEN = "half_open"
     """A limited number of probe calls pass; the others are rejected at once."""
 
 
 @dataclass(frozen=True)
 class CircuitBreakerConfig:
-    """How a :class:`~argo_perf.breaker.CircuitBreaker` judges calls and when it opens.
+    """How a `argo_perf.breaker.CircuitBreaker` judges calls and when it opens.
 
     The seed configuration works as written:
     ``CircuitBreakerConfig(failure_threshold=5, success_threshold=2, timeout=60.0)``.
@@ -60,9 +60,9 @@ class CircuitBreakerConfig:
         success_threshold: successful probes in half-open that close it (default 2).
         timeout: seconds the circuit stays open (default 60.0), or a function
             of the attempt (1 for the first opening, 2 after one failed probe
-            …), e.g. :func:`~argo_perf.breaker.backoff`.
-        trip: more trip rules (:class:`~argo_perf.breaker.FailureRate`,
-            :class:`~argo_perf.breaker.SlowCallRate`, combined with ``|``);
+            …), e.g. `argo_perf.breaker.backoff`.
+        trip: more trip rules (`argo_perf.breaker.FailureRate`,
+            `argo_perf.breaker.SlowCallRate`, combined with ``|``);
             any rule opens the circuit.
         half_open_permits: probe calls let through at once in half-open (default 1).
         probe_timeout: seconds after which a probe that has not finished gives
@@ -80,7 +80,7 @@ class CircuitBreakerConfig:
             one, the circuit stays open exactly that long (a reader that
             raises, or returns anything but a finite number > 0, is logged
             and ignored). Default
-            :func:`~argo_perf.breaker.retry_after_of`; ``None`` turns it off.
+            `argo_perf.breaker.retry_after_of`; ``None`` turns it off.
 
     Raises:
         ConfigError: a value out of range, naming the parameter and the value.
@@ -176,7 +176,7 @@ _NORMAL, _FORCED_OPEN, _DISABLED = 0, 1, 2
 REJECTED = -1
 _MIN_RETRY_AFTER = 0.001
 """The least ``retry_after`` a rejection carries (seconds): a rejected caller always waits."""
-"""What :meth:`BreakerCore.admit` returns for a rejected call."""
+"""What `BreakerCore.admit` returns for a rejected call."""
 
 _CLOSED = CircuitState.CLOSED
 _OPEN = CircuitState.OPEN
@@ -186,7 +186,7 @@ _HALF_OPEN = CircuitState.HALF_OPEN
 class BreakerCore:
     """The state machine of one breaker: admission, judgement, transitions.
 
-    Not public: :class:`~argo_perf.breaker.CircuitBreaker` is the face. Every
+    Not public: `argo_perf.breaker.CircuitBreaker` is the face. Every
     method that needs the time takes it as ``now`` (monotonic seconds).
 
     Tickets: each admitted call gets an int ticket. In CLOSED the ticket is
@@ -368,7 +368,7 @@ class BreakerCore:
         return wait if wait > 0.0 else 0.0
 
     def rejection_retry_after(self, now: float) -> float:
-        """:meth:`retry_after` for a rejected caller: never 0, so sleeping on it cannot spin."""
+        """`retry_after` for a rejected caller: never 0, so sleeping on it cannot spin."""
         wait = self.retry_after(now)
         return wait if wait > _MIN_RETRY_AFTER else _MIN_RETRY_AFTER
 
@@ -434,14 +434,14 @@ class BreakerCore:
     # -- manual control and shared state -----------------------------------------
 
     def force_open(self) -> None:
-        """Reject every call until :meth:`reset`."""
+        """Reject every call until `reset`."""
         with self._lock:
             self._mode = _FORCED_OPEN
             self.open_until = math.inf
             self._move(_OPEN, "forced open")
 
     def disable(self) -> None:
-        """Admit every call and keep recording, but never change state, until :meth:`reset`."""
+        """Admit every call and keep recording, but never change state, until `reset`."""
         with self._lock:
             self._mode = _DISABLED
             self._move(_CLOSED, "disabled")

@@ -10,7 +10,7 @@ from ._core import Transition
 __all__ = ["Listener", "check_listeners"]
 
 Listener = Callable[[Transition], object]
-"""A function called with each :class:`Transition` (outside any lock; errors are logged)."""
+"""A function called with each `Transition` (outside any lock; errors are logged)."""
 
 
 def check_listeners(listeners: object) -> None:

@@ -13,10 +13,10 @@ _IGNORED = Outcome.IGNORED
 
 
 class Permit:
-    """Permission for one unit of protected work, from :meth:`CircuitBreaker.try_acquire`.
+    """Permission for one unit of protected work, from `CircuitBreaker.try_acquire`.
 
-    Report the outcome once: :meth:`on_success`, :meth:`on_failure`,
-    :meth:`on_result` or :meth:`release` (counts for nothing and gives a
+    Report the outcome once: `on_success`, `on_failure`,
+    `on_result` or `release` (counts for nothing and gives a
     half-open permit back). Later reports are ignored. Reports made after the
     breaker changed state are counted as stale and do not move the new state.
     """

@@ -1,11 +1,11 @@
 """Small, combinable policy objects for the circuit breaker.
 
-* Trip rules (:class:`ConsecutiveFailures`, :class:`FailureRate`,
-  :class:`SlowCallRate`) are frozen specifications combined with ``|``; each
+* Trip rules (`ConsecutiveFailures`, `FailureRate`,
+  `SlowCallRate`) are frozen specifications combined with ``|``; each
   breaker builds its own mutable tracker from them, so one configuration can
   be shared by many breakers.
-* :func:`backoff` is an open-time function of the attempt (exponential with
-  jitter); :func:`retry_after_of` reads a server's retry-after from an error.
+* `backoff` is an open-time function of the attempt (exponential with
+  jitter); `retry_after_of` reads a server's retry-after from an error.
 """
 
 from __future__ import annotations
@@ -182,12 +182,12 @@ class FailureRate(TripRule):
 class SlowCallRate(TripRule):
     """Open when the share of calls slower than ``slow_call_duration`` reaches ``threshold``.
 
-    The window arguments are those of :class:`FailureRate`. Slow calls count
+    The window arguments are those of `FailureRate`. Slow calls count
     whether they succeeded or failed; ignored calls do not count. A slow
     half-open probe counts as a failed probe.
 
     Raises:
-        ConfigError: a value out of range (see :class:`FailureRate`), or
+        ConfigError: a value out of range (see `FailureRate`), or
             ``slow_call_duration`` not > 0.
 
     Example:
@@ -423,8 +423,8 @@ def backoff(
 def retry_after_of(error: BaseException) -> float | None:
     """The default reader of a server's retry-after: a numeric ``retry_after`` attribute.
 
-    :class:`~argo_perf.errors.RateLimitExceeded` and
-    :class:`~argo_perf.errors.CircuitOpenError` carry one; so can your own
+    `argo_perf.errors.RateLimitExceeded` and
+    `argo_perf.errors.CircuitOpenError` carry one; so can your own
     vendor errors (e.g. from a 429 or 503 response). Anything that is not a
     finite number > 0 is ignored.
 

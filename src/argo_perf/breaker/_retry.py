@@ -4,13 +4,13 @@ Order: put the retry *outside* the breaker (``@retry`` above ``@breaker``), so
 each attempt passes through the breaker and is judged by it. On each failed
 attempt tenacity asks the retry predicate first and the wait strategy second:
 
-1. :func:`retry_unless_circuit_open` stops at once on a
-   :class:`~argo_perf.errors.CircuitOpenError` (retrying a rejection only
+1. `retry_unless_circuit_open` stops at once on a
+   `argo_perf.errors.CircuitOpenError` (retrying a rejection only
    burns attempts while the dependency is known to be down), whatever the
    inner predicate says;
-2. for the errors that are retried, :class:`wait_retry_after` sleeps at least
+2. for the errors that are retried, `wait_retry_after` sleeps at least
    the ``retry_after`` the error carries (a vendor's 429/503 retry-after, a
-   :class:`~argo_perf.errors.RateLimitExceeded`), otherwise the fallback wait.
+   `argo_perf.errors.RateLimitExceeded`), otherwise the fallback wait.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ __all__ = ["retry_unless_circuit_open", "wait_retry_after"]
 
 
 def retry_unless_circuit_open(inner: retry_base | None = None) -> retry_base:
-    """A tenacity retry predicate that never retries a :class:`CircuitOpenError`.
+    """A tenacity retry predicate that never retries a `CircuitOpenError`.
 
     ``inner`` decides for everything else (default: retry on any exception).
-    A non-callable ``inner`` raises :class:`~argo_perf.errors.ConfigError`.
+    A non-callable ``inner`` raises `argo_perf.errors.ConfigError`.
     Built from tenacity's own ``retry_if_not_exception_type(CircuitOpenError) & inner``.
 
     Example:
@@ -51,7 +51,7 @@ class wait_retry_after(wait_base):
     """A tenacity wait strategy that honours the ``retry_after`` an error carries.
 
     Waits ``max(retry_after, fallback)`` capped at ``maximum`` seconds, where
-    ``retry_after`` is read with :func:`~argo_perf.breaker.retry_after_of` from
+    ``retry_after`` is read with `argo_perf.breaker.retry_after_of` from
     the attempt's exception (absent: just the fallback).
 
     Args:

@@ -15,7 +15,7 @@ learn whether another process opened the circuit), when the circuit trips,
 and when a half-open probe is admitted or settles. A successful call in the
 closed state never touches Redis. Every Redis error, timeout or odd reply
 falls back to the local breaker; the shared
-:class:`~argo_perf._redis.BackendHealth` gate stops touching Redis at all
+`argo_perf._redis.BackendHealth` gate stops touching Redis at all
 during an outage.
 
 Every request is a Lua script kept in a ``.lua`` file beside this module
@@ -97,8 +97,8 @@ class _Answer:
 class RedisBreakerState:
     """Share circuit openings and the half-open probe between processes through Redis.
 
-    Pass one to :class:`~argo_perf.breaker.CircuitBreaker` (``shared=``) or to
-    a :class:`~argo_perf.breaker.CircuitBreakerRegistry`. A URL builds a sync
+    Pass one to `argo_perf.breaker.CircuitBreaker` (``shared=``) or to
+    a `argo_perf.breaker.CircuitBreakerRegistry`. A URL builds a sync
     client and one asyncio client per event loop (50 ms timeouts, no hidden
     retries, bounded pools); an existing client serves only its own face (a
     sync client the sync faces, an asyncio client the async faces) and the
@@ -222,20 +222,20 @@ class RedisBreakerState:
     # -- asyncio ------------------------------------------------------------------
 
     async def publish_open_async(self, name: str, token: str, seconds: float) -> None:
-        """The asyncio form of :meth:`publish_open`."""
+        """The asyncio form of `publish_open`."""
         ms = _millis(seconds)
         if ms is not None:
             await self._request_async(_PUBLISH, self._keys(name), [ms, token])
 
     async def open_remaining_async(self, name: str) -> float | None:
-        """The asyncio form of :meth:`open_remaining`."""
+        """The asyncio form of `open_remaining`."""
         reply = await self._request_async(_REMAINING, self._keys(name)[:1], [])
         return self._remaining(reply, name)
 
     async def acquire_probe_async(
         self, name: str, token: str, lease: float
     ) -> tuple[bool, float] | None:
-        """The asyncio form of :meth:`acquire_probe`."""
+        """The asyncio form of `acquire_probe`."""
         ms = _millis(lease)
         if ms is None:
             return None
@@ -243,7 +243,7 @@ class RedisBreakerState:
         return self._lease_answer(reply, name)
 
     async def release_probe_async(self, name: str, token: str) -> None:
-        """The asyncio form of :meth:`release_probe`."""
+        """The asyncio form of `release_probe`."""
         await self._request_async(_RELEASE, self._keys(name)[1:], [token])
 
     async def aclose(self) -> None:

@@ -50,10 +50,10 @@ def _on_this_loop(flight: asyncio.Future[Landing]) -> bool:
 
 
 class AsyncRedisCache(Face):
-    """The asyncio twin of :class:`RedisCache` over ``redis.asyncio`` (same policy, same options).
+    """The asyncio twin of `RedisCache` over ``redis.asyncio`` (same policy, same options).
 
     Every method that may touch Redis is a coroutine; the in-process tier and
-    the outage handling behave exactly as in :class:`RedisCache`. Use one
+    the outage handling behave exactly as in `RedisCache`. Use one
     instance per event loop. ``get_or_set`` takes a factory returning an
     awaitable (an ``async def``) or a plain value; a caller cancelled while
     waiting for a shared load does not cancel the load for the others.
@@ -118,7 +118,7 @@ class AsyncRedisCache(Face):
     # -- the operations ------------------------------------------------------------
 
     async def get(self, key: str, default: Any = None) -> Any:
-        """See :meth:`RedisCache.get`."""
+        """See `RedisCache.get`."""
         value = self._hit(key)
         if value is not MISSING:
             return value
@@ -130,35 +130,35 @@ class AsyncRedisCache(Face):
         factory: Callable[[], Any] | None = None,
         ttl: TTLArg = USE_DEFAULT,
     ) -> CachedValue | None:
-        """See :meth:`RedisCache.get_with_meta`."""
+        """See `RedisCache.get_with_meta`."""
         return cast(
             CachedValue | None, await self._run(ops.get_with_meta(self._core, key, factory, ttl))
         )
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """See :meth:`RedisCache.get_many` (one MGET for what the in-process tier lacks)."""
+        """See `RedisCache.get_many` (one MGET for what the in-process tier lacks)."""
         return cast(dict[str, Any], await self._run(ops.get_many(self._core, keys)))
 
     async def set(self, key: str, value: Any, ttl: TTLArg = USE_DEFAULT) -> bool:
-        """See :meth:`RedisCache.set`."""
+        """See `RedisCache.set`."""
         return cast(bool, await self._run(ops.set_(self._core, key, value, ttl)))
 
     async def set_many(self, mapping: Mapping[str, Any], ttl: TTLArg = USE_DEFAULT) -> bool:
-        """See :meth:`RedisCache.set_many`."""
+        """See `RedisCache.set_many`."""
         return cast(bool, await self._run(ops.set_many(self._core, mapping, ttl)))
 
     async def delete(self, key: str) -> bool:
-        """See :meth:`RedisCache.delete`."""
+        """See `RedisCache.delete`."""
         return cast(bool, await self._run(ops.delete(self._core, key)))
 
     async def clear(self, prefix: str = "") -> int:
-        """See :meth:`RedisCache.clear`."""
+        """See `RedisCache.clear`."""
         return cast(int, await self._run(ops.clear(self._core, prefix)))
 
     async def get_or_set(
         self, key: str, factory: Callable[[], Awaitable[T] | T], ttl: TTLArg = USE_DEFAULT
     ) -> T:
-        """See :meth:`RedisCache.get_or_set`.
+        """See `RedisCache.get_or_set`.
 
         The shared load runs in its own task: a caller that is cancelled stops
         waiting, and the others still get the value. When the load itself is

@@ -107,7 +107,7 @@ def _names_address(value: object) -> bool:
 
 
 CachedTTL: TypeAlias = "float | Callable[..., float | None] | UseDefault | None"
-"""``ttl`` of :func:`cached`: a callable is called with the decorated function's arguments."""
+"""``ttl`` of `cached`: a callable is called with the decorated function's arguments."""
 
 
 @overload
@@ -131,8 +131,8 @@ def cached(
     ttl: CachedTTL = USE_DEFAULT,
     key: Callable[..., str] | None = None,
 ) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
-    """Cache a function's results in ``cache`` (sync functions with :class:`RedisCache`,
-    ``async def`` functions with :class:`AsyncRedisCache`).
+    """Cache a function's results in ``cache`` (sync functions with `RedisCache`,
+    ``async def`` functions with `AsyncRedisCache`).
 
     The cache key is ``key(*args, **kwargs)`` when given, else the function's
     qualified name and the ``repr`` of its arguments bound to its signature
@@ -143,19 +143,19 @@ def cached(
     cache's serializer cannot encode is returned but not cached (counted in
     ``stats.encode_failures``).
 
-    ``ttl`` is seconds, None (never expires), :data:`USE_DEFAULT` (the cache's
+    ``ttl`` is seconds, None (never expires), `USE_DEFAULT` (the cache's
     ``default_ttl``) or a callable, which is called, like ``key``, with the
     function's own arguments when a result is stored: with
     ``ttl=adaptive.ttl_for`` on ``def price(symbol)``, ``price("AAPL")`` stores
     its result for ``adaptive.ttl_for("AAPL")`` seconds. (A callable
     ``default_ttl`` of the cache, and a callable ``ttl`` given to
-    :meth:`RedisCache.set` or :meth:`RedisCache.get_or_set`, is called with
+    `RedisCache.set` or `RedisCache.get_or_set`, is called with
     the cache key.)
 
     Raises:
-        ConfigError: a sync function with an :class:`AsyncRedisCache` or an
-            ``async def`` function with a :class:`RedisCache`, a ``ttl`` that is
-            not seconds > 0, None, a callable or :data:`USE_DEFAULT`, or a ``key``
+        ConfigError: a sync function with an `AsyncRedisCache` or an
+            ``async def`` function with a `RedisCache`, a ``ttl`` that is
+            not seconds > 0, None, a callable or `USE_DEFAULT`, or a ``key``
             that is not callable (all raised when decorating).
 
     Example:

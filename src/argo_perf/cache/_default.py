@@ -18,7 +18,7 @@ _default_lock = threading.Lock()
 
 
 def get_redis_cache() -> RedisCache:
-    """The process-wide :class:`RedisCache`, created on first use.
+    """The process-wide `RedisCache`, created on first use.
 
     It uses the URL in ``ARGO_PERF_REDIS_URL`` when that is set and is
     memory-only when it is not. Later calls return the same instance.

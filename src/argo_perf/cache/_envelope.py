@@ -46,7 +46,7 @@ class Serializer(Protocol):
         ...
 
     def loads(self, data: bytes) -> Any:
-        """Decode bytes produced by :meth:`dumps`."""
+        """Decode bytes produced by `dumps`."""
         ...
 
 

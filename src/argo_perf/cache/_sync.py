@@ -74,13 +74,13 @@ class RedisCache(Face):
     answers. An error reply (``WRONGTYPE``, ``OOM``) is counted but means
     Redis is up. Meanwhile ``get``
     serves what the in-process tier holds, including values past their TTL
-    within ``max_stale`` seconds (marked stale by :meth:`get_with_meta`).
+    within ``max_stale`` seconds (marked stale by `get_with_meta`).
     Bad bytes in Redis (garbage, another Redis type, a value that fails its
     signature) are a counted miss and a log line, never an exception.
 
     Args:
         url_or_client: a ``redis://``, ``rediss://`` or ``unix://`` URL, an existing
-            ``redis.Redis`` client (used as it is, not closed by :meth:`close`), or
+            ``redis.Redis`` client (used as it is, not closed by `close`), or
             None (default) for a memory-only cache.
         namespace: first part of every Redis key (default ``"argo_perf"``).
         version: schema version in every Redis key (default 1): bump it when the
@@ -99,11 +99,11 @@ class RedisCache(Face):
         jitter: a fraction in [0, 1) (default 0): each TTL is shortened by up to
             this fraction at random, so keys written together do not expire together.
         early_refresh: the XFetch ``beta`` (default 0: off; 1.0 is the usual value).
-            With it, ``get_or_set`` and :func:`cached` refresh a hot key before it
+            With it, ``get_or_set`` and `cached` refresh a hot key before it
             expires, with a probability that grows as expiry nears and with the
             time the loader took.
         serializer: ``"json"`` (default), ``"pickle"`` (requires ``signing_key``)
-            or a :class:`Serializer`. Values are stored in a versioned envelope.
+            or a `Serializer`. Values are stored in a versioned envelope.
         signing_key: bytes (at least 16) for an HMAC-SHA256 over every stored
             value and its key; values that do not verify are ignored.
         socket_timeout: seconds a Redis command may take (default 0.05), for URLs.
@@ -115,7 +115,7 @@ class RedisCache(Face):
             Redis-backed pieces on the same server (default: a new gate built from
             ``failure_threshold``, ``probe_interval`` and ``clock``; ignored for a
             memory-only cache).
-        clock: the time source (default :class:`~argo_perf.SystemClock`).
+        clock: the time source (default `argo_perf.SystemClock`).
         rng: the random source for jitter and early refresh (default a new ``random.Random``).
 
     Raises:
@@ -201,9 +201,9 @@ class RedisCache(Face):
         factory: Callable[[], Any] | None = None,
         ttl: TTLArg = USE_DEFAULT,
     ) -> CachedValue | None:
-        """Like :meth:`get`, but return the value with its age, source and staleness (or None).
+        """Like `get`, but return the value with its age, source and staleness (or None).
 
-        With a ``factory`` it behaves like :meth:`get_or_set` and never returns
+        With a ``factory`` it behaves like `get_or_set` and never returns
         None: ``source`` is ``"loader"`` when the factory produced the value, and
         ``stale`` is True when the factory failed and an older value was served.
 
@@ -227,7 +227,7 @@ class RedisCache(Face):
         """Store ``value`` under ``key`` in both tiers; return True when it reached Redis.
 
         ``ttl``: seconds, None (never expires), a callable ``key -> seconds``, or
-        :data:`USE_DEFAULT` (default: the cache's ``default_ttl``). A False
+        `USE_DEFAULT` (default: the cache's ``default_ttl``). A False
         return means the value is held by the in-process tier only (Redis down,
         out of memory, or a memory-only cache); it is counted in
         ``stats.redis_set_failures`` when Redis was configured.

@@ -118,7 +118,7 @@ class _TokenMath:
     The state is one theoretical arrival time per window: ``tat`` for the main
     rate, ``quota_tats`` for the quotas (kept apart because a bucket without
     quotas is the common case, and it is on every request). The Lua script in
-    :data:`_SCRIPT` is the same arithmetic for state kept in Redis.
+    `_SCRIPT` is the same arithmetic for state kept in Redis.
 
     Reservations that wait are also kept in ``pending``, in arrival order, until
     their grant time (with the grants made at once while any waits), and
@@ -242,7 +242,7 @@ class _TokenMath:
         return wait
 
     def refund(self, now: float, reservation: _Reservation) -> None:
-        """Give back a waiting reservation (``pending[-1]`` after :meth:`reserve`).
+        """Give back a waiting reservation (``pending[-1]`` after `reserve`).
 
         The windows become ``base`` with the other pending reservations
         replayed at their grant times: what later waiters were scheduled

@@ -30,19 +30,19 @@ class _Counters:
 class TokenBucket:
     """An in-process token bucket: ``rate`` tokens per second, at most ``burst`` at once.
 
-    The bucket starts full. :meth:`try_acquire` never waits; :meth:`acquire`
-    blocks the calling thread and :meth:`acquire_async` suspends the calling
+    The bucket starts full. `try_acquire` never waits; `acquire`
+    blocks the calling thread and `acquire_async` suspends the calling
     task until the tokens exist. Waiters are served first come, first served:
     a waiter reserves its tokens when it arrives and sleeps (on ``clock``)
     exactly until they exist, so a later request, however small, cannot take
     them first. When the tokens would not be there within ``timeout`` the call
     returns False at once, takes nothing and does not wait. A cancelled
-    :meth:`acquire_async` (or an interrupted :meth:`acquire`) hands its tokens
+    `acquire_async` (or an interrupted `acquire`) hands its tokens
     back as soon as no waiter still queued was scheduled against them: at once
     when it was the last in the queue, and otherwise when the waiters behind
     it are granted or give up too. So waiters timing out in arrival order (a
     timeout storm) leave the bucket as if they had never come, and the bucket
-    never grants more than its limit. :meth:`penalize` holds back waiters
+    never grants more than its limit. `penalize` holds back waiters
     already queued as well as new requests.
 
     Thread-safe; the sync and async faces may be used together.
@@ -52,7 +52,7 @@ class TokenBucket:
         burst: bucket size, the most tokens available at once (>= 1).
         quotas: extra windows that must also admit each acquire, e.g.
             ``[Quota(25, 86_400)]`` for 25 a day.
-        clock: time source and sleeper (default :class:`SystemClock`).
+        clock: time source and sleeper (default `SystemClock`).
 
     Raises:
         ConfigError: a non-positive rate, a burst below 1, or a bad quota.

@@ -55,14 +55,14 @@ class _RedisCounters(_Counters):
 class RedisTokenBucket:
     """A token bucket kept in Redis: one limit shared by every process and host.
 
-    Same surface and semantics as :class:`TokenBucket` (first come, first
+    Same surface and semantics as `TokenBucket` (first come, first
     served waiting; ``timeout``; cancelled waiters hand their tokens back),
     with these properties:
 
     * waiting reservations are queued in Redis (a second key in the same
       hash slot, ``{key}:queue``, present only while someone waits), so a
       cancelled waiter of any process gives its tokens back by the same rule
-      as in :class:`TokenBucket`, and :meth:`penalize` in any process holds
+      as in `TokenBucket`, and `penalize` in any process holds
       back the waiters of every process;
     * one round trip per acquire that does not wait: a Lua script run with
       ``EVALSHA`` (reloaded by itself after ``NOSCRIPT``, e.g. when Redis
@@ -74,7 +74,7 @@ class RedisTokenBucket:
       Cluster) and expires when idle (within 2 s of the bucket being full again);
     * while Redis is unreachable (the shared backend-health gate, which stops
       touching Redis after a few consecutive failures and probes it once per
-      ``probe_interval``), acquires are decided by a local :class:`TokenBucket`
+      ``probe_interval``), acquires are decided by a local `TokenBucket`
       with ``fallback_share`` of the rate and burst: never unlimited, never
       blocked on a dead server; it returns to Redis by itself when a probe
       succeeds.
@@ -94,7 +94,7 @@ class RedisTokenBucket:
             ``quotas``).
         rate: tokens added per second (> 0).
         burst: bucket size (>= 1).
-        quotas: extra windows, as for :class:`TokenBucket`.
+        quotas: extra windows, as for `TokenBucket`.
         prefix: key prefix (default ``"argo_perf:ratelimit:"``).
         fallback_share: fraction of rate and burst the local fallback bucket
             gets (default 0.25, in (0, 1]); e.g. 1 / number of processes.

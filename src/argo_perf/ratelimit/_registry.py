@@ -78,7 +78,7 @@ DEFAULT_CONFIGS: Mapping[str, RateLimitConfig] = {
     "xai": RateLimitConfig(1, 5),
     "sonar": RateLimitConfig(1, 5),
 }
-"""The seed limits :class:`RateLimiter` uses when given no configs."""
+"""The seed limits `RateLimiter` uses when given no configs."""
 
 
 def _as_config(source: str, value: RateLimitConfig | Mapping[str, Any]) -> RateLimitConfig:
@@ -93,13 +93,13 @@ class RateLimiter:
     """A registry of token buckets, one per data source.
 
     Args:
-        configs: source name -> :class:`RateLimitConfig` or a plain mapping
+        configs: source name -> `RateLimitConfig` or a plain mapping
             with the same keys (``{"requests_per_second": 5, "burst_size": 10}``).
             None: the seed defaults (massive 5/s burst 10, alpha_vantage
             0.2/s burst 5, xai 1/s burst 5, sonar 1/s burst 5).
         default: the limit of a source that is not configured, each such
             source getting a bucket of its own. None (the default): an
-            unknown source is a :class:`ConfigError`, never an unlimited source.
+            unknown source is a `ConfigError`, never an unlimited source.
         redis: a ``redis://`` URL or a redis-py client (sync or asyncio): every
             source's bucket is then a `RedisTokenBucket` keyed by the source
             name, so every process and host using the same Redis shares each
@@ -267,7 +267,7 @@ class RateLimiter:
     def wait_for_permission_sync(
         self, source: str, timeout: float | None = None, tokens: float = 1
     ) -> None:
-        """The blocking face of :meth:`wait_for_permission` (blocks the calling thread)."""
+        """The blocking face of `wait_for_permission` (blocks the calling thread)."""
         bucket = self.get(source)
         if not bucket.acquire(tokens, timeout):
             raise RateLimitExceeded(source, bucket.wait_time(tokens))
@@ -335,7 +335,7 @@ _default_lock = threading.Lock()
 
 
 def get_rate_limiter() -> RateLimiter:
-    """The process-wide :class:`RateLimiter` with the seed defaults, created on first use.
+    """The process-wide `RateLimiter` with the seed defaults, created on first use.
 
     Example:
         >>> get_rate_limiter() is get_rate_limiter()
