@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import _validate
 from ..errors import ConfigError
 from ._policy import ConsecutiveFailures, Outcome, TripRule, _is_number, retry_after_of
 from ._stats import BreakerStats
@@ -142,13 +143,11 @@ class CircuitBreakerConfig:
 
 
 def _check_count(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(name, value, "must be an int >= 1")
+    _validate.count(name, value)
 
 
 def _check_seconds(name: str, value: object) -> None:
-    if not _is_number(value) or not 0 < value < math.inf:  # type: ignore[operator]
-        raise ConfigError(name, value, "must be a finite number of seconds > 0")
+    _validate.positive_seconds(name, value)
 
 
 @dataclass(frozen=True)

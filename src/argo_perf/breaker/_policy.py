@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from .. import _validate
 from ..errors import ConfigError
 
 __all__ = [
@@ -442,18 +443,15 @@ def retry_after_of(error: BaseException) -> float | None:
     return seconds if 0 < seconds < math.inf else None
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+_is_number = _validate.is_number
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(name, value, f"must be an int >= {minimum}")
+    _validate.count(name, value, minimum=minimum)
 
 
 def _check_window(spec: FailureRate | SlowCallRate) -> None:
-    if not _is_number(spec.threshold) or not 0 < spec.threshold <= 1:
-        raise ConfigError("threshold", spec.threshold, "must be a fraction in (0, 1]")
+    _validate.share("threshold", spec.threshold)
     if (spec.last_calls is None) == (spec.window is None):
         raise ConfigError(
             "last_calls", spec.last_calls, "or window must be given (exactly one of the two)"
@@ -470,6 +468,5 @@ def _check_window(spec: FailureRate | SlowCallRate) -> None:
                 "minimum_calls", spec.minimum_calls, f"must be <= last_calls ({spec.last_calls})"
             )
     else:
-        if not _is_number(spec.window) or not 0 < spec.window < math.inf:  # type: ignore[operator]
-            raise ConfigError("window", spec.window, "must be > 0 seconds")
+        _validate.positive_seconds("window", spec.window)
         _check_int("buckets", spec.buckets, 1)

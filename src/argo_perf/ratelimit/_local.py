@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable
 
@@ -126,6 +127,8 @@ class TokenBucket:
                 could never end), or ``timeout`` is negative.
         """
         wait, reservation = self._begin(tokens, timeout)
+        if wait == 0.0:
+            return True
         try:
             while wait > 0.0:
                 self._clock.sleep(wait)
@@ -143,6 +146,8 @@ class TokenBucket:
         and `asyncio.CancelledError` propagates.
         """
         wait, reservation = self._begin(tokens, timeout)
+        if wait == 0.0:
+            return True
         try:
             while wait > 0.0:
                 await self._clock.sleep_async(wait)
@@ -156,7 +161,8 @@ class TokenBucket:
         """Decide an acquire: 0.0 granted, < 0 denied, or the wait of its reservation."""
         if not 0 < tokens <= self._max:
             raise self._too_many(tokens)
-        max_wait = _check_timeout(timeout)
+        # The default needs no check: no call on the hot path.
+        max_wait = math.inf if timeout is None else _check_timeout(timeout)
         counters = self._counters
         lock = self._lock
         lock.acquire()
