@@ -1263,7 +1263,8 @@ async def test_a_probe_cancelled_before_it_ran_does_not_strand_the_gate(
     client = redis.asyncio.Redis.from_url(
         fault_redis.url, socket_timeout=2.0, socket_connect_timeout=2.0
     )
-    cache = AsyncRedisCache(client, clock=clock)
+    gate = BackendHealth("shared", clock=clock)
+    cache = AsyncRedisCache(client, clock=clock, health=gate)
     fault_redis.kill()
     for _ in range(3):
         await cache.get("AAPL")
@@ -1273,9 +1274,13 @@ async def test_a_probe_cancelled_before_it_ran_does_not_strand_the_gate(
     await cache.close()  # cancels it before it ran; the client is not the cache's
     fault_redis.start()
     clock.advance(1.0)
-    await cache.get("AAPL")
+    await cache.get("AAPL")  # a closed cache starts no probe ...
     await join_async_probe(cache)
-    assert cache.backend == "redis"
+    assert cache.backend == "memory"
+    other = AsyncRedisCache(client, clock=clock, health=gate)
+    await other.get("AAPL")  # ... one still open on the same gate gets the next one
+    await join_async_probe(other)
+    assert other.backend == "redis"
     await client.aclose()
 
 

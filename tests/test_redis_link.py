@@ -364,7 +364,11 @@ async def test_a_probe_task_cancelled_before_it_ran_is_given_back(
     await link.aclose()  # cancels it; the client is not the link's
     fault_redis.start()
     clock.advance(1.0)
-    assert link.admit_async() is Admission.SKIP  # the gate was not stranded
+    assert link.admit_async() is Admission.SKIP  # a closed link probes no more ...
+    await join_probe_tasks()
+    assert not link.health.available
+    other = RedisLink(client, health=link.health)  # ... a piece still open on its gate does
+    assert other.admit_async() is Admission.SKIP  # the gate was not stranded
     await join_probe_tasks()
     assert link.health.available
     await client.aclose()

@@ -110,7 +110,8 @@ class RedisLink:
         self._async: AsyncRedisClient | None = None  # a client passed in
         self._per_loop: dict[asyncio.AbstractEventLoop, AsyncRedisClient] = {}
         self._lock = threading.Lock()
-        self._probe_thread: threading.Thread | None = None
+        self._closed = False
+        self._probe_threads: set[threading.Thread] = set()
         self._probe_tasks: set[asyncio.Task[None]] = set()
         if isinstance(url_or_client, str):
             # Built now: a bad URL or option fails at construction (no connection is opened).
@@ -225,6 +226,10 @@ class RedisLink:
         return self._admit(on_loop=True)
 
     def _admit(self, *, on_loop: bool) -> Admission:
+        if self._closed and not self.health.available:
+            # A closed link starts no probe (its clients are closed), and leaves the
+            # interval's probe of a shared gate to the pieces still open.
+            return Admission.SKIP
         decision = self.health.admit()
         if decision is not Admission.PROBE:
             return decision
@@ -267,11 +272,14 @@ class RedisLink:
 
     def _probe_on_thread(self) -> None:
         thread = threading.Thread(target=self._ping, name=PROBE_THREAD_NAME, daemon=True)
-        self._probe_thread = thread
+        with self._lock:
+            if self._closed:  # closed since admit: no probe (the next interval gives one)
+                return
+            self._probe_threads.add(thread)
         try:
             thread.start()
         except RuntimeError as exc:  # no new threads (e.g. at interpreter shutdown)
-            self._probe_thread = None
+            self._probe_threads.discard(thread)
             self.failed(exc)  # the gate must hear back; the next interval probes again
 
     def _ping(self) -> None:
@@ -281,13 +289,23 @@ class RedisLink:
             self.failed(exc)
         else:
             self.succeeded()
+        finally:
+            self._probe_threads.discard(threading.current_thread())
 
     def _probe_on_loop(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._aping(), name=PROBE_THREAD_NAME)
-        self._probe_tasks.add(task)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._closed:
+                return
+            # Tasks left pending on loops closed since then will never finish.
+            self._probe_tasks -= {t for t in self._probe_tasks if t.get_loop().is_closed()}
+            task = loop.create_task(self._aping(), name=PROBE_THREAD_NAME)
+            self._probe_tasks.add(task)
         task.add_done_callback(self._probe_done)
 
     async def _aping(self) -> None:
+        if self._closed:  # closed before the task ran: no client to build
+            return
         try:
             await self.async_client().execute_command("PING")
         except Exception as exc:
@@ -303,13 +321,13 @@ class RedisLink:
             self.failed(asyncio.CancelledError())
 
     def _stop_probes(self) -> list[asyncio.Task[None]]:
-        """Cancel the probe tasks; wait for a probe thread. Returns this loop's tasks."""
-        thread = self._probe_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_TIMEOUT)
+        """Start no more probes; cancel the probe tasks. Returns this loop's tasks."""
+        with self._lock:
+            self._closed = True
+            tasks = list(self._probe_tasks)
         loop = _running_loop()
         mine: list[asyncio.Task[None]] = []
-        for task in list(self._probe_tasks):
+        for task in tasks:
             owner = task.get_loop()
             if owner is loop:
                 task.cancel()
@@ -318,18 +336,27 @@ class RedisLink:
                 owner.call_soon_threadsafe(task.cancel)
         return mine
 
+    def _join_probe_threads(self) -> None:
+        """Wait for probe threads still running (their sockets are shut when the link owns them)."""
+        for thread in list(self._probe_threads):
+            if thread is not threading.current_thread():
+                thread.join(_JOIN_TIMEOUT)
+
     # -- closing ---------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop the probe; close the clients built from a URL (a client passed in is left open).
 
-        A probe thread still running is waited for (bounded by the client's
-        timeouts); probe tasks are cancelled. Asyncio clients are closed
-        without waiting (their sockets are shut); prefer `aclose` from a
-        running event loop.
+        No probe is started afterwards; probe tasks are cancelled. Asyncio
+        clients are closed without waiting (their sockets are shut); prefer
+        `aclose` from a running event loop. A probe thread still running is
+        then waited for: closing the sync client built from a URL shuts its
+        socket, so it ends at once even on a frozen server with no timeout.
+        Calling it again does nothing more.
         """
         self._stop_probes()
         self._close_clients()
+        self._join_probe_threads()
 
     def _close_clients(self) -> None:
         if self._url is None:
@@ -346,14 +373,14 @@ class RedisLink:
         tasks = self._stop_probes()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._url is None:
-            return
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            current = self._per_loop.pop(loop, None)
-        self._close_clients()
-        if current is not None:
-            await current.aclose()
+        if self._url is not None:
+            loop = asyncio.get_running_loop()
+            with self._lock:
+                current = self._per_loop.pop(loop, None)
+            self._close_clients()
+            if current is not None:
+                await current.aclose()
+        self._join_probe_threads()
 
     def __repr__(self) -> str:
         state = "up" if self.health.available else "down"
