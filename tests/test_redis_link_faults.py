@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
+from collections.abc import Callable
 
+import pytest
 import redis
 
-from argo_perf import ManualClock
+from argo_perf import ManualClock, RedisTokenBucket
 from argo_perf._redis import PROBE_THREAD_NAME, Admission, RedisLink
+from argo_perf.breaker import RedisBreakerState
 from argo_perf.testing import RedisServer, join_redis_probes
 
 
@@ -72,3 +76,65 @@ def test_close_stops_a_probe_stuck_on_a_frozen_server(fault_redis: RedisServer) 
     finally:
         fault_redis.resume()
         join_redis_probes()
+
+
+# -- error replies on a busy service: counted every time, logged once a spell ---------
+
+
+@pytest.fixture
+def replica(redis_factory: Callable[..., RedisServer], redis_server: RedisServer) -> RedisServer:
+    """A read-only replica of the session server: every write is answered with READONLY."""
+    server = redis_factory()
+    with server.client() as client:
+        client.replicaof(redis_server.host, redis_server.port)
+    return server
+
+
+def replies_logged(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+def test_a_bucket_on_a_replica_logs_its_refusals_once_a_spell(
+    replica: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    caplog.set_level(logging.WARNING, logger="argo_perf")
+    with RedisTokenBucket(replica.url, "busy", rate=1000, burst=1000, clock=clock) as bucket:
+        for _ in range(50):
+            assert bucket.try_acquire()  # the fallback decides
+        assert bucket.stats.errors == 50
+        assert bucket.backend == "redis"  # READONLY is an answer: Redis is up
+        lines = replies_logged(caplog, "read only replica")
+        assert len(lines) == 1
+        assert "rate limit script failed" in lines[0]
+        clock.advance(60.0)
+        assert bucket.try_acquire()
+        lines = replies_logged(caplog, "read only replica")
+        assert len(lines) == 2
+        assert "49 more" in lines[1]
+
+
+async def test_an_async_bucket_on_a_replica_logs_its_refusals_once_a_spell(
+    replica: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="argo_perf")
+    async with RedisTokenBucket(replica.url, "busy", rate=1000, burst=1000) as bucket:
+        await asyncio.gather(*(bucket.acquire_async() for _ in range(200)))
+        assert bucket.stats.errors == 200
+        assert len(replies_logged(caplog, "read only replica")) == 1
+
+
+def test_a_shared_breaker_state_on_a_replica_logs_its_refusals_once_a_spell(
+    replica: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="argo_perf")
+    state = RedisBreakerState(replica.url, clock=ManualClock())
+    for _ in range(20):
+        state.publish_open("orders", "t", 5.0)
+    assert state.stats.errors == 20
+    assert state.stats.outages == 0
+    assert state.health.available
+    lines = replies_logged(caplog, "read only replica")
+    assert len(lines) == 1
+    assert "publish_open" in lines[0]
+    state.close()

@@ -155,6 +155,10 @@ class BackendHealth:
                 return Admission.PROBE
             return Admission.SKIP
 
+    def monotonic(self) -> float:
+        """The gate's clock, in seconds (for pieces that pace their own reports by it)."""
+        return self._clock.monotonic()
+
     def seconds_until_probe(self) -> float:
         """Seconds until the next probe is due (0.0 while up or when it is due)."""
         if self._up:

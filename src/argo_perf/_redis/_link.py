@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
 import socket
 import threading
 from typing import Any
@@ -51,13 +53,17 @@ from ._clients import (
 from ._health import Admission, BackendHealth, is_answer, is_outage, to_backend_error
 from ._url import redact_url
 
-__all__ = ["PROBE_THREAD_NAME", "RedisLink"]
+__all__ = ["PROBE_THREAD_NAME", "REPLY_REPORT_INTERVAL", "RedisLink"]
 
 PROBE_THREAD_NAME = "argo-perf-redis-probe"
 """The name of the daemon thread that runs a sync probe (a PING)."""
 
 _JOIN_TIMEOUT = 5.0
 """Seconds `RedisLink.close` waits for a probe thread still running."""
+
+REPLY_REPORT_INTERVAL = 60.0
+"""Seconds between log lines about error replies (`RedisLink.log_reply`)."""
+
 
 _SYNC_TYPES = (redis.Redis, redis.cluster.RedisCluster)
 _ASYNC_TYPES = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
@@ -111,6 +117,9 @@ class RedisLink:
         self._per_loop: dict[asyncio.AbstractEventLoop, AsyncRedisClient] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._reply_lock = threading.Lock()
+        self._next_reply_line = -math.inf
+        self._unlogged_replies = 0
         self._probe_threads: set[threading.Thread] = set()
         self._probe_tasks: set[asyncio.Task[None]] = set()
         if isinstance(url_or_client, str):
@@ -267,6 +276,26 @@ class RedisLink:
         if isinstance(exc, BackendError):
             return exc
         return to_backend_error(exc, self.target)
+
+    def log_reply(self, log: logging.Logger, what: str, exc: BaseException) -> None:
+        """Log an error reply (``READONLY``, ``OOM`` ...) without flooding ``log``.
+
+        A replica or a full server answers every call with one: the first
+        is logged at once (WARNING), the ones after are counted and logged at
+        most once per `REPLY_REPORT_INTERVAL` seconds of the gate's clock, with
+        how many were not. The piece counts every one in its own stats.
+        """
+        now = self.health.monotonic()
+        with self._reply_lock:
+            if now < self._next_reply_line:
+                self._unlogged_replies += 1
+                return
+            unlogged, self._unlogged_replies = self._unlogged_replies, 0
+            self._next_reply_line = now + REPLY_REPORT_INTERVAL
+        more = f" ({unlogged} more since the last line)" if unlogged else ""
+        log.warning(
+            "redis at %s: %s failed: %s: %s%s", self.target, what, type(exc).__name__, exc, more
+        )
 
     # -- the background probe ------------------------------------------------------
 

@@ -309,7 +309,7 @@ class RedisBreakerState:
         if is_outage(exc):
             self._outages += 1
         else:
-            logger.warning("redis %s failed at %s: %r", what, self.target, exc)
+            self._link.log_reply(logger, what, exc)
 
     def _bad(self, reply: object, what: str, name: str) -> None:
         self._bad_replies += 1

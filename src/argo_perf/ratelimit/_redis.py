@@ -251,8 +251,8 @@ class RedisTokenBucket:
         """A Redis error: the link classifies it for the gate; the bucket counts it."""
         self._counters.errors += 1
         self._link.failed(exc)
-        if not is_outage(exc):  # Redis answered (WRONGTYPE, OOM ...): worth a line
-            logger.warning("redis at %s: rate limit script failed: %s", self.target, exc)
+        if not is_outage(exc):  # Redis answered (WRONGTYPE, OOM ...): worth a line, paced
+            self._link.log_reply(logger, "rate limit script", exc)
 
     def _call(self, args: list[Any]) -> float | _Queued | None:
         """Run the script (sync); None when Redis is skipped or failed."""
