@@ -6,15 +6,16 @@ import asyncio
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 
 import pytest
 import redis
 
-from argo_perf import ManualClock, RedisTokenBucket
-from argo_perf._redis import PROBE_THREAD_NAME, Admission, RedisLink
+from argo_perf import AsyncRedisCache, BackendError, ManualClock, RedisTokenBucket
+from argo_perf._redis import PROBE_THREAD_NAME, Admission, BackendHealth, RedisLink
 from argo_perf.breaker import RedisBreakerState
-from argo_perf.testing import RedisServer, join_redis_probes
+from argo_perf.testing import RedisServer, join_redis_probes, join_redis_probes_async
 
 
 def probe_threads() -> list[threading.Thread]:
@@ -138,3 +139,132 @@ def test_a_shared_breaker_state_on_a_replica_logs_its_refusals_once_a_spell(
     assert len(lines) == 1
     assert "publish_open" in lines[0]
     state.close()
+
+
+# -- probes and per-loop clients under load ---------------------------------------------
+
+
+def pings(server: RedisServer) -> int:
+    with server.client() as client:
+        stats = client.info("commandstats").get("cmdstat_ping", {})
+    return int(stats.get("calls", 0)) if isinstance(stats, dict) else 0
+
+
+async def test_one_probe_per_interval_for_8_threads_and_200_tasks(
+    fault_redis: RedisServer,
+) -> None:
+    clock = ManualClock()
+    gate = BackendHealth("shared", failure_threshold=1, clock=clock)
+    with RedisTokenBucket(
+        fault_redis.url, "busy", rate=1e6, burst=1e6, clock=clock, health=gate
+    ) as bucket:
+        for _ in range(2):
+            before = pings(fault_redis)
+            gate.record_failure(redis.ConnectionError("refused"))  # down, though Redis is up
+            clock.advance(gate.probe_interval)
+            start = threading.Barrier(9)
+
+            def hammer(start: threading.Barrier) -> None:
+                start.wait()
+                for _ in range(50):
+                    bucket.try_acquire()
+
+            threads = [threading.Thread(target=hammer, args=(start,)) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            start.wait()
+            await asyncio.gather(*(bucket.acquire_async() for _ in range(200)))
+            for thread in threads:
+                thread.join()
+            join_redis_probes()
+            await join_redis_probes_async()
+            assert pings(fault_redis) - before == 1
+            assert bucket.health.available
+
+
+def test_event_loops_in_sequence_and_in_threads_each_get_a_client_none_leaks(
+    fault_redis: RedisServer,
+) -> None:
+    link = RedisLink(fault_redis.url, socket_timeout=2.0)
+
+    async def use() -> None:
+        await link.async_client().set("k", "v")
+
+    def runs() -> None:
+        for _ in range(3):
+            asyncio.run(use())
+
+    threads = [threading.Thread(target=runs) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    runs()
+    assert link.loops <= 9  # at most one per thread: closed loops' clients are closed
+    link.close()
+    assert link.loops == 0
+    assert connected(fault_redis) == 0
+    link.close()
+
+
+def test_a_probe_task_left_on_a_finished_loop_does_not_strand_the_gate(
+    fault_redis: RedisServer,
+) -> None:
+    clock = ManualClock()
+    link = RedisLink(fault_redis.url, failure_threshold=1, clock=clock)
+    down(link, clock)
+
+    async def start_a_probe() -> None:
+        assert link.admit_async() is Admission.SKIP  # the loop ends before the task runs
+
+    asyncio.run(start_a_probe())
+    clock.advance(link.health.probe_interval)
+
+    async def probe_again() -> None:
+        assert link.admit_async() is Admission.SKIP
+        await join_redis_probes_async()
+
+    asyncio.run(probe_again())
+    assert link.health.available
+    link.close()
+    assert connected(fault_redis) == 0
+
+
+# -- secrets ------------------------------------------------------------------------------
+
+
+async def test_no_password_reaches_a_message_repr_or_log_of_any_piece(
+    fault_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "pa55#w/rd"
+    with fault_redis.client() as admin:
+        admin.config_set("requirepass", secret)
+    caplog.set_level(logging.DEBUG, logger="argo_perf")
+    shown: list[str] = []
+    for password in (secret, "wr0ng#pa55"):
+        encoded = urllib.parse.quote(password, safe="")
+        for url in (
+            f"redis://:{encoded}@127.0.0.1:{fault_redis.port}/0",
+            f"redis://127.0.0.1:{fault_redis.port}/0?password={encoded}",
+        ):
+            cache = AsyncRedisCache(url)
+            await cache.set("k", 1)
+            try:
+                await cache.clear()
+            except BackendError as exc:
+                shown += [str(exc), repr(exc)]
+            shown += [repr(cache), repr(cache.stats)]
+            await cache.close()
+            bucket = RedisTokenBucket(url, "k", rate=1, burst=1)
+            bucket.try_acquire()
+            shown += [repr(bucket), repr(bucket.stats)]
+            bucket.close()
+            state = RedisBreakerState(url)
+            state.publish_open("n", "t", 1.0)
+            shown += [repr(state), repr(state.stats)]
+            state.close()
+    text = "\n".join(shown) + caplog.text
+    assert "AuthenticationError" in text  # the wrong password was refused and told
+    for password in (secret, "wr0ng#pa55"):
+        assert password not in text
+        assert urllib.parse.quote(password, safe="") not in text
