@@ -268,3 +268,24 @@ async def test_no_password_reaches_a_message_repr_or_log_of_any_piece(
     for password in (secret, "wr0ng#pa55"):
         assert password not in text
         assert urllib.parse.quote(password, safe="") not in text
+
+
+def test_a_probe_hung_on_a_frozen_server_is_given_up_after_an_interval(
+    fault_redis: RedisServer,
+) -> None:
+    clock = ManualClock()
+    link = RedisLink(fault_redis.url, failure_threshold=1, socket_timeout=5.0, clock=clock)
+    down(link, clock)
+    fault_redis.pause()
+    try:
+        assert link.admit() is Admission.SKIP  # the first probe hangs on the frozen server
+        assert link.admit() is Admission.SKIP  # no second one within the interval
+        assert len(probe_threads()) == 1
+        clock.advance(link.health.probe_interval)
+        assert link.admit() is Admission.SKIP  # the hung probe is given up: a new one
+        assert len(probe_threads()) == 2
+    finally:
+        fault_redis.resume()
+    join_redis_probes()
+    assert link.health.available  # both PINGs answered once Redis thawed
+    link.close()
