@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import time
 import urllib.parse
@@ -289,3 +290,30 @@ def test_a_probe_hung_on_a_frozen_server_is_given_up_after_an_interval(
     join_redis_probes()
     assert link.health.available  # both PINGs answered once Redis thawed
     link.close()
+
+
+def test_close_from_another_thread_closes_a_running_loops_sockets(
+    fault_redis: RedisServer,
+) -> None:
+    link = RedisLink(fault_redis.url, socket_timeout=2.0)
+    opened = threading.Event()
+    closed = threading.Event()
+    sockets: list[socket.socket] = []
+
+    async def hold() -> None:
+        client = link.async_client()
+        await client.ping()
+        connection = next(iter(client.connection_pool._available_connections))  # type: ignore[union-attr]
+        sockets.append(connection._writer.get_extra_info("socket"))
+        opened.set()
+        await asyncio.to_thread(closed.wait, 10)
+        await asyncio.sleep(0.05)  # the loop runs what close() handed it
+
+    thread = threading.Thread(target=asyncio.run, args=(hold(),))
+    thread.start()
+    assert opened.wait(10)
+    link.close()  # from this thread, while the loop holding the client runs
+    closed.set()
+    thread.join(10)
+    assert sockets[0].fileno() == -1  # the transport was closed, not left to the collector
+    assert connected(fault_redis) == 0
