@@ -36,7 +36,7 @@ from argo_perf._redis import PROBE_THREAD_NAME, BackendHealth
 from argo_perf.cache import USE_DEFAULT
 from argo_perf.cache._default import _reset_default_cache
 from argo_perf.cache._envelope import _HEAD, _MAGIC, _TIMES
-from argo_perf.testing import RedisServer
+from argo_perf.testing import RedisServer, join_redis_probes
 
 KEY = b"0123456789abcdef-signing"
 # Generous timeouts for servers that are not meant to time out, so a loaded machine
@@ -54,11 +54,11 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 
 def join_probe(cache: RedisCache) -> None:
-    """Wait for the cache's background probe (a thread named for it) to report."""
-    probes = [t for t in threading.enumerate() if t.name == PROBE_THREAD_NAME]
-    assert probes
-    for thread in probes:
-        thread.join(5.0)
+    """Wait for the cache's background probe (a thread named for it) to report.
+
+    The probe may have reported already (a refused connection answers at once).
+    """
+    join_redis_probes()
 
 
 async def join_async_probe(cache: AsyncRedisCache) -> None:
