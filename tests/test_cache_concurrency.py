@@ -307,8 +307,10 @@ async def test_a_cancelled_leader_does_not_cancel_the_load_for_its_waiters(redis
     await cache.close()
 
 
-@pytest.mark.skipif(not hasattr(asyncio.Task, "cancelling"), reason="Task.cancelling: 3.11+")
 async def test_waiters_load_themselves_when_the_shared_load_is_cancelled(redis_url: str) -> None:
+    # Python 3.10 has no Task.cancelling(): a waiter cannot tell a cancelled
+    # load from its own cancellation, so it takes the documented safe side.
+    can_tell = hasattr(asyncio.Task, "cancelling")
     cache = AsyncRedisCache(redis_url, **ROOMY)
     calls = 0
 
@@ -324,8 +326,12 @@ async def test_waiters_load_themselves_when_the_shared_load_is_cancelled(redis_u
     results = await asyncio.gather(*tasks, return_exceptions=True)
     # The caller whose load was cancelled sees it; the others were not cancelled.
     assert isinstance(results[0], asyncio.CancelledError)
-    assert results[1:] == [7, 7, 7]
-    assert calls == 2
+    if can_tell:
+        assert results[1:] == [7, 7, 7]
+        assert calls == 2
+    else:
+        assert all(isinstance(r, asyncio.CancelledError) for r in results[1:])
+        assert calls == 1
     await cache.close()
 
 
