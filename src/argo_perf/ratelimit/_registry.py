@@ -299,6 +299,10 @@ class RateLimiter:
         burst and are paid back at the new rate; reconfiguring refills nothing.
         Use `configure` to add a source.
 
+        With ``redis``, the change is this process's: it rescales the shared
+        state, but every other process keeps its own limit until it applies the
+        same change (the state is rescaled once however many processes do).
+
         Raises:
             ConfigError: a bad config, or ``source`` is not configured (the
                 message lists the known sources).
