@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 
-from argo_perf import RateLimitConfig, RateLimiter
+from argo_perf import ConfigError, RateLimitConfig, RateLimiter, RateLimitExceeded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -177,3 +178,53 @@ def test_every_process_applying_one_reconfigure_rescales_the_shared_state_once(
         assert limiter.get("vendor").wait_time() == pytest.approx(500, abs=1)
     one.close()
     other.close()
+
+
+# -- the asyncio face reaches Redis as the sync one does ----------------------------------
+
+
+async def test_a_penalty_from_the_asyncio_face_holds_back_every_process(redis_url: str) -> None:
+    configs = {"vendor": RateLimitConfig(100, 10)}
+    client = redis.asyncio.Redis.from_url(redis_url)
+    one = RateLimiter(configs, redis=client)
+    other = RateLimiter(configs, redis=redis_url)
+    await one.penalize_async("vendor", 30)
+    assert not other.try_acquire("vendor")
+    assert other.get("vendor").wait_time() == pytest.approx(30, abs=1)
+    with pytest.raises(RateLimitExceeded):
+        await one.wait_for_permission("vendor", timeout=0)
+    await client.aclose()
+    other.close()
+
+
+async def test_a_reconfigure_from_the_asyncio_face_rescales_the_shared_state(
+    redis_url: str,
+) -> None:
+    configs = {"vendor": RateLimitConfig(SLOW, 10)}
+    client = redis.asyncio.Redis.from_url(redis_url)
+    one = RateLimiter(configs, redis=client)
+    other = RateLimiter(configs, redis=redis_url)
+    for _ in range(10):
+        await one.wait_for_permission("vendor", timeout=0)
+    faster = RateLimitConfig(2 * SLOW, 10)
+    await one.reconfigure_async("vendor", faster)
+    assert one.config("vendor") == faster
+    other.reconfigure("vendor", faster)
+    for wait in (await one.get("vendor").wait_time_async(), other.get("vendor").wait_time()):
+        assert wait == pytest.approx(500, abs=1)  # rescaled once, as by the sync face
+    await client.aclose()
+    other.close()
+
+
+async def test_the_asyncio_face_configures_and_penalizes_local_buckets_too() -> None:
+    limiter = RateLimiter({"vendor": RateLimitConfig(SLOW, 2)})
+    await limiter.configure_async("new", RateLimitConfig(SLOW, 1))
+    assert limiter.try_acquire("new")
+    await limiter.reconfigure_async("vendor", RateLimitConfig(SLOW, 1))
+    assert limiter.config("vendor").burst_size == 1
+    assert limiter.try_acquire("vendor")
+    assert not limiter.try_acquire("vendor")
+    await limiter.penalize_async("new", 30)
+    assert limiter.get("new").wait_time() >= 30
+    with pytest.raises(ConfigError, match="not configured"):
+        await limiter.reconfigure_async("nobody", RateLimitConfig(1, 1))

@@ -460,7 +460,10 @@ class RedisTokenBucket:
         Raises:
             ConfigError: as the constructor.
         """
-        args = self._rescale_args(rate, burst, quotas)
+        self._rescale(self._rescale_args(rate, burst, quotas))
+
+    def _rescale(self, args: list[Any]) -> None:
+        """Send a rescale with the sync client (none: the switch stays local)."""
         if self._link.has_sync:
             self._call(args)
 

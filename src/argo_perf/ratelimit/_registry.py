@@ -272,14 +272,13 @@ class RateLimiter:
         if not bucket.acquire(tokens, timeout):
             raise RateLimitExceeded(source, bucket.wait_time(tokens))
 
-    def configure(self, source: str, config: RateLimitConfig | Mapping[str, Any]) -> None:
-        """Set the limit of ``source``, adding the source when new.
+    def _configure(
+        self, source: str, config: RateLimitConfig | Mapping[str, Any]
+    ) -> tuple[RedisTokenBucket, list[Any]] | None:
+        """Switch ``source`` to ``config`` in this process, without I/O.
 
-        A source that has a bucket already keeps it, changed as by `reconfigure`:
-        what has been spent stays spent.
-
-        Raises:
-            ConfigError: a bad config or source name.
+        Shared by both faces: returns the Redis bucket and the script call that
+        rescales its shared state, for the caller to send (or None: nothing to send).
         """
         if not isinstance(source, str) or not source:
             raise ConfigError("source", source, "must be a non-empty string")
@@ -288,9 +287,47 @@ class RateLimiter:
             bucket = self._buckets.get(source)
             if bucket is None:
                 self._add(source, new)
-                return
-            bucket.reconfigure(new.requests_per_second, new.burst_size, new.quotas)
+                return None
+            rate, burst, quotas = new.requests_per_second, new.burst_size, new.quotas
+            rescale = None
+            if isinstance(bucket, RedisTokenBucket):
+                rescale = (bucket, bucket._rescale_args(rate, burst, quotas))
+            else:
+                bucket.reconfigure(rate, burst, quotas)
             self._configs[source] = new
+            return rescale
+
+    def configure(self, source: str, config: RateLimitConfig | Mapping[str, Any]) -> None:
+        """Set the limit of ``source``, adding the source when new.
+
+        A source that has a bucket already keeps it, changed as by `reconfigure`:
+        what has been spent stays spent. With an asyncio client as ``redis``,
+        use `configure_async`: this face cannot reach Redis to rescale the
+        shared state.
+
+        Raises:
+            ConfigError: a bad config or source name.
+        """
+        rescale = self._configure(source, config)
+        if rescale is not None:
+            bucket, args = rescale
+            bucket._rescale(args)
+
+    async def configure_async(
+        self, source: str, config: RateLimitConfig | Mapping[str, Any]
+    ) -> None:
+        """The asyncio face of `configure` (rescales the shared state with ``redis``)."""
+        rescale = self._configure(source, config)
+        if rescale is not None:
+            bucket, args = rescale
+            await bucket._call_async(args)
+
+    def _check_known(self, source: str) -> None:
+        with self._lock:
+            if source in self._buckets:
+                return
+            known = sorted(self._buckets)
+        raise ConfigError("source", source, f"is not configured (known: {known})")
 
     def reconfigure(self, source: str, config: RateLimitConfig | Mapping[str, Any]) -> None:
         """Change the limit of a known ``source`` at run time.
@@ -302,22 +339,51 @@ class RateLimiter:
         With ``redis``, the change is this process's: it rescales the shared
         state, but every other process keeps its own limit until it applies the
         same change (the state is rescaled once however many processes do).
+        With an asyncio client as ``redis``, use `reconfigure_async`: this face
+        cannot reach Redis to rescale the shared state.
 
         Raises:
             ConfigError: a bad config, or ``source`` is not configured (the
                 message lists the known sources).
         """
-        with self._lock:
-            known = source in self._buckets
-        if not known:
-            raise ConfigError(
-                "source", source, f"is not configured (known: {sorted(self._buckets)})"
-            )
+        self._check_known(source)
         self.configure(source, config)
 
+    async def reconfigure_async(
+        self, source: str, config: RateLimitConfig | Mapping[str, Any]
+    ) -> None:
+        """The asyncio face of `reconfigure` (rescales the shared state with ``redis``).
+
+        Raises:
+            ConfigError: as `reconfigure`.
+        """
+        self._check_known(source)
+        await self.configure_async(source, config)
+
     def penalize(self, source: str, retry_after: float) -> None:
-        """Grant ``source`` nothing for ``retry_after`` seconds (a 429 with Retry-After)."""
+        """Grant ``source`` nothing for ``retry_after`` seconds (a 429 with Retry-After).
+
+        With ``redis``, every process sharing the source is held back. With an
+        asyncio client as ``redis``, use `penalize_async`: this face cannot
+        reach Redis and holds back only this process's fallback bucket.
+
+        Raises:
+            ValueError: ``retry_after`` is negative or not finite.
+        """
         self.get(source).penalize(retry_after)
+
+    async def penalize_async(self, source: str, retry_after: float) -> None:
+        """The asyncio face of `penalize` (reaches Redis through the asyncio client).
+
+        Example:
+            >>> async def on_429(response):  # doctest: +SKIP
+            ...     await limiter.penalize_async("massive", float(response.headers["Retry-After"]))
+        """
+        bucket = self.get(source)
+        if isinstance(bucket, RedisTokenBucket):
+            await bucket.penalize_async(retry_after)
+        else:
+            bucket.penalize(retry_after)
 
     def close(self) -> None:
         """Close the Redis clients built from the ``redis`` URL (a client passed in stays open)."""
