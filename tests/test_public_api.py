@@ -52,6 +52,12 @@ EXPECTED = {
     # breaker
     "BreakerStats",
     "SharedStateStats",
+    # scheduler
+    "PriorityScheduler",
+    "ScheduleReport",
+    "SchedulerStats",
+    "SymbolResult",
+    "SymbolStatus",
 }
 
 

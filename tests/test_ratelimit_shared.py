@@ -7,12 +7,19 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import redis.asyncio
 
-from argo_perf import ConfigError, RateLimitConfig, RateLimiter, RateLimitExceeded
+from argo_perf import (
+    ConfigError,
+    RateLimitConfig,
+    RateLimiter,
+    RateLimitExceeded,
+    RedisTokenBucket,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +92,9 @@ def redis_now(client: redis.Redis) -> float:
     return seconds + micros / 1e6
 
 
-def _hammer(redis_url: str, client: redis.Redis, modes: list[str]) -> tuple[int, float, list[dict]]:
+def _hammer(
+    redis_url: str, client: redis.Redis, modes: list[str]
+) -> tuple[int, float, list[dict[str, Any]]]:
     """Run one worker per mode together; their total grants and the Redis seconds it took."""
     procs = [
         subprocess.Popen(
@@ -210,7 +219,9 @@ async def test_a_reconfigure_from_the_asyncio_face_rescales_the_shared_state(
     await one.reconfigure_async("vendor", faster)
     assert one.config("vendor") == faster
     other.reconfigure("vendor", faster)
-    for wait in (await one.get("vendor").wait_time_async(), other.get("vendor").wait_time()):
+    shared = one.get("vendor")
+    assert isinstance(shared, RedisTokenBucket)
+    for wait in (await shared.wait_time_async(), other.get("vendor").wait_time()):
         assert wait == pytest.approx(500, abs=1)  # rescaled once, as by the sync face
     await client.aclose()
     other.close()

@@ -52,6 +52,13 @@ from .ratelimit import (
     TokenBucket,
     get_rate_limiter,
 )
+from .scheduler import (
+    PriorityScheduler,
+    ScheduleReport,
+    SchedulerStats,
+    SymbolResult,
+    SymbolStatus,
+)
 from .ttl import AdaptiveTTL, AdaptiveTTLConfig
 from .volatility import VolatilityTracker
 
@@ -81,6 +88,7 @@ __all__ = [
     "MarketCalendar",
     "MarketSession",
     "NYSECalendar",
+    "PriorityScheduler",
     "Quota",
     "RateLimitConfig",
     "RateLimitExceeded",
@@ -88,8 +96,12 @@ __all__ = [
     "RedisBucketStats",
     "RedisCache",
     "RedisTokenBucket",
+    "ScheduleReport",
+    "SchedulerStats",
     "Serializer",
     "SharedStateStats",
+    "SymbolResult",
+    "SymbolStatus",
     "SystemClock",
     "TokenBucket",
     "VolatilityTracker",
