@@ -58,14 +58,18 @@ async def drive(clock: ManualClock, run: Coroutine[Any, Any, T], *steps: float) 
 
 
 def sleeper(
-    clock: ManualClock, seconds: dict[str, float], log: list[str] | None = None
+    clock: ManualClock, seconds: dict[str, float], cancelled: list[str] | None = None
 ) -> Callable[[str], Awaitable[str]]:
-    """An async call that takes ``seconds[symbol]`` on the clock and returns the symbol lowered."""
+    """An async call that takes ``seconds[symbol]`` (default 1) on the clock, returns the
+    symbol lowered, and notes in ``cancelled`` the symbols whose call saw its cancellation."""
 
     async def call(symbol: str) -> str:
-        if log is not None:
-            log.append(symbol)
-        await clock.sleep_async(seconds.get(symbol, 1.0))
+        try:
+            await clock.sleep_async(seconds.get(symbol, 1.0))
+        except asyncio.CancelledError:
+            if cancelled is not None:
+                cancelled.append(symbol)
+            raise
         return symbol.lower()
 
     return call
@@ -225,15 +229,7 @@ async def test_the_deadline_cancels_running_calls_and_leaves_the_rest_not_starte
 ) -> None:
     scheduler = PriorityScheduler(clock=clock)
     seen_cancel: list[str] = []
-
-    async def call(symbol: str) -> str:
-        try:
-            await clock.sleep_async({"A": 1.0, "B": 10.0, "C": 2.0}.get(symbol, 1.0))
-        except asyncio.CancelledError:
-            seen_cancel.append(symbol)
-            raise
-        return symbol
-
+    call = sleeper(clock, {"A": 1.0, "B": 10.0, "C": 2.0}, seen_cancel)
     run = scheduler.run(["A", "B", "C", "D", "E"], call, concurrency=2, deadline=2.5)
     task = asyncio.ensure_future(run)
     await settle()
@@ -323,15 +319,7 @@ async def test_cancelling_the_run_cancels_every_call_it_started_and_propagates(
 ) -> None:
     scheduler = PriorityScheduler(clock=clock)
     cancelled: list[str] = []
-
-    async def call(symbol: str) -> str:
-        try:
-            await clock.sleep_async(10)
-        except asyncio.CancelledError:
-            cancelled.append(symbol)
-            raise
-        return symbol
-
+    call = sleeper(clock, {}, cancelled)
     task = asyncio.ensure_future(scheduler.run(["A", "B", "C"], call, concurrency=2))
     await settle()
     task.cancel()
