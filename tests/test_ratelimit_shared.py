@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RATE = 40.0
 BURST = 10
-HAMMER_SECONDS = 0.6
+HAMMER_SECONDS = 0.5
 
 # Each worker builds its own RateLimiter on the URL, says it is ready, waits for
 # "go" on stdin (so the processes hammer together), then takes what it can from
