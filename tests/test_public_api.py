@@ -52,6 +52,10 @@ EXPECTED = {
     # breaker
     "BreakerStats",
     "SharedStateStats",
+    # batching
+    "Batcher",
+    "BatcherStats",
+    "MissingKeyError",
 }
 
 
