@@ -48,8 +48,8 @@ class BatcherStats:
 
     Counters count from the batcher's creation and are never reset; read two
     snapshots and subtract for a rate. ``keys_fetched / batches`` is the mean
-    batch size, and ``keys_requested - keys_fetched`` about the calls batching
-    saved on top of the batches themselves.
+    batch size, and ``keys_requested / batches`` the single-key calls each
+    call of the batch function served.
 
     Example:
         ```python
@@ -97,8 +97,9 @@ class _Window(Generic[K, V]):
 
     def __init__(self, scope: object, signal: Any) -> None:
         self.scope = scope
-        # The face's waitable, set when the window is DONE or ABANDONED: a
-        # threading.Event (sync face) or an asyncio.Future (asyncio face).
+        # How the face wakes the window's callers when it is DONE or ABANDONED:
+        # a threading.Event (sync face), or a list of each caller's asyncio
+        # future (asyncio face: a cancelled caller cancels only its own).
         self.signal = signal
         self.keys: dict[K, None] = {}  # distinct keys, in the order first asked for
         self.state = _OPEN
@@ -314,8 +315,9 @@ class Batcher(Generic[K, V]):
         clock: time source and sleeper (default `SystemClock`).
 
     Raises:
-        ConfigError: ``batch_fn`` is not callable, ``max_size`` is not an int
-            >= 1, or ``window`` is negative, infinite or not a number.
+        ConfigError: ``batch_fn`` is not callable, ``max_size`` is not an
+            int of at least 1, or ``window`` is negative, infinite or not a
+            number.
 
     Example:
         ```python
@@ -455,12 +457,15 @@ class Batcher(Generic[K, V]):
         windows = self._windows
         first = True
         while True:
-            window, role = windows.join(loop, key, loop.create_future, first)
+            window, role = windows.join(loop, key, list, first)
             first = False
+            # This caller's own future: cancelling the caller cancels it and nothing else.
+            # Added after join without a lock: only this loop's thread settles this window.
+            woken: asyncio.Future[None] = loop.create_future()
+            window.signal.append(woken)
             if role is not _JOINED:
                 self._launch(window, role)
-            # shield: a cancelled caller stops waiting without cancelling the window.
-            await asyncio.shield(window.signal)
+            await woken
             try:
                 return windows.answer(window, key)
             except _Abandoned:
@@ -510,9 +515,10 @@ class Batcher(Generic[K, V]):
         return f"Batcher({name}, max_size={self.max_size}, window={self.window:g})"
 
 
-def _wake(signal: asyncio.Future[None]) -> None:
-    if not signal.done():
-        signal.set_result(None)
+def _wake(callers: list[asyncio.Future[None]]) -> None:
+    for woken in callers:
+        if not woken.done():  # a cancelled caller's future is done
+            woken.set_result(None)
 
 
 def _discard(awaitable: object) -> None:
