@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from _markdown import table
 from argo_perf import Batcher
 
 try:
@@ -46,14 +47,6 @@ LATENCY = 0.005  # seconds a vendor request takes, whatever it asks for
 PER_KEY = 20e-6  # seconds the vendor spends on each symbol of a request
 CONNECTIONS = 10  # vendor requests in flight at once
 SYMBOLS = [f"S{n:03d}" for n in range(CALLERS)]
-
-
-def table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    print(f"\n## {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join(" --- " for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 
 class AsyncVendor:

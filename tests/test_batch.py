@@ -87,6 +87,11 @@ def spawn(*coroutines: Coroutine[Any, Any, Any]) -> list[asyncio.Task[Any]]:
     return [asyncio.ensure_future(coroutine) for coroutine in coroutines]
 
 
+async def load_all(batcher: Batcher[Any, Any], keys: list[Any]) -> list[Any]:
+    """Each key's value or exception, from one task per key started together."""
+    return await asyncio.gather(*(batcher.load_async(key) for key in keys), return_exceptions=True)
+
+
 # -- construction ---------------------------------------------------------------------
 
 
@@ -220,12 +225,7 @@ async def test_a_duplicate_key_does_not_count_towards_max_size() -> None:
 async def test_a_missing_key_fails_its_callers_only_and_extra_keys_are_ignored() -> None:
     vendor = Vendor(missing=frozenset({"ZZZZ"}))
     batcher = Batcher(vendor.answer_async, window=0)
-    results = await asyncio.gather(
-        batcher.load_async("AAPL"),
-        batcher.load_async("ZZZZ"),
-        batcher.load_async("ZZZZ"),
-        return_exceptions=True,
-    )
+    results = await load_all(batcher, ["AAPL", "ZZZZ", "ZZZZ"])
     assert results[0] == ("AAPL", 0)
     for error in results[1:]:
         assert isinstance(error, MissingKeyError)
@@ -239,12 +239,7 @@ async def test_a_missing_key_fails_its_callers_only_and_extra_keys_are_ignored()
 async def test_a_key_answered_with_an_exception_raises_it_in_its_callers_only() -> None:
     vendor = Vendor(bad=frozenset({"XXXX"}))
     batcher = Batcher(vendor.answer_async, window=0)
-    results = await asyncio.gather(
-        batcher.load_async("XXXX"),
-        batcher.load_async("AAPL"),
-        batcher.load_async("XXXX"),
-        return_exceptions=True,
-    )
+    results = await load_all(batcher, ["XXXX", "AAPL", "XXXX"])
     assert results[1] == ("AAPL", 0)
     assert isinstance(results[0], LookupError)
     assert results[2] is results[0]
@@ -254,9 +249,7 @@ async def test_a_key_answered_with_an_exception_raises_it_in_its_callers_only() 
 async def test_a_failing_batch_fails_its_callers_and_no_others() -> None:
     vendor = Vendor(failing=lambda index, keys: index == 0)
     batcher = Batcher(vendor.answer_async, max_size=2, window=0)
-    results = await asyncio.gather(
-        *(batcher.load_async(n) for n in range(4)), return_exceptions=True
-    )
+    results = await load_all(batcher, list(range(4)))
     assert [type(r) for r in results[:2]] == [Down, Down]
     assert results[2:] == [(2, 1), (3, 1)]
     stats = batcher.stats
@@ -306,14 +299,12 @@ async def test_a_mapping_that_fails_to_read_fails_the_batch() -> None:
         await batcher.load_async("AAPL")
 
 
-@pytest.mark.parametrize("face", ["sync", "async"])
-async def test_an_unhashable_key_is_a_type_error(face: str) -> None:
+async def test_an_unhashable_key_is_a_type_error() -> None:
     batcher = Batcher(Vendor().answer, window=0)
     with pytest.raises(TypeError, match="key must be hashable, got list"):
-        if face == "sync":
-            batcher.load(["AAPL"])
-        else:
-            await batcher.load_async(["AAPL"])
+        batcher.load(["AAPL"])
+    with pytest.raises(TypeError, match="key must be hashable, got list"):
+        await batcher.load_async(["AAPL"])
     assert batcher.stats.keys_requested == 0
 
 
@@ -360,7 +351,7 @@ def check_own_answers(
         assert len(batch) == len(set(batch)) <= batcher.max_size
         if vendor.failing(index, batch):
             failed.add(index)
-    for key, result in zip(keys, results):
+    for key, result in zip(keys, results, strict=True):
         if isinstance(result, tuple):
             assert result[0] == key
             assert key in vendor.calls[result[1]]
@@ -424,12 +415,7 @@ def test_every_task_gets_its_own_answer_for_any_keys_and_failures(
     vendor = Vendor(failing=lambda index, batch: index in failing, missing=missing, bad=bad)
     batcher = Batcher(vendor.answer_async, max_size=max_size, window=0)
 
-    async def main() -> list[Any]:
-        return await asyncio.gather(
-            *(batcher.load_async(key) for key in keys), return_exceptions=True
-        )
-
-    results = asyncio.run(main())
+    results = asyncio.run(load_all(batcher, keys))
     check_own_answers(keys, results, vendor, batcher)
     assert vendor.calls == windows_of(keys, max_size)
 
