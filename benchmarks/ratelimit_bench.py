@@ -35,19 +35,12 @@ import limits.strategies
 import pyrate_limiter
 import redis
 
+from _markdown import table
 from argo_perf import RedisTokenBucket, TokenBucket
 from argo_perf._redis import sync_client
 from argo_perf.testing import RedisServer
 
 HUGE = 10**9  # limits nobody reaches: the granted path is what is measured
-
-
-def table(title: str, header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    print(f"\n## {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join(" --- " for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 
 def sync_samples(

@@ -9,6 +9,7 @@ from argo_perf import (
     BackendError,
     CircuitOpenError,
     ConfigError,
+    MissingKeyError,
     RateLimitExceeded,
 )
 
@@ -40,3 +41,11 @@ def test_rate_limit_exceeded_message(retry_after: float | None, text: str) -> No
 
 def test_backend_error_is_an_argo_perf_error() -> None:
     assert issubclass(BackendError, ArgoPerfError)
+
+
+def test_missing_key_error_names_the_key_and_is_a_key_error() -> None:
+    err = MissingKeyError("ZZZZ")
+    assert err.key == "ZZZZ"
+    assert str(err) == "the batch function returned no value for key 'ZZZZ'"
+    assert isinstance(err, KeyError)
+    assert isinstance(err, ArgoPerfError)

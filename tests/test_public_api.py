@@ -58,6 +58,10 @@ EXPECTED = {
     "SchedulerStats",
     "SymbolResult",
     "SymbolStatus",
+    # batching
+    "Batcher",
+    "BatcherStats",
+    "MissingKeyError",
 }
 
 

@@ -6,6 +6,7 @@ The package face only re-exports; each concept lives in its own module.
 import logging as _logging
 
 from ._version import __version__
+from .batch import Batcher, BatcherStats
 from .breaker import (
     BreakerStats,
     CircuitBreaker,
@@ -30,6 +31,7 @@ from .errors import (
     BackendError,
     CircuitOpenError,
     ConfigError,
+    MissingKeyError,
     RateLimitExceeded,
 )
 from .gate import ChangeGate
@@ -70,6 +72,8 @@ __all__ = [
     "ArgoPerfError",
     "AsyncRedisCache",
     "BackendError",
+    "Batcher",
+    "BatcherStats",
     "BreakerStats",
     "BucketStats",
     "CacheConfig",
@@ -87,6 +91,7 @@ __all__ = [
     "ManualClock",
     "MarketCalendar",
     "MarketSession",
+    "MissingKeyError",
     "NYSECalendar",
     "PriorityScheduler",
     "Quota",

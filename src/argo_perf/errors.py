@@ -7,6 +7,7 @@ __all__ = [
     "BackendError",
     "CircuitOpenError",
     "ConfigError",
+    "MissingKeyError",
     "RateLimitExceeded",
 ]
 
@@ -116,3 +117,29 @@ class RateLimitExceeded(ArgoPerfError):
         self.retry_after = retry_after
         hint = "" if retry_after is None else f"; retry after {retry_after:.3f}s"
         super().__init__(f"rate limit for {source!r} exceeded{hint}")
+
+
+class MissingKeyError(ArgoPerfError, KeyError):
+    """A `Batcher`'s batch function returned no value for a key that was asked for.
+
+    Raised to that key's callers only; the other keys of the batch are served.
+    It is also a `KeyError`, so ``except KeyError`` catches it.
+
+    Attributes:
+        key: the key the batch function's mapping did not contain.
+
+    Example:
+        ```python
+        >>> error = MissingKeyError("ZZZZ")
+        >>> (error.key, str(error))
+        ('ZZZZ', "the batch function returned no value for key 'ZZZZ'")
+
+        ```
+    """
+
+    def __init__(self, key: object) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"the batch function returned no value for key {self.key!r}"

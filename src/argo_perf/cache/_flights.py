@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._failure import SharedFailure
 from ._entry import Entry
 from ._stats import Counters, Source
 
@@ -29,7 +30,7 @@ class Landing:
     that held a fresh value (``entry``).
     """
 
-    __slots__ = ("entry", "error", "source", "stale", "trace", "value")
+    __slots__ = ("entry", "error", "shared", "source", "stale", "value")
 
     def __init__(
         self,
@@ -44,14 +45,13 @@ class Landing:
         self.entry = entry
         self.stale = stale
         self.error = error
-        # The loader's traceback: every caller raises the one exception, and each
-        # raise would otherwise add that caller's frames to the last one's.
-        self.trace = None if error is None else error.__traceback__
+        # Every caller raises the one exception, each from the loader's traceback.
+        self.shared = None if error is None else SharedFailure(error)
 
     def failure(self) -> Exception:
         """The loader's exception, with the loader's own traceback, for one caller to raise."""
-        assert self.error is not None
-        return self.error.with_traceback(self.trace)
+        assert self.shared is not None
+        return self.shared.for_caller()
 
 
 class Flights:
