@@ -52,6 +52,10 @@ EXPECTED = {
     # breaker
     "BreakerStats",
     "SharedStateStats",
+    # live reconfiguration
+    "ConfigChange",
+    "ConfigWatcher",
+    "LiveConfig",
 }
 
 

@@ -52,6 +52,7 @@ from .ratelimit import (
     TokenBucket,
     get_rate_limiter,
 )
+from .reload import ConfigChange, ConfigWatcher, LiveConfig
 from .ttl import AdaptiveTTL, AdaptiveTTLConfig
 from .volatility import VolatilityTracker
 
@@ -76,7 +77,10 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "Clock",
+    "ConfigChange",
     "ConfigError",
+    "ConfigWatcher",
+    "LiveConfig",
     "ManualClock",
     "MarketCalendar",
     "MarketSession",
