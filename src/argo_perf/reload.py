@@ -206,12 +206,15 @@ class LiveConfig:
         ConfigError: an argument of the wrong type, or none of the three given.
 
     Example:
+        ```python
         >>> limiter = RateLimiter({"xai": {"requests_per_second": 1, "burst_size": 5}})
         >>> live = LiveConfig(limiter)
         >>> [str(change) for change in live.apply({"rate_limits": {"xai": {"burst_size": 10}}})]
         ['rate_limits.xai.burst_size: 5 -> 10']
         >>> live.apply({"rate_limits": {"xai": {"burst_size": 10}}})
         []
+
+        ```
     """
 
     def __init__(
