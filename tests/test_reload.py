@@ -31,6 +31,7 @@ from argo_perf import (
     Quota,
     RateLimitConfig,
     RateLimiter,
+    TokenBucket,
 )
 
 
@@ -302,14 +303,23 @@ def test_doctests() -> None:
 # -- what a change does to waiters and open circuits ------------------------------
 
 
+async def queued_waiter(
+    live: LiveConfig, limiter: RateLimiter
+) -> tuple[TokenBucket, asyncio.Task[bool]]:
+    """xai at 1/s, burst 1, its token taken and a waiter queued for t=1."""
+    live.apply({"rate_limits": {"xai": {"requests_per_second": 1, "burst_size": 1}}})
+    bucket = limiter.get("xai")
+    assert isinstance(bucket, TokenBucket)
+    assert bucket.try_acquire()
+    waiter = asyncio.create_task(bucket.acquire_async())
+    await asyncio.sleep(0)
+    return bucket, waiter
+
+
 async def test_queued_waiters_keep_their_turn_and_what_they_reserved_is_owed_at_the_new_rate(
     live: LiveConfig, limiter: RateLimiter, clock: ManualClock
 ) -> None:
-    live.apply({"rate_limits": {"xai": {"requests_per_second": 1, "burst_size": 1}}})
-    bucket = limiter.get("xai")
-    assert bucket.try_acquire()
-    waiter = asyncio.create_task(bucket.acquire_async())  # granted at t=1
-    await asyncio.sleep(0)
+    bucket, waiter = await queued_waiter(live, limiter)
     live.apply({"rate_limits": {"xai": {"requests_per_second": 0.5}}})
     # Two tokens (the one taken, the one reserved) are owed at 0.5/s now: 4 s.
     assert bucket.wait_time() == pytest.approx(4.0)
@@ -605,11 +615,7 @@ async def test_a_failing_async_check_does_not_end_the_polling(
 async def test_a_higher_rate_does_not_wake_a_queued_waiter_earlier(
     live: LiveConfig, limiter: RateLimiter, clock: ManualClock
 ) -> None:
-    live.apply({"rate_limits": {"xai": {"requests_per_second": 1, "burst_size": 1}}})
-    bucket = limiter.get("xai")
-    assert bucket.try_acquire()
-    waiter = asyncio.create_task(bucket.acquire_async())  # granted at t=1
-    await asyncio.sleep(0)
+    bucket, waiter = await queued_waiter(live, limiter)
     live.apply({"rate_limits": {"xai": {"requests_per_second": 10}}})
     assert bucket.wait_time() == pytest.approx(0.2)  # the 2 tokens owed, at 10/s
     clock.advance(0.9)

@@ -146,11 +146,19 @@ def _diff(path: str, old: object, new: object) -> list[ConfigChange]:
     ]
 
 
+_Step = tuple[Callable[[], None], list[ConfigChange]]
+"""A change to make, and what it changes."""
+
+
+def _step(path: str, current: C, entry: object, change: Callable[[C], None]) -> list[_Step]:
+    """The change to make with ``entry`` over ``current``: none when nothing differs."""
+    new = _updated(path, current, entry)
+    changes = _diff(path, current, new)
+    return [(functools.partial(change, new), changes)] if changes else []
+
+
 def _known(names: list[str]) -> str:
     return ", ".join(names) or "none"
-
-
-_Step = tuple[Callable[[], None], list[ConfigChange]]
 
 
 class LiveConfig:
@@ -366,10 +374,7 @@ class LiveConfig:
                     _shown(entry),
                     f"is not a configured source (known: {_known(limiter.names())})",
                 )
-            new = _updated(path, current, entry)
-            changes = _diff(path, current, new)
-            if changes:
-                steps.append((functools.partial(limiter.configure, source, new), changes))
+            steps += _step(path, current, entry, functools.partial(limiter.configure, source))
         return steps
 
     def _breaker_steps(self, section: object) -> list[_Step]:
@@ -388,20 +393,14 @@ class LiveConfig:
                     "is not a known breaker and the registry has no default "
                     f"(known: {_known(registry.names())})",
                 ) from None
-            new = _updated(path, current, entry)
-            changes = _diff(path, current, new)
-            if changes:
-                steps.append((functools.partial(registry.configure, name, new), changes))
+            steps += _step(path, current, entry, functools.partial(registry.configure, name))
         return steps
 
     def _ttl_steps(self, section: object) -> list[_Step]:
         ttl = self.ttl
         if ttl is None:
             raise _unmanaged("ttl", section, "AdaptiveTTL")
-        current = ttl.config
-        new = _updated("ttl", current, section)
-        changes = _diff("ttl", current, new)
-        return [(functools.partial(ttl.reconfigure, new), changes)] if changes else []
+        return _step("ttl", ttl.config, section, ttl.reconfigure)
 
     def __repr__(self) -> str:
         managed = [
