@@ -157,6 +157,20 @@ def _step(path: str, current: C, entry: object, change: Callable[[C], None]) -> 
     return [(functools.partial(change, new), changes)] if changes else []
 
 
+def _named_steps(
+    kind: str,
+    section: object,
+    current: Callable[[str, str, object], C],
+    configure: Callable[[str, C], None],
+) -> list[_Step]:
+    """The changes of a section keyed by name: ``current(path, name, entry)`` is the config now."""
+    steps: list[_Step] = []
+    for name, entry in _entries(section, kind):
+        path = f"{kind}.{name}"
+        steps += _step(path, current(path, name, entry), entry, functools.partial(configure, name))
+    return steps
+
+
 def _known(names: list[str]) -> str:
     return ", ".join(names) or "none"
 
@@ -361,31 +375,25 @@ class LiveConfig:
         limiter = self.limiter
         if limiter is None:
             raise _unmanaged("rate_limits", section, "RateLimiter")
-        steps: list[_Step] = []
-        for source, entry in _entries(section, "rate_limits"):
-            path = f"rate_limits.{source}"
+
+        def current(path: str, source: str, entry: object) -> RateLimitConfig:
             if source in limiter:
-                current = limiter.config(source)
-            elif limiter.default is not None:
-                current = limiter.default
-            else:
-                raise ConfigError(
-                    path,
-                    _shown(entry),
-                    f"is not a configured source (known: {_known(limiter.names())})",
-                )
-            steps += _step(path, current, entry, functools.partial(limiter.configure, source))
-        return steps
+                return limiter.config(source)
+            if limiter.default is not None:
+                return limiter.default
+            known = _known(limiter.names())
+            raise ConfigError(path, _shown(entry), f"is not a configured source (known: {known})")
+
+        return _named_steps("rate_limits", section, current, limiter.configure)
 
     def _breaker_steps(self, section: object) -> list[_Step]:
         registry = self.breakers
         if registry is None:
             raise _unmanaged("breakers", section, "CircuitBreakerRegistry")
-        steps: list[_Step] = []
-        for name, entry in _entries(section, "breakers"):
-            path = f"breakers.{name}"
+
+        def current(path: str, name: str, entry: object) -> CircuitBreakerConfig:
             try:
-                current = registry.config(name)
+                return registry.config(name)
             except ConfigError:
                 raise ConfigError(
                     path,
@@ -393,8 +401,8 @@ class LiveConfig:
                     "is not a known breaker and the registry has no default "
                     f"(known: {_known(registry.names())})",
                 ) from None
-            steps += _step(path, current, entry, functools.partial(registry.configure, name))
-        return steps
+
+        return _named_steps("breakers", section, current, registry.configure)
 
     def _ttl_steps(self, section: object) -> list[_Step]:
         ttl = self.ttl
