@@ -138,10 +138,10 @@ def _quotas(path: str, quotas: object) -> tuple[Quota, ...]:
     return tuple(built)
 
 
-def _diff(path: str, old: object, new: object) -> list[ConfigChange]:
+def _diff(path: str, old: C, new: C) -> list[ConfigChange]:
     return [
         ConfigChange(f"{path}.{field.name}", getattr(old, field.name), getattr(new, field.name))
-        for field in dataclasses.fields(old)  # type: ignore[arg-type]
+        for field in dataclasses.fields(old)
         if getattr(old, field.name) != getattr(new, field.name)
     ]
 
