@@ -570,6 +570,8 @@ class ConfigWatcher:
         if isinstance(self._clock, SystemClock):
             # The same wall time, but close() ends the wait at once.
             return not self._stop.wait(self.interval)
+        if self._stop.is_set():
+            return False
         self._clock.sleep(self.interval)
         return not self._stop.is_set()
 
