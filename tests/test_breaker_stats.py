@@ -127,6 +127,25 @@ def test_registry_verbs(clock: ManualClock) -> None:
         registry.configure("xai", "fast")  # type: ignore[arg-type]
 
 
+def test_registry_config_tells_a_names_configuration_without_building_it(
+    clock: ManualClock,
+) -> None:
+    registry = CircuitBreakerRegistry(
+        {"xai": CircuitBreakerConfig(failure_threshold=1)},
+        default=CircuitBreakerConfig(timeout=5.0),
+        clock=clock,
+    )
+    assert registry.config("xai") == CircuitBreakerConfig(failure_threshold=1)
+    assert registry.config("massive") == CircuitBreakerConfig(timeout=5.0)  # the default
+    assert registry.names() == ["xai"]
+    assert not registry.stats  # nothing built
+    registry["massive"].reconfigure(CircuitBreakerConfig(timeout=7.0))
+    assert registry.config("massive").timeout == 7.0  # the live breaker's own
+    strict = CircuitBreakerRegistry({"xai": CircuitBreakerConfig()}, default=None)
+    with pytest.raises(ConfigError, match="known: 'xai'"):
+        strict.config("massive")
+
+
 def test_a_registry_without_default_refuses_unknown_names(clock: ManualClock) -> None:
     registry = CircuitBreakerRegistry(
         {"xai": CircuitBreakerConfig(), "massive": CircuitBreakerConfig()},

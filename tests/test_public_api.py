@@ -62,6 +62,10 @@ EXPECTED = {
     "Batcher",
     "BatcherStats",
     "MissingKeyError",
+    # live reconfiguration
+    "ConfigChange",
+    "ConfigWatcher",
+    "LiveConfig",
 }
 
 

@@ -376,6 +376,32 @@ def test_ttl_for_from_threads() -> None:
     assert results == [20.0] * 800
 
 
+def test_reconfigure_swaps_the_table_for_later_calls() -> None:
+    ttl = AdaptiveTTL(clock=ManualClock(MONDAY_NOON))
+    assert ttl.ttl_for("AAPL") == 20.0
+    ttl.reconfigure(AdaptiveTTLConfig(stock_ttl=15.0, refresh_threshold=0.1))
+    assert ttl.ttl_for("AAPL") == 15.0
+    assert ttl.should_refresh("AAPL", 100.0)
+    assert not ttl.should_refresh("AAPL", 105.0)  # the new threshold: 10 %
+    with pytest.raises(ConfigError, match="config must be an AdaptiveTTLConfig"):
+        ttl.reconfigure({"stock_ttl": 15.0})  # type: ignore[arg-type]
+    assert ttl.config.stock_ttl == 15.0
+
+
+def test_a_call_racing_a_reconfigure_answers_by_one_table_only() -> None:
+    old = AdaptiveTTLConfig(stock_ttl=10.0, jitter=0.5)
+    new = AdaptiveTTLConfig(stock_ttl=100.0)
+
+    class Reconfiguring(NYSECalendar):
+        def seconds_until_open(self, dt: datetime) -> float:
+            ttl.reconfigure(new)  # lands in the middle of ttl_for
+            return super().seconds_until_open(dt)
+
+    ttl = AdaptiveTTL(old, calendar=Reconfiguring(), rng=lambda: 0.75)
+    assert ttl.ttl_for("AAPL", MONDAY_NOON) == 12.5  # 10 s, jittered by the old table's 0.5
+    assert ttl.ttl_for("AAPL", MONDAY_NOON) == 100.0
+
+
 # --- should_refresh ------------------------------------------------------------------
 
 

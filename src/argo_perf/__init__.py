@@ -54,6 +54,7 @@ from .ratelimit import (
     TokenBucket,
     get_rate_limiter,
 )
+from .reload import ConfigChange, ConfigWatcher, LiveConfig
 from .scheduler import (
     PriorityScheduler,
     ScheduleReport,
@@ -87,7 +88,10 @@ __all__ = [
     "CircuitOpenError",
     "CircuitState",
     "Clock",
+    "ConfigChange",
     "ConfigError",
+    "ConfigWatcher",
+    "LiveConfig",
     "ManualClock",
     "MarketCalendar",
     "MarketSession",

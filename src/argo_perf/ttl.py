@@ -193,14 +193,15 @@ class AdaptiveTTL:
         is_high = self._is_high
         high = is_high is not None and is_high(symbol)
         config = self.config
+        jitter = config.jitter
         if crypto:
             ttl = config.crypto_high_vol_ttl if high else config.crypto_ttl
-            return self._jitter(ttl) if config.jitter else ttl
+            return self._jitter(ttl, jitter) if jitter else ttl
         wait = self.calendar.seconds_until_open(now)
         if wait == 0.0:
             ttl = config.stock_high_vol_ttl if high else config.stock_ttl
-            return self._jitter(ttl) if config.jitter else ttl
-        ttl = self._jitter(config.closed_ttl) if config.jitter else config.closed_ttl
+            return self._jitter(ttl, jitter) if jitter else ttl
+        ttl = self._jitter(config.closed_ttl, jitter) if jitter else config.closed_ttl
         if ttl < wait:
             return ttl
         if not config.open_jitter:
@@ -224,8 +225,30 @@ class AdaptiveTTL:
         kinds[symbol] = crypto
         return crypto
 
-    def _jitter(self, ttl: float) -> float:
-        return ttl * (1.0 + self.config.jitter * (2.0 * self._rng() - 1.0))
+    def _jitter(self, ttl: float, jitter: float) -> float:
+        return ttl * (1.0 + jitter * (2.0 * self._rng() - 1.0))
+
+    def reconfigure(self, config: AdaptiveTTLConfig) -> None:
+        """Use the TTL table ``config`` from now on (thread-safe).
+
+        The table is swapped in one step: a `ttl_for` or `should_refresh`
+        running at the same time answers wholly by the old table or wholly by
+        the new one, never by a mix. TTLs already handed out (values already
+        cached) keep their expiry; remembered prices are kept.
+
+        Raises:
+            ConfigError: ``config`` is not an `AdaptiveTTLConfig` (nothing changes).
+
+        Example:
+            >>> ttl = AdaptiveTTL()
+            >>> ttl.reconfigure(AdaptiveTTLConfig(crypto_ttl=45.0))
+            >>> ttl.ttl_for("BTC-USD")
+            45.0
+        """
+        if not isinstance(config, AdaptiveTTLConfig):
+            raise ConfigError("config", config, "must be an AdaptiveTTLConfig")
+        # ttl_for reads ``self.config`` once per call: one reference swap is atomic.
+        self.config = config
 
     def should_refresh(self, symbol: str, price: float) -> bool:
         """Whether ``price`` moved by at least ``refresh_threshold`` from the remembered price.

@@ -89,11 +89,7 @@ class CircuitBreakerRegistry:
             if breaker is None:
                 config = self._configs.get(name, self._default)
                 if config is None:
-                    raise ConfigError(
-                        "name",
-                        name,
-                        f"is not configured and there is no default= (known: {self._known()})",
-                    )
+                    raise self._unknown(name)
                 breaker = CircuitBreaker(
                     name, config, clock=self._clock, shared=self._shared, listeners=self._listeners
                 )
@@ -128,6 +124,32 @@ class CircuitBreakerRegistry:
         if name not in self:
             raise ConfigError("name", name, f"is not a known breaker (known: {self._known()})")
         self.configure(name, config)
+
+    def config(self, name: str) -> CircuitBreakerConfig:
+        """The configuration ``name`` has, or would be built with; builds nothing.
+
+        The live breaker's configuration once it is built, else the one given
+        to ``name``, else ``default``.
+
+        Raises:
+            ConfigError: ``name`` is unknown and the registry has no default;
+                the message lists the known names.
+
+        Example:
+            >>> registry = CircuitBreakerRegistry({"xai": CircuitBreakerConfig(timeout=30.0)})
+            >>> registry.config("xai").timeout, registry.config("massive").timeout
+            (30.0, 60.0)
+            >>> registry.names()
+            ['xai']
+        """
+        with self._lock:
+            breaker = self._breakers.get(name)
+            if breaker is not None:
+                return breaker.config
+            config = self._configs.get(name, self._default)
+        if config is None:
+            raise self._unknown(name)
+        return config
 
     def names(self) -> list[str]:
         """The known names, sorted: configured ones and those whose breaker was built."""
@@ -167,6 +189,11 @@ class CircuitBreakerRegistry:
 
     def _known(self) -> str:
         return ", ".join(repr(name) for name in self.names()) or "none"
+
+    def _unknown(self, name: str) -> ConfigError:
+        return ConfigError(
+            "name", name, f"is not configured and there is no default= (known: {self._known()})"
+        )
 
 
 def _check_config(parameter: str, config: object) -> None:
