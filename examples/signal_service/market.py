@@ -42,8 +42,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Literal
 
-from argo_perf import NYSE, ConfigError, MarketCalendar, _validate, is_crypto
+from argo_perf import NYSE, ConfigError, MarketCalendar, is_crypto
 
+from . import _validation as _validate
 from ._validation import unit_interval
 
 __all__ = [

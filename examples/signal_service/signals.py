@@ -32,8 +32,9 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Literal, NamedTuple, TypeVar
 
-from argo_perf import _validate, is_crypto
+from argo_perf import is_crypto
 
+from . import _validation as _validate
 from .sources import Indicators, Quote, Sentiment
 
 __all__ = [

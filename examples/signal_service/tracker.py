@@ -52,8 +52,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, ParamSpec, TypeVar
 
-from argo_perf import Clock, SystemClock, _validate
+from argo_perf import Clock, SystemClock
 
+from . import _validation as _validate
 from .signals import Signal, format_timestamp, parse_timestamp
 
 __all__ = [

@@ -45,8 +45,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import ClassVar
 
-from argo_perf import Clock, ConfigError, SystemClock, _validate
+from argo_perf import Clock, ConfigError, SystemClock
 
+from . import _validation as _validate
 from ._validation import unit_interval
 from .market import Market, uniform
 from .sources import (
