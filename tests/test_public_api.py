@@ -52,6 +52,10 @@ EXPECTED = {
     # breaker
     "BreakerStats",
     "SharedStateStats",
+    # metrics
+    "PerformanceMetrics",
+    "PerformanceSummary",
+    "get_performance_metrics",
 }
 
 

@@ -42,6 +42,7 @@ from .market import (
     NYSECalendar,
     is_crypto,
 )
+from .metrics import PerformanceMetrics, PerformanceSummary, get_performance_metrics
 from .ratelimit import (
     BucketStats,
     Quota,
@@ -81,6 +82,8 @@ __all__ = [
     "MarketCalendar",
     "MarketSession",
     "NYSECalendar",
+    "PerformanceMetrics",
+    "PerformanceSummary",
     "Quota",
     "RateLimitConfig",
     "RateLimitExceeded",
@@ -95,6 +98,7 @@ __all__ = [
     "VolatilityTracker",
     "__version__",
     "cached",
+    "get_performance_metrics",
     "get_rate_limiter",
     "get_redis_cache",
     "is_crypto",
