@@ -56,14 +56,13 @@ OTHER = "other"
 """The label of the sources and symbols past the configured limits."""
 
 _INF = math.inf
-_BOUNDS = DURATION_BUCKETS
 _T = TypeVar("_T")
 _S = TypeVar("_S")
 _OUTCOME_INDEX: dict[str, int] = {outcome: index for index, outcome in enumerate(OUTCOMES)}
+_OK = _OUTCOME_INDEX["ok"]
 # What an outcome says about the source's health: True (it answered), False (it
 # failed or its breaker refused it), None (nothing: the source was not asked
 # because of a cache or the rate limiter).
-_OK = _OUTCOME_INDEX["ok"]
 _HEALTH: tuple[bool | None, ...] = tuple(
     {"ok": True, "error": False, "rejected": False, "stale": False, "fallback": False}.get(outcome)
     for outcome in OUTCOMES
@@ -279,7 +278,7 @@ class PerformanceMetrics:
         """
         if not 0.0 <= seconds < _INF:
             raise ValueError(f"seconds={seconds!r} must be >= 0 and finite")
-        slot = bisect_left(_BOUNDS, seconds)
+        slot = bisect_left(DURATION_BUCKETS, seconds)
         lock = self._lock
         lock.acquire()
         try:
@@ -346,7 +345,7 @@ class PerformanceMetrics:
         # without a second call: this is the hand-recorded hot path.
         if not 0.0 <= seconds < _INF:
             raise ValueError(f"seconds={seconds!r} must be >= 0 and finite")
-        slot = bisect_left(_BOUNDS, seconds)
+        slot = bisect_left(DURATION_BUCKETS, seconds)
         lock = self._lock
         lock.acquire()
         try:
@@ -389,7 +388,7 @@ class PerformanceMetrics:
         if seconds is None:
             slot = -1
         elif 0.0 <= seconds < _INF:
-            slot = bisect_left(_BOUNDS, seconds)
+            slot = bisect_left(DURATION_BUCKETS, seconds)
         else:
             raise ValueError(f"seconds={seconds!r} must be >= 0 and finite")
         lock = self._lock
@@ -456,10 +455,10 @@ class PerformanceMetrics:
         with self._lock:
             uptime = self._clock.monotonic() - self._started
             signals = _mean(self._recent_signals)
-            windows = [entry.recent for entry in self._sources.values() if entry.recent]
-            latency = _mean_of(windows)
-            per_source = {
-                name: _mean(entry.recent) for name, entry in self._sources.items() if entry.recent
+            windows = {
+                name: (sum(entry.recent), len(entry.recent))
+                for name, entry in self._sources.items()
+                if entry.recent
             }
             hits, misses = self._cache_hits, self._cache_misses
             skipped = sum(entry.skipped for entry in self._symbols.values())
@@ -468,6 +467,9 @@ class PerformanceMetrics:
             stats = cache.stats
             hits += stats.hits
             misses += stats.misses
+        per_source = {name: total / count for name, (total, count) in windows.items()}
+        samples = sum(count for _, count in windows.values())
+        latency = sum(total for total, _ in windows.values()) / samples if samples else 0.0
         return {
             "uptime_seconds": uptime,
             "avg_signal_generation_time": signals,
@@ -598,11 +600,6 @@ def _grouped(pairs: Iterable[tuple[str, _S]]) -> dict[str, list[_S]]:
 
 def _mean(samples: deque[float]) -> float:
     return sum(samples) / len(samples) if samples else 0.0
-
-
-def _mean_of(windows: list[deque[float]]) -> float:
-    count = sum(len(window) for window in windows)
-    return sum(sum(window) for window in windows) / count if count else 0.0
 
 
 def _percent(part: int, whole: int) -> float:
