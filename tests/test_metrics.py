@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import argo_perf.metrics
 from argo_perf import (
+    AsyncRedisCache,
     CircuitBreaker,
     ConfigError,
     ManualClock,
@@ -249,6 +250,18 @@ def test_tracked_cache_hits_add_to_hand_recorded_ones_and_count_once() -> None:
     assert summary["total_cache_hits"] == 3
     assert summary["total_cache_misses"] == 1
     assert summary["cache_hit_rate"] == 75.0
+
+
+async def test_an_async_cache_is_tracked_like_a_sync_one() -> None:
+    cache = AsyncRedisCache()
+    metrics = PerformanceMetrics()
+    metrics.track("xai", cache=cache)
+    await cache.set("AAPL", 1.0)
+    await cache.get("AAPL")
+    await cache.get("MSFT")
+    summary = metrics.get_summary()
+    assert (summary["total_cache_hits"], summary["total_cache_misses"]) == (1, 1)
+    await cache.close()
 
 
 def test_every_distinct_tracked_cache_is_counted() -> None:

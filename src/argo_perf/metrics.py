@@ -26,6 +26,7 @@ from .clock import Clock, SystemClock
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
+    from ._recording import Recorder
     from .breaker import BreakerStats, CircuitBreaker
     from .cache import AsyncRedisCache, CacheStats, RedisCache
     from .ratelimit import BucketStats, RedisTokenBucket, TokenBucket
@@ -604,6 +605,12 @@ def _mean(samples: deque[float]) -> float:
 
 def _percent(part: int, whole: int) -> float:
     return 100.0 * part / whole if whole else 0.0
+
+
+if TYPE_CHECKING:
+
+    def _implements_recorder(metrics: PerformanceMetrics) -> Recorder:
+        return metrics  # mypy checks the class against the protocol here
 
 
 _default_metrics: PerformanceMetrics | None = None
