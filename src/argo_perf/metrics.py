@@ -59,15 +59,14 @@ OTHER = "other"
 _INF = math.inf
 _T = TypeVar("_T")
 _S = TypeVar("_S")
-_OUTCOME_INDEX: dict[str, int] = {outcome: index for index, outcome in enumerate(OUTCOMES)}
-_OK = _OUTCOME_INDEX["ok"]
+_OK = OUTCOMES.index("ok")
 # What an outcome says about the source's health: True (it answered), False (it
 # failed or its breaker refused it), None (nothing: the source was not asked
 # because of a cache or the rate limiter).
-_HEALTH: tuple[bool | None, ...] = tuple(
-    {"ok": True, "error": False, "rejected": False, "stale": False, "fallback": False}.get(outcome)
-    for outcome in OUTCOMES
-)
+_HEALTH = {"ok": True, "error": False, "rejected": False, "stale": False, "fallback": False}
+_OUTCOME_KINDS: dict[str, tuple[int, bool | None]] = {
+    outcome: (index, _HEALTH.get(outcome)) for index, outcome in enumerate(OUTCOMES)
+}
 
 
 class PerformanceSummary(TypedDict):
@@ -382,12 +381,12 @@ class PerformanceMetrics:
             ValueError: an unknown outcome, or ``seconds`` negative, infinite or NaN.
         """
         try:
-            index = _OUTCOME_INDEX[outcome]
+            index, healthy = _OUTCOME_KINDS[outcome]
         except KeyError:
             raise ValueError(f"outcome={outcome!r} must be one of {OUTCOMES}") from None
-        healthy = _HEALTH[index]
         if seconds is None:
             slot = -1
+            seconds = 0.0
         elif 0.0 <= seconds < _INF:
             slot = bisect_left(DURATION_BUCKETS, seconds)
         else:
@@ -404,8 +403,8 @@ class PerformanceMetrics:
                 entry.healthy = healthy
             if slot >= 0:
                 entry.counts[slot] += 1
-                entry.total += seconds  # type: ignore[operator]
-                entry.recent.append(seconds)  # type: ignore[arg-type]
+                entry.total += seconds
+                entry.recent.append(seconds)
         finally:
             lock.release()
 
