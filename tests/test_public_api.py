@@ -66,6 +66,10 @@ EXPECTED = {
     "ConfigChange",
     "ConfigWatcher",
     "LiveConfig",
+    # metrics
+    "PerformanceMetrics",
+    "PerformanceSummary",
+    "get_performance_metrics",
 }
 
 

@@ -44,6 +44,7 @@ from .market import (
     NYSECalendar,
     is_crypto,
 )
+from .metrics import PerformanceMetrics, PerformanceSummary, get_performance_metrics
 from .ratelimit import (
     BucketStats,
     Quota,
@@ -97,6 +98,8 @@ __all__ = [
     "MarketSession",
     "MissingKeyError",
     "NYSECalendar",
+    "PerformanceMetrics",
+    "PerformanceSummary",
     "PriorityScheduler",
     "Quota",
     "RateLimitConfig",
@@ -116,6 +119,7 @@ __all__ = [
     "VolatilityTracker",
     "__version__",
     "cached",
+    "get_performance_metrics",
     "get_rate_limiter",
     "get_redis_cache",
     "is_crypto",
