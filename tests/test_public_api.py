@@ -52,6 +52,9 @@ EXPECTED = {
     # breaker
     "BreakerStats",
     "SharedStateStats",
+    # composition
+    "ResilientResult",
+    "resilient",
 }
 
 

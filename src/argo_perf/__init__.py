@@ -52,6 +52,7 @@ from .ratelimit import (
     TokenBucket,
     get_rate_limiter,
 )
+from .resilience import ResilientResult, resilient
 from .ttl import AdaptiveTTL, AdaptiveTTLConfig
 from .volatility import VolatilityTracker
 
@@ -88,6 +89,7 @@ __all__ = [
     "RedisBucketStats",
     "RedisCache",
     "RedisTokenBucket",
+    "ResilientResult",
     "Serializer",
     "SharedStateStats",
     "SystemClock",
@@ -98,6 +100,7 @@ __all__ = [
     "get_rate_limiter",
     "get_redis_cache",
     "is_crypto",
+    "resilient",
 ]
 
 # A library never prints on its own: log records go to the application's handlers.
