@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import doctest
 import inspect
 import itertools
 import logging
@@ -39,9 +40,12 @@ from argo_perf import (
     RedisTokenBucket,
     ResilientResult,
     TokenBucket,
+    resilience,
     resilient,
 )
 from argo_perf.resilience import DEFAULT_MAX_WAIT, Resilience
+from argo_perf.resilience import _decorator as resilience_decorator
+from argo_perf.resilience import _result as resilience_result
 from argo_perf.resilience import _retry as retry_module
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
@@ -1412,3 +1416,10 @@ def test_type_checkers_see_the_decorated_functions_signature(tmp_path: Any) -> N
     errors = [line for line in lines if ": error:" in line]
     assert len(errors) == 1
     assert 'incompatible type "int"; expected "str"' in errors[0]
+
+
+@pytest.mark.parametrize("module", [resilience, resilience_decorator, resilience_result])
+def test_doctests(module: Any) -> None:
+    result = doctest.testmod(module)
+    assert result.failed == 0
+    assert result.attempted > 0
