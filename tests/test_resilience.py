@@ -9,6 +9,7 @@ import inspect
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -81,6 +82,29 @@ class Recording:
     @property
     def outcomes(self) -> list[str]:
         return [outcome for _, outcome, _ in self.requests]
+
+
+def next_answer(answers: list[Any]) -> float:
+    """The scripted vendor's next answer: an exception is raised, a number returned."""
+    answer = answers.pop(0)
+    if isinstance(answer, Exception):
+        raise answer
+    return float(answer)
+
+
+def in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    """Run ``fn`` in a started thread; what it raises is collected in the list."""
+    caught: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, caught
 
 
 def fixed(attempts: int, seconds: float = 1.0) -> Retrying:
@@ -159,10 +183,7 @@ def test_every_attempt_takes_a_token_and_the_breaker_judges_the_call_once(
 
     @resilient("xai", limiter=bucket, breaker=breaker, retry=fixed(3), clock=auto)
     def sentiment(symbol: str) -> float:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     assert sentiment("AAPL") == 0.7
     assert bucket.stats.granted == 3
@@ -224,16 +245,7 @@ def test_the_circuit_opening_during_a_backoff_stops_the_retries(clock: ManualClo
     def other(symbol: str) -> float:
         raise VendorDown(symbol)
 
-    caught: list[BaseException] = []
-
-    def caller() -> None:
-        try:
-            price("AAPL")
-        except BaseException as exc:
-            caught.append(exc)
-
-    thread = threading.Thread(target=caller)
-    thread.start()
+    thread, caught = in_thread(lambda: price("AAPL"))
     _until_sleeping_sync(clock)  # the first attempt failed; the caller sleeps its backoff
     for _ in range(2):  # meanwhile other callers fail and open the circuit
         with pytest.raises(VendorDown):
@@ -315,10 +327,7 @@ def test_a_half_open_probe_retries_within_its_permit(auto: ManualClock) -> None:
 
     @resilient("massive", breaker=breaker, retry=fixed(2), clock=auto)
     def price(symbol: str) -> float:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     assert price("AAPL") == 231.5
     assert breaker.state is CLOSED
@@ -341,10 +350,7 @@ def test_a_circuit_closed_again_by_other_probes_lets_the_retry_run(auto: ManualC
 
     @resilient("massive", breaker=breaker, retry=retry, clock=auto)
     def price(symbol: str) -> float:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     assert price("AAPL") == 231.5
 
@@ -395,21 +401,13 @@ def test_sync_a_circuit_opening_while_a_retry_waits_for_its_token_stops_it(
     bucket = TokenBucket(1, 1, clock=clock)
     breaker = CircuitBreaker("massive", CircuitBreakerConfig(failure_threshold=1), clock=clock)
     attempts: list[float] = []
-    caught: list[BaseException] = []
 
     @resilient("massive", limiter=bucket, breaker=breaker, retry=fixed(3, 0.0), clock=clock)
     def price(symbol: str) -> float:
         attempts.append(clock.monotonic())
         raise VendorDown(symbol)
 
-    def caller() -> None:
-        try:
-            price("AAPL")
-        except BaseException as exc:
-            caught.append(exc)
-
-    thread = threading.Thread(target=caller)
-    thread.start()
+    thread, caught = in_thread(lambda: price("AAPL"))
     _until_sleeping_sync(clock)
     with contextlib.suppress(VendorDown):
         breaker.call(_fail)
@@ -442,10 +440,7 @@ def test_a_retry_waits_at_least_the_servers_retry_after(auto: ManualClock) -> No
     @resilient("massive", retry=fixed(3, 1.0), clock=auto)
     def price(symbol: str) -> float:
         attempts.append(auto.monotonic())
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     assert price("AAPL") == 231.5
     assert attempts == [0.0, 5.0, 6.0]  # 5 s for the 429, then the strategy's 1 s
@@ -458,10 +453,7 @@ async def test_async_a_retry_waits_at_least_the_servers_retry_after(auto: Manual
     @resilient("massive", retry=fixed(3, 1.0), clock=auto)
     async def price(symbol: str) -> float:
         attempts.append(auto.monotonic())
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     assert await price("AAPL") == 231.5
     assert attempts == [0.0, 5.0]
@@ -557,10 +549,7 @@ def test_try_again_is_retried_whatever_the_predicate(auto: ManualClock) -> None:
 
     @resilient("massive", retry=retry, clock=auto)
     def price(symbol: str) -> float:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     assert price("AAPL") == 231.5
 
@@ -607,10 +596,7 @@ def test_a_first_success_builds_no_retry_machinery(
 
     @resilient("massive", retry=fixed(3), clock=auto)
     def price(symbol: str) -> float:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     assert price("AAPL") == 231.5
     assert built == []
@@ -734,10 +720,7 @@ def test_a_redis_token_bucket_counts_every_attempt(redis_url: str, auto: ManualC
 
     @resilient("massive", limiter=bucket, retry=fixed(2), clock=auto)
     def price(symbol: str) -> float:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     try:
         assert price("AAPL") == 231.5
@@ -780,10 +763,7 @@ def test_a_failed_call_serves_a_stale_value_the_caller_can_tell(auto: ManualCloc
 
     @resilient("massive", cache=cache, ttl=10.0, metrics=recorder, clock=auto)
     def price(symbol: str) -> float:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     assert price.with_meta("AAPL") == ResilientResult(231.5, "ok", False, 0.0)
     auto.advance(15.0)
@@ -833,10 +813,7 @@ def test_a_value_past_max_stale_is_not_served(auto: ManualClock) -> None:
 
     @resilient("massive", cache=cache, ttl=10.0, fallback=lambda symbol: 0.0, clock=auto)
     def price(symbol: str) -> float:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     price("AAPL")
     auto.advance(16.0)
@@ -925,10 +902,7 @@ def test_every_outcome_is_recorded_with_the_time_spent_calling_the_source(
     )
     def price(symbol: str) -> float:
         auto.advance(0.25)  # the vendor takes a quarter of a second
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     @resilient("massive", limiter=bucket, breaker=breaker, fallback=lambda s: 0.0, metrics=recorder)
     def quote(symbol: str) -> float:
@@ -970,10 +944,7 @@ def test_a_recorded_latency_includes_the_retries(auto: ManualClock) -> None:
     @resilient("massive", retry=fixed(2, 1.0), metrics=recorder, clock=auto)
     def price(symbol: str) -> float:
         auto.advance(0.5)
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     price("AAPL")
     assert recorder.requests == [("massive", "ok", 2.0)]
@@ -1244,10 +1215,7 @@ async def test_async_limiter_breaker_and_retry_compose(auto: ManualClock) -> Non
 
     @resilient("xai", limiter=bucket, breaker=breaker, retry=fixed(3), metrics=recorder, clock=auto)
     async def sentiment(symbol: str) -> float:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return float(answer)
+        return next_answer(answers)
 
     assert await sentiment("AAPL") == 0.7
     assert bucket.stats.granted == 3

@@ -11,7 +11,6 @@ cached load shared with other callers goes on for them.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import sys
 from collections.abc import Awaitable, Callable
@@ -20,21 +19,11 @@ from typing import Any, cast
 from ..breaker import CircuitState
 from ..cache import AsyncRedisCache
 from ..cache._decorator import default_key, ttl_of_call
-from ..errors import RateLimitExceeded
 from ..ratelimit import RedisTokenBucket, TokenBucket
-from ._plan import (
-    Call,
-    Found,
-    Plan,
-    from_cache,
-    moved_since,
-    outcome_of,
-    refused_when_open,
-    rejection,
-    reporter,
-)
+from ._plan import Call, Ends, Found, Plan, dress, from_cache, token_at_hand
 from ._result import ResilientResult
 from ._retry import RetryRun
+from ._steps import SLEEP, TOKEN, WAIT_TIME, Steps, admission, retries
 
 __all__ = ["build_async", "timed_async"]
 
@@ -73,10 +62,6 @@ def timed_async(
     return attempt
 
 
-def _never() -> bool:
-    return False
-
-
 def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., Any]:
     """The wrapper of the ``async def`` function ``fn`` (with ``with_meta``), following ``plan``."""
     source = plan.source
@@ -88,47 +73,36 @@ def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., 
     max_wait = plan.max_wait
     attempt = fn if plan.timeout is None else timed_async(fn, plan.timeout, source)
     local = isinstance(bucket, TokenBucket)
-    # In process, a token that is there is taken without waiting (the cheapest grant);
-    # a Redis bucket decides in one round trip, waiting or not.
-    try_acquire = bucket.try_acquire if local else _never  # type: ignore[union-attr]
+    try_acquire = token_at_hand(bucket)
 
-    async def wait_for_token() -> bool:
-        """A token for one attempt, waiting at most ``max_wait``."""
-        assert bucket is not None
-        return (max_wait > 0 or not local) and await bucket.acquire_async(1, max_wait)
-
-    async def wait_time() -> float:
-        assert bucket is not None
-        if isinstance(bucket, RedisTokenBucket):
-            return await bucket.wait_time_async()
-        return bucket.wait_time()
-
-    async def retrying(
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        error: Exception,
-        started: float,
-        admitted: CircuitState,
-    ) -> Any:
-        assert retry is not None
-        run = RetryRun(retry, fn, args, kwargs, started)
+    async def run(steps: Steps, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run a slow path (see `_steps`): each request it yields, awaited, then its result."""
+        reply: Any = None
+        failure: Exception | None = None
         while True:
-            wait = run.wait_after(error, now())
-            if wait is None:
-                raise error
-            await clock.sleep_async(wait)
-            if breaker is not None and moved_since(breaker, admitted):
-                raise rejection(breaker) from error
-            if bucket is not None:
-                if not (try_acquire() or await wait_for_token()):
-                    raise error  # no token in time: the retries end here
-                if breaker is not None and moved_since(breaker, admitted):
-                    raise rejection(breaker) from error
-            run.next_attempt()
             try:
-                return await attempt(*args, **kwargs)
-            except Exception as failure:
-                error = failure
+                kind, seconds = steps.send(reply) if failure is None else steps.throw(failure)
+            except StopIteration as done:
+                return done.value
+            reply = failure = None
+            if kind is SLEEP:
+                await clock.sleep_async(seconds)
+            elif kind is TOKEN:
+                assert bucket is not None
+                reply = try_acquire() or (
+                    (max_wait > 0 or not local) and await bucket.acquire_async(1, max_wait)
+                )
+            elif kind is WAIT_TIME:
+                if isinstance(bucket, RedisTokenBucket):
+                    reply = await bucket.wait_time_async()
+                else:
+                    assert bucket is not None
+                    reply = bucket.wait_time()
+            else:
+                try:
+                    reply = await attempt(*args, **kwargs)
+                except Exception as exc:  # the steps decide what it means
+                    failure = exc
 
     async def attempts(args: tuple[Any, ...], kwargs: dict[str, Any], call: Call | None) -> Any:
         if call is not None:  # timed from the first attempt to the end of the last
@@ -143,32 +117,23 @@ def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., 
         admitted = _CLOSED if breaker is None else breaker.state
         try:
             return await attempt(*args, **kwargs)
-        except Exception as error:
-            return await retrying(args, kwargs, error, started, admitted)
+        except Exception as error:  # only now is any retry state built
+            first = RetryRun(retry, fn, args, kwargs, started)
+            steps = retries(first, error, now, breaker, admitted, bucket is not None)
+            return await run(steps, args, kwargs)
 
     # The breaker's own decorator: its call path compiled with attempts' parameters.
     guarded = attempts if breaker is None else breaker(attempts)
 
-    async def admit() -> None:
-        """The rate limit past its fast path: an open circuit, or a token to wait for."""
-        assert bucket is not None
-        # An open circuit turns the call away before it spends a token.
-        if breaker is not None and breaker.state is _OPEN:
-            refused = refused_when_open(breaker)
-            if refused is not None:
-                raise refused
-        if not (try_acquire() or await wait_for_token()):
-            raise RateLimitExceeded(source, await wait_time())
-
     async def call_source(args: tuple[Any, ...], kwargs: dict[str, Any], call: Call | None) -> Any:
-        # The fast path inline: a closed circuit and a token at hand in process.
+        # The rate limit's fast path inline: a closed circuit and a token at hand in process.
         if bucket is not None and (
             (breaker is not None and breaker.state is _OPEN) or not try_acquire()
         ):
-            await admit()
+            await run(admission(breaker, source), args, kwargs)
         return await guarded(args, kwargs, call)
 
-    report = reporter(plan)
+    ends = Ends(plan)
     cache = cast(AsyncRedisCache | None, plan.cache)
     make_key = plan.key if plan.key is not None else default_key(fn)
     ttl_for = ttl_of_call(plan.ttl)
@@ -176,32 +141,27 @@ def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., 
 
     async def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Found:
         call = Call()
-        key = None if cache is None else make_key(*args, **kwargs)
+        key = "" if cache is None else make_key(*args, **kwargs)
         try:
             if cache is None:
-                found: Found = (await call_source(args, kwargs, call), "ok", False, 0.0)
-            else:
-                meta = await cache.get_with_meta(
-                    cast(str, key), lambda: call_source(args, kwargs, call), ttl_for(args, kwargs)
-                )
-                assert meta is not None  # with a factory there is always a value
-                found = from_cache(meta, call)
+                return ends.found((await call_source(args, kwargs, call), "ok", False, 0.0), call)
+            meta = await cache.get_with_meta(
+                key, lambda: call_source(args, kwargs, call), ttl_for(args, kwargs)
+            )
         except Exception as error:
-            outcome = outcome_of(error)
             if fallback is None:
-                report(outcome, call.seconds)
+                ends.failed(error, call)
                 raise
             try:
                 value = fallback(*args, **kwargs)
                 if inspect.isawaitable(value):
                     value = await value
             except Exception:
-                report(outcome, call.seconds)
+                ends.failed(error, call)
                 raise
-            report("fallback", call.seconds)
-            return value, "fallback", False, None
-        report(found[1], None if found[1] == "cached" else call.seconds)
-        return found
+            return ends.fell_back(value, call)
+        assert meta is not None  # with a factory there is always a value
+        return ends.found(from_cache(meta, call), call)
 
     if plan.lean:
 
@@ -210,7 +170,7 @@ def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., 
             if bucket is not None and (
                 (breaker is not None and breaker.state is _OPEN) or not try_acquire()
             ):
-                await admit()
+                await run(admission(breaker, source), args, kwargs)
             return await guarded(args, kwargs, None)
 
     else:
@@ -221,9 +181,5 @@ def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., 
     async def with_meta(*args: Any, **kwargs: Any) -> ResilientResult[Any]:
         return ResilientResult(*(await resolve(args, kwargs)))
 
-    functools.update_wrapper(wrapper, fn)
-    functools.update_wrapper(with_meta, fn)
-    with_meta.__name__ = "with_meta"
-    with_meta.__qualname__ = f"{getattr(fn, '__qualname__', 'fn')}.with_meta"
-    vars(wrapper)["with_meta"] = with_meta
+    dress(wrapper, with_meta, fn)
     return wrapper

@@ -7,6 +7,7 @@ and the breaker questions asked before a call and between attempts.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,15 +27,18 @@ from ._retry import RetryPlan, retry_plan
 __all__ = [
     "DEFAULT_MAX_WAIT",
     "Call",
+    "Ends",
     "Found",
     "Plan",
     "build_plan",
+    "dress",
     "from_cache",
     "moved_since",
     "outcome_of",
     "refused_when_open",
     "rejection",
     "reporter",
+    "token_at_hand",
     "track",
 ]
 
@@ -172,6 +176,29 @@ def outcome_of(error: BaseException) -> Outcome:
     return "error"
 
 
+class Ends:
+    """How a call ends, reported to the plan's recorder: the same for both faces."""
+
+    __slots__ = ("report",)
+
+    def __init__(self, plan: Plan) -> None:
+        self.report = reporter(plan)
+
+    def found(self, found: Found, call: Call) -> Found:
+        """The call returns ``found``; a cached value took no time calling the source."""
+        self.report(found[1], None if found[1] == "cached" else call.seconds)
+        return found
+
+    def failed(self, error: BaseException, call: Call) -> None:
+        """The call ends with ``error`` (its fallback, if any, raised too)."""
+        self.report(outcome_of(error), call.seconds)
+
+    def fell_back(self, value: Any, call: Call) -> Found:
+        """The call failed and the fallback answered ``value``."""
+        self.report("fallback", call.seconds)
+        return value, "fallback", False, None
+
+
 def reporter(plan: Plan) -> Callable[[Outcome, float | None], None]:
     """``report(outcome, seconds)`` to the plan's recorder; a recorder that raises is logged."""
     metrics = plan.metrics
@@ -244,3 +271,28 @@ def from_cache(meta: CachedValue, call: Call) -> Found:
     if meta.source == "loader" and call.started is not None:
         return meta.value, "ok", False, 0.0
     return meta.value, "cached", False, meta.age
+
+
+def _never() -> bool:
+    return False
+
+
+def token_at_hand(bucket: Bucket | None) -> Callable[[], bool]:
+    """The rate limit's fast path: an in-process bucket's ``try_acquire``.
+
+    A token that is there is taken without waiting, the cheapest grant. A Redis
+    bucket decides in one round trip, waiting or not, so its fast path says no
+    and the slow path asks Redis once.
+    """
+    return bucket.try_acquire if isinstance(bucket, TokenBucket) else _never
+
+
+def dress(
+    wrapper: Callable[..., Any], with_meta: Callable[..., Any], fn: Callable[..., Any]
+) -> None:
+    """Give both ``fn``'s name, docs and signature; attach ``with_meta`` to ``wrapper``."""
+    functools.update_wrapper(wrapper, fn)
+    functools.update_wrapper(with_meta, fn)
+    with_meta.__name__ = "with_meta"
+    with_meta.__qualname__ = f"{getattr(fn, '__qualname__', 'fn')}.with_meta"
+    vars(wrapper)["with_meta"] = with_meta
