@@ -878,6 +878,27 @@ def test_without_stale_value_or_fallback_the_error_reaches_the_caller(auto: Manu
         price("AAPL")
 
 
+def test_the_cache_key_and_a_callable_ttl_see_the_functions_arguments(auto: ManualClock) -> None:
+    cache = RedisCache(clock=auto)
+    asked: list[str] = []
+
+    def ttl_for(symbol: str) -> float:
+        asked.append(symbol)
+        return 30.0
+
+    @resilient("massive", cache=cache, ttl=ttl_for, key=lambda symbol: f"price:{symbol}")
+    def price(symbol: str) -> float:
+        return 231.5
+
+    price("AAPL")
+    assert asked == ["AAPL"]
+    assert cache.get("price:AAPL") == 231.5
+    auto.advance(29.0)
+    assert price.with_meta("AAPL").outcome == "cached"
+    auto.advance(1.0)
+    assert price.with_meta("AAPL").outcome == "ok"
+
+
 # -- outcomes -------------------------------------------------------------------------
 
 
