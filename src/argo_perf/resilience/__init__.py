@@ -3,9 +3,11 @@
 The package face only re-exports. `_plan` holds the checked configuration and
 what both faces share without I/O (outcomes, the breaker questions),
 `_retry` the retry decisions (tenacity's strategies, consulted only after a
-failure), `_sync` and `_async` the two faces, `_result` the result type and
-the decorated functions' protocols, `_decorator` `resilient` itself. This is
-the only package that imports more than one primitive.
+failure), `_steps` the slow paths (waiting for a token, the retries) written
+once as generators of requests, `_sync` and `_async` the two faces that run
+them, `_result` the result type and the decorated functions' protocols,
+`_decorator` `resilient` itself. This is the only package that imports more
+than one primitive.
 
 Example:
     >>> from argo_perf import CircuitBreaker, RedisCache, TokenBucket, resilient

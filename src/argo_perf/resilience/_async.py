@@ -1,11 +1,12 @@
 """The asyncio face of `resilient`: `_sync` with ``await``.
 
 The same layers in the same order; waiting is ``await`` (tokens with
-``acquire_async``, backoff with ``clock.sleep_async``), the breaker is its
-``call_async``, the timeout is the event loop's. A cancelled call leaves every
-primitive as it was: a waiting token is handed back by the bucket, the breaker
-counts a cancelled call for nothing and gives a half-open permit back, and a
-cached load shared with other callers goes on for them.
+``acquire_async``, backoff with ``clock.sleep_async``), the breaker's
+decorator compiles an ``async`` call path, the timeout is the event loop's. A
+cancelled call leaves every primitive as it was: a waiting token is handed
+back by the bucket, the breaker counts a cancelled call for nothing and gives
+a half-open permit back, and a cached load shared with other callers goes on
+for them.
 """
 
 from __future__ import annotations

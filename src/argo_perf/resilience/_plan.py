@@ -1,8 +1,10 @@
 """What both faces of `resilient` share that is not I/O.
 
 The validated configuration (`Plan`), one call's record of when it called the
-source (`Call`), how an error maps to an outcome, reporting to a recorder,
-and the breaker questions asked before a call and between attempts.
+source (`Call`), how a call ends and is reported to a recorder (`Ends`,
+`outcome_of`, `from_cache`), the breaker questions asked before a call and
+between attempts, the rate limit's fast path, and how a wrapper is dressed as
+the function it wraps.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The sync face of `resilient`: the layers around a plain function, for threads.
 
 Outside in: the cache (`RedisCache.get_with_meta`, single flight and stale
-serving), the rate limit, the circuit breaker (its ``call``), the retries,
-the timeout (a worker thread per attempt) and the call. The async face
+serving), the rate limit, the circuit breaker (its decorator around the
+attempts), the retries, the timeout (a worker thread per attempt) and the
+call. The async face
 (`_async`) is the same code with ``await``; what the two share without I/O
 is in `_plan` and `_retry`, and the slow paths' policy in `_steps`.
 """
