@@ -70,6 +70,9 @@ EXPECTED = {
     "PerformanceMetrics",
     "PerformanceSummary",
     "get_performance_metrics",
+    # composition
+    "ResilientResult",
+    "resilient",
 }
 
 

@@ -56,6 +56,7 @@ from .ratelimit import (
     get_rate_limiter,
 )
 from .reload import ConfigChange, ConfigWatcher, LiveConfig
+from .resilience import ResilientResult, resilient
 from .scheduler import (
     PriorityScheduler,
     ScheduleReport,
@@ -108,6 +109,7 @@ __all__ = [
     "RedisBucketStats",
     "RedisCache",
     "RedisTokenBucket",
+    "ResilientResult",
     "ScheduleReport",
     "SchedulerStats",
     "Serializer",
@@ -123,6 +125,7 @@ __all__ = [
     "get_rate_limiter",
     "get_redis_cache",
     "is_crypto",
+    "resilient",
 ]
 
 # A library never prints on its own: log records go to the application's handlers.

@@ -14,13 +14,13 @@ from ._async import AsyncRedisCache
 from ._config import USE_DEFAULT, TTLArg, UseDefault, check_ttl
 from ._sync import RedisCache
 
-__all__ = ["CachedTTL", "cached"]
+__all__ = ["CachedTTL", "cached", "default_key", "ttl_of_call"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
 
-def _default_key(fn: Callable[..., Any]) -> Callable[..., str]:
+def default_key(fn: Callable[..., Any]) -> Callable[..., str]:
     """The key ``module.qualname(args)``, with the arguments bound to the signature.
 
     ``quote("AAPL")`` and ``quote(symbol="AAPL")`` (defaults applied) give the
@@ -110,6 +110,24 @@ CachedTTL: TypeAlias = "float | Callable[..., float | None] | UseDefault | None"
 """``ttl`` of `cached`: a callable is called with the decorated function's arguments."""
 
 
+def ttl_of_call(ttl: CachedTTL) -> Callable[[tuple[Any, ...], dict[str, Any]], TTLArg]:
+    """The TTL argument for one call's store: a callable ``ttl`` gets the call's own arguments.
+
+    A fixed ``ttl`` (seconds, None, `USE_DEFAULT`) is passed on as it is; a
+    callable one is asked only when a result is stored, with the arguments of
+    the call that produced it.
+    """
+    ttl_of_args: Callable[..., float | None] | None = ttl if callable(ttl) else None
+    fixed_ttl: TTLArg = USE_DEFAULT if ttl_of_args is not None else cast(TTLArg, ttl)
+
+    def ttl_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> TTLArg:
+        if ttl_of_args is None:
+            return fixed_ttl
+        return lambda _key: ttl_of_args(*args, **kwargs)
+
+    return ttl_for
+
+
 @overload
 def cached(
     cache: RedisCache,
@@ -181,17 +199,10 @@ def cached(
         check_ttl(ttl, "ttl")  # at decoration, not after the first call's loader ran
     if key is not None and not callable(key):
         raise ConfigError("key", key, "must be a callable (*args, **kwargs) -> str or None")
-    ttl_of_args: Callable[..., float | None] | None = ttl if callable(ttl) else None
-    fixed_ttl: TTLArg = USE_DEFAULT if ttl_of_args is not None else cast(TTLArg, ttl)
-
-    def ttl_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> TTLArg:
-        if ttl_of_args is None:
-            return fixed_ttl
-        # Asked only when a result is stored, with the call's own arguments.
-        return lambda _key: ttl_of_args(*args, **kwargs)
+    ttl_for = ttl_of_call(ttl)
 
     def decorate(fn: Callable[P, Any]) -> Callable[P, Any]:
-        make_key = key if key is not None else _default_key(fn)
+        make_key = key if key is not None else default_key(fn)
         is_async = inspect.iscoroutinefunction(fn)
         if is_async and isinstance(cache, AsyncRedisCache):
             acache = cache
