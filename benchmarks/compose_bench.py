@@ -10,7 +10,11 @@ subtracted). Sections (each a function; ``main`` runs them in turn):
   pybreaker under tenacity (the same three layers built from peers);
 * async happy path: the same on a coroutine function, next to tenacity's
   ``@retry`` on a coroutine, aiobreaker under tenacity, and aiolimiter +
-  aiobreaker under tenacity.
+  aiobreaker under tenacity;
+* the cost of each ``PerformanceMetrics.record_*`` next to prometheus-client's
+  own calls (the tables of ``metrics_bench.py``; target: <= 400 ns median);
+* Batcher throughput at 200 concurrent callers (the tables of
+  ``batch_bench.py``).
 
 Every stack retries up to 3 attempts; nothing fails, so no stack sleeps.
 
@@ -55,6 +59,8 @@ class Target:
     peer: str
     ratio: float
 
+
+RECORD_TARGET_NS = 400.0
 
 TARGETS = {
     "sync happy path": Target(2000.0, "tenacity @retry", 5.0),
@@ -236,6 +242,24 @@ def report(section: str, values: dict[str, float]) -> bool:
     return fast and below
 
 
+def observation_and_batching(quick: bool) -> bool:
+    """The record_* costs and the Batcher throughput, from their own benchmarks' tables."""
+    # Run as a script, this file's folder is on sys.path: the sibling benchmarks import.
+    import batch_bench
+    import metrics_bench
+
+    costs = metrics_bench.timings(2_000 if quick else 20_000, 7 if quick else 15)
+    slowest = max(ns for name, ns in costs.items() if name.startswith("record_"))
+    met = slowest <= RECORD_TARGET_NS
+    print(
+        f"\n-> slowest record_* {slowest:.0f} ns (lambda included), "
+        f"target <= {RECORD_TARGET_NS:.0f} ns: " + ("met" if met else "MISSED") + "\n"
+    )
+    print("## Batcher throughput\n")
+    batch_bench.report(batch_bench.batcher_throughput(quick))
+    return met
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (a few seconds)")
@@ -252,6 +276,8 @@ def main() -> int:
             ok = report(name, SECTIONS[name](n, rounds)) and ok
     finally:
         gc.enable()
+    if not args.section:
+        ok = observation_and_batching(args.quick) and ok
     print("all targets met" if ok else "some targets missed")
     return 0
 

@@ -73,7 +73,8 @@ def record_mix(metrics: PerformanceMetrics, start: int, stop: int) -> None:
         metrics.record_request(source, "ok", seconds)
 
 
-def timings(calls: int, rounds: int) -> None:
+def timings(calls: int, rounds: int) -> dict[str, float]:
+    """Print and return the median ns per call of each ``record_*`` and its peers."""
     metrics = PerformanceMetrics()
     registry = prometheus_client.CollectorRegistry()
     counter = prometheus_client.Counter("bench_calls", "c", registry=registry)
@@ -109,6 +110,7 @@ def timings(calls: int, rounds: int) -> None:
     print("| --- | ---: |")
     for name, ns in results.items():
         print(f"| `{name}` | {ns:,.0f} |")
+    return results
 
 
 def scrape_cost(rounds: int) -> None:
