@@ -516,11 +516,15 @@ def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
             seed=args.seed,
         )
         totals = asyncio.run(run_service(options, out=out))
-    except (ConfigError, ImportError, OSError, sqlite3.Error) as exc:
+    except sqlite3.Error as exc:
+        print(f"error: cannot use the database {args.db}: {exc}", file=sys.stderr)
+        return 1
+    except (ConfigError, ImportError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    cycles = f"{totals.cycles} cycle{'' if totals.cycles == 1 else 's'}"
     out.write(
-        f"stopped after {totals.cycles} cycles: {totals.accepted} signals accepted, "
+        f"stopped after {cycles}: {totals.accepted} signals accepted, "
         f"{totals.written} written to {options.db}\n"
     )
     out.flush()
