@@ -27,21 +27,13 @@ from argo_perf import (
     CircuitBreakerRegistry,
     ManualClock,
     PerformanceMetrics,
+    PerformanceSummary,
     RateLimiter,
 )
 
-SUMMARY_KEYS = {
-    "uptime_seconds",
-    "avg_signal_generation_time",
-    "cache_hit_rate",
-    "skip_rate",
-    "total_cache_hits",
-    "total_cache_misses",
-    "total_skipped_symbols",
-    "total_symbols_processed",
-    "avg_api_latency",
-    "data_source_latencies",
-}
+SUMMARY_KEYS = set(
+    PerformanceSummary.__required_keys__
+)  # the health payload's, as test_metrics checks
 
 
 @dataclass
