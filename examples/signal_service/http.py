@@ -212,7 +212,6 @@ async def serving(
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.set_inheritable(True)
     except BaseException:
         sock.close()
         raise
