@@ -1,0 +1,129 @@
+"""The reference service's command line: ``python -m examples.signal_service COMMAND``.
+
+Commands:
+
+* ``replay``: a whole trading day of 5-second cycles on a virtual clock, with
+  the baseline and the optimized configuration; prints the before/after
+  table as Markdown and writes the figures as JSON with ``--json PATH``.
+* ``run``: the HTTP service (not available yet).
+
+Bad options print one line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import NoReturn
+
+from .market import DEFAULT_SYMBOLS
+from .replay import DAY, format_table, replay
+
+_USAGE_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(_USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    symbols = tuple(s.strip().upper() for s in text.split(","))
+    if not all(symbols) or len(set(symbols)) != len(symbols):
+        raise argparse.ArgumentTypeError(f"invalid symbol list: {text!r}")
+    return symbols
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+def _hours(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 24.0:
+        raise argparse.ArgumentTypeError(f"must be hours in (0, 24], got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subparser per command (``replay``, ``run``)."""
+    parser = _Parser(prog="python -m examples.signal_service", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    replay_parser = commands.add_parser(
+        "replay", help="replay a trading day on a virtual clock and print the before/after table"
+    )
+    replay_parser.add_argument("--seed", type=int, default=0, help="the market's seed (0)")
+    replay_parser.add_argument(
+        "--symbols",
+        type=_symbols,
+        default=DEFAULT_SYMBOLS,
+        help=f"comma-separated symbols ({','.join(DEFAULT_SYMBOLS)})",
+    )
+    replay_parser.add_argument(
+        "--vendors-fail",
+        type=_fraction,
+        default=0.0,
+        metavar="RATE",
+        help="extra share of calls every vendor answers with an error, 0-1 (0)",
+    )
+    replay_parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures here")
+    replay_parser.add_argument(
+        "--db", type=Path, metavar="PATH", help="SQLite file of the signals (a temporary file)"
+    )
+    replay_parser.add_argument(
+        "--hours",
+        type=_hours,
+        metavar="H",
+        help="replay at most H hours of each part of the day (default: the whole day)",
+    )
+    replay_parser.set_defaults(handler=_replay)
+
+    run_parser = commands.add_parser("run", help="serve the HTTP endpoints (not available yet)")
+    run_parser.set_defaults(handler=_run)
+    return parser
+
+
+def _replay(args: argparse.Namespace) -> int:
+    day = DAY
+    if args.hours is not None:
+        day = tuple(replace(segment, hours=min(segment.hours, args.hours)) for segment in DAY)
+    results = replay(
+        seed=args.seed, symbols=args.symbols, day=day, db=args.db, vendors_fail=args.vendors_fail
+    )
+    figures = {name: result.as_dict() for name, result in results.items()}
+    print(format_table(figures))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    print("run: not available yet", file=sys.stderr)
+    return _USAGE_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: the process's arguments) and run the command."""
+    args = build_parser().parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
