@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .market import DEFAULT_SYMBOLS
 from .replay import DAY, format_table, replay
@@ -40,24 +41,23 @@ def _symbols(text: str) -> tuple[str, ...]:
     return symbols
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return value
+def _number_in(low: float, high: float, *, low_open: bool, what: str) -> Any:
+    """An argparse type: a float in [low, high] (or (low, high] when ``low_open``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (low < value <= high if low_open else low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _hours(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 < value <= 24.0:
-        raise argparse.ArgumentTypeError(f"must be hours in (0, 24], got {text!r}")
-    return value
+_fraction = _number_in(0.0, 1.0, low_open=False, what="a number in [0, 1]")
+_hours = _number_in(0.0, 24.0, low_open=True, what="hours in (0, 24]")
 
 
 def build_parser() -> argparse.ArgumentParser:
