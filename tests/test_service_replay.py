@@ -67,6 +67,10 @@ def test_optimized_gets_no_rate_limit_errors(figures: dict[str, Any]) -> None:
     assert figures["optimized"]["rate_limit_errors"] == 0
 
 
+# CPU time is a measurement, not a behaviour: under coverage's tracer (scripts/test)
+# the two configurations' code paths are slowed unequally, so it is checked only
+# in an untraced run (and by hand on the whole day: docs/service.md).
+@pytest.mark.skipif("coverage" in sys.modules, reason="CPU time is distorted by tracing")
 def test_optimized_uses_at_most_half_the_baseline_cpu(figures: dict[str, Any]) -> None:
     assert figures["optimized"]["cpu_seconds"] <= figures["baseline"]["cpu_seconds"] / 2
 
