@@ -9,7 +9,10 @@ Its building blocks, each in its own module:
 * `market`: a deterministic simulated market (`Market`);
 * `vendors`: the four simulated vendors over it (`simulated_vendors`);
 * `signals`: `Signal` and its computation from components (`compute_signal`);
-* `tracker`: the SQLite signal tracker (`SignalTracker`, `AsyncSignalTracker`).
+* `tracker`: the SQLite signal tracker (`SignalTracker`, `AsyncSignalTracker`);
+* `pipeline`: the cycle that composes them with argo_perf (`Pipeline`, `PipelineConfig`);
+* `replay`: a trading day on a virtual clock, before and after (``python -m
+  examples.signal_service replay``).
 
 The service composes them with argo_perf; it holds no resilience logic of its
 own (no retry, rate limit, circuit breaker or cache code).

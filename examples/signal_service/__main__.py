@@ -1,38 +1,122 @@
-"""``python -m examples.signal_service``: the reference service's command line.
+"""The reference service's command line: ``python -m examples.signal_service COMMAND``.
 
 Commands:
 
-* ``run``: the service in real time on the simulated market (see `run`).
+* ``replay``: a whole trading day of 5-second cycles on a virtual clock, with
+  the baseline and the optimized configuration; prints the before/after
+  table as Markdown and writes the figures as JSON with ``--json PATH``.
+* ``run``: the service in real time on the simulated market, optionally serving
+  its health and metrics over HTTP (see `run`).
 
-Bad options and bad settings end with a one-line error and a non-zero exit.
+Bad options print one line to stderr and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn
 
+from .market import DEFAULT_SYMBOLS
+from .replay import DAY, format_table, replay
 from .run import add_run_command
+
+_USAGE_ERROR = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    """Errors in one line (``prog: error: ...``) instead of the usage and the error."""
+    """argparse with a one-line error (no usage dump)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(_USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    symbols = tuple(s.strip().upper() for s in text.split(","))
+    if not all(symbols) or len(set(symbols)) != len(symbols):
+        raise argparse.ArgumentTypeError(f"invalid symbol list: {text!r}")
+    return symbols
+
+
+def _number_in(low: float, high: float, *, low_open: bool, what: str) -> Any:
+    """An argparse type: a float in [low, high] (or (low, high] when ``low_open``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (low < value <= high if low_open else low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_fraction = _number_in(0.0, 1.0, low_open=False, what="a number in [0, 1]")
+_hours = _number_in(0.0, 24.0, low_open=True, what="hours in (0, 24]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subparser per command (``replay``, ``run``)."""
+    parser = _Parser(prog="python -m examples.signal_service", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    replay_parser = commands.add_parser(
+        "replay", help="replay a trading day on a virtual clock and print the before/after table"
+    )
+    replay_parser.add_argument("--seed", type=int, default=0, help="the market's seed (0)")
+    replay_parser.add_argument(
+        "--symbols",
+        type=_symbols,
+        default=DEFAULT_SYMBOLS,
+        help=f"comma-separated symbols ({','.join(DEFAULT_SYMBOLS)})",
+    )
+    replay_parser.add_argument(
+        "--vendors-fail",
+        type=_fraction,
+        default=0.0,
+        metavar="RATE",
+        help="extra share of calls every vendor answers with an error, 0-1 (0)",
+    )
+    replay_parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures here")
+    replay_parser.add_argument(
+        "--db", type=Path, metavar="PATH", help="SQLite file of the signals (a temporary file)"
+    )
+    replay_parser.add_argument(
+        "--hours",
+        type=_hours,
+        metavar="H",
+        help="replay at most H hours of each part of the day (default: the whole day)",
+    )
+    replay_parser.set_defaults(func=_replay)
+
+    add_run_command(commands)  # sets func=run_command
+    return parser
+
+
+def _replay(args: argparse.Namespace) -> int:
+    day = DAY
+    if args.hours is not None:
+        day = tuple(replace(segment, hours=min(segment.hours, args.hours)) for segment in DAY)
+    results = replay(
+        seed=args.seed, symbols=args.symbols, day=day, db=args.db, vendors_fail=args.vendors_fail
+    )
+    figures = {name: result.as_dict() for name, result in results.items()}
+    print(format_table(figures))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default: the process's arguments), run the command, return its status."""
-    parser = _Parser(
-        prog="python -m examples.signal_service",
-        description="The reference signal service, built from argo_perf's primitives.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_run_command(commands)
-    args = parser.parse_args(argv)
+    """Parse ``argv`` (default: the process's arguments) and run the command."""
+    args = build_parser().parse_args(argv)
     status: int = args.func(args)
     return status
 
