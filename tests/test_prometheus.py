@@ -359,3 +359,31 @@ def test_without_the_extra_everything_works_but_the_export() -> None:
     assert len(lines) == 2
     for line in lines:
         assert "pip install 'argo-perf[prometheus]'" in line
+
+
+def test_planted_source_and_symbol_names_never_break_the_exposition() -> None:
+    # Names that arrive from data: quotes, newlines, backslashes, a lone
+    # surrogate (bytes decoded with surrogateescape), and what is not a str.
+    metrics = PerformanceMetrics(symbol_labels=10)
+    planted: list[object] = ['ven"dor', "a\nb", "back\\slash", 'x"} 1\nevil{a="', "\udcff", None, 7]
+    for name in planted:
+        metrics.record_api_latency(name, 0.1)  # type: ignore[arg-type]
+        metrics.record_request(name, "error", 0.2)  # type: ignore[arg-type]
+        metrics.record_signal_generation_time(0.1, symbol=name)  # type: ignore[arg-type]
+        metrics.record_symbol_processed(name)  # type: ignore[arg-type]
+    exposition = metrics.exposition()
+    promtool = shutil.which("promtool")
+    assert promtool
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()
+    sources = {
+        dict(labels)["source"]
+        for (name, labels) in samples(metrics)
+        if name == "argo_data_source_requests_total"
+    }
+    assert sources == {'ven"dor', "a\nb", "back\\slash", 'x"} 1\nevil{a="', "\\udcff", "None", "7"}
+    summary = metrics.get_summary()
+    assert summary["data_source_latencies"]["None"] == pytest.approx(0.15)
+    assert "None" in repr(metrics)

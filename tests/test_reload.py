@@ -442,6 +442,26 @@ def test_a_bad_file_is_a_config_error_and_changes_nothing(
     assert ttl.config == AdaptiveTTLConfig()
 
 
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("limits.json", "[" * 100_000 + "]" * 100_000),
+        ("limits.toml", "ttl = " + "[" * 100_000 + "]" * 100_000),
+        ("limits.toml", "ttl = " + "{a = " * 100_000 + "1" + "}" * 100_000),
+    ],
+)
+def test_a_file_nested_too_deeply_is_a_config_error_and_a_watcher_survives_it(
+    tmp_path: Path, live: LiveConfig, ttl: AdaptiveTTL, name: str, text: str
+) -> None:
+    file = write(tmp_path / name, text)
+    with pytest.raises(ConfigError, match=r"is not valid (JSON|TOML) \(nested too deeply\)"):
+        live.load(file)
+    watcher = ConfigWatcher(live, file)
+    assert watcher.check() == []
+    assert watcher.last_error is not None
+    assert ttl.config == AdaptiveTTLConfig()
+
+
 def test_a_missing_file_is_a_config_error(tmp_path: Path, live: LiveConfig) -> None:
     with pytest.raises(ConfigError, match=r"cannot be read \(No such file or directory\)"):
         live.load(tmp_path / "missing.json")

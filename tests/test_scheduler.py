@@ -284,6 +284,22 @@ async def test_a_failing_call_is_reported_and_never_cancels_the_others(
     assert report.done == ("A", "B")
 
 
+async def test_a_call_raising_cancelled_error_itself_is_its_symbols_not_the_runs() -> None:
+    # A vendor client may end a call with CancelledError of its own (an inner
+    # timeout, a closed session): the run itself was not cancelled.
+    async def call(symbol: str) -> str:
+        await asyncio.sleep(0)
+        if symbol == "BAD":
+            raise asyncio.CancelledError
+        return symbol
+
+    scheduler = PriorityScheduler()
+    report = await scheduler.run(["BAD", "A", "B"], call, concurrency=2)
+    assert report.cancelled == ("BAD",)
+    assert report.done == ("A", "B")
+    assert scheduler.stats.cancelled == 1
+
+
 async def test_a_call_that_is_not_async_fails_its_symbol_only() -> None:
     def not_async(symbol: str) -> str:
         return symbol

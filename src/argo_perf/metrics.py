@@ -429,6 +429,7 @@ class PerformanceMetrics:
         here, and tracking keeps a reference to the objects.
         """
         with self._lock:
+            source = _label(source)
             if source not in self._sources:
                 self._source(source)
             label = source if source in self._sources else OTHER
@@ -530,6 +531,7 @@ class PerformanceMetrics:
         # Called under the lock. Without per-symbol labels everything is one entry.
         if not self._symbol_labels:
             return self._unlabelled
+        symbol = _label(symbol)
         entry = self._symbols.get(symbol)
         if entry is None:
             # "" is the unlabelled entry and OTHER the overflow: neither counts towards the bound.
@@ -539,12 +541,15 @@ class PerformanceMetrics:
         return entry
 
     def _source(self, source: str) -> _Source:
-        # Called under the lock, for a source not seen yet.
-        if len(self._sources) - (OTHER in self._sources) >= self._max_sources:
-            source = OTHER
+        # Called under the lock, for a name not seen yet as it was given.
+        source = _label(source)
         entry = self._sources.get(source)
         if entry is None:
-            entry = self._sources[source] = _Source(self._window)
+            if len(self._sources) - (OTHER in self._sources) >= self._max_sources:
+                source = OTHER
+                entry = self._sources.get(source)
+            if entry is None:
+                entry = self._sources[source] = _Source(self._window)
         return entry
 
     def _tracked(self, objects: dict[int, tuple[str, _T]]) -> list[tuple[str, _T]]:
@@ -588,6 +593,21 @@ class PerformanceMetrics:
             buckets=_grouped((label, bucket.stats) for label, bucket in buckets),
             breakers=_grouped((label, breaker.stats) for label, breaker in breakers),
         )
+
+
+def _label(name: object) -> str:
+    """``name`` as a label value every exporter can write: a str that encodes to UTF-8.
+
+    Names may come from data (a symbol, a vendor's name read from a file):
+    what is not a str is written with ``str``, and a lone surrogate (bytes
+    decoded with ``surrogateescape``) as its escape, so a scrape never fails.
+    """
+    label = name if type(name) is str else str(name)
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError:
+        label = label.encode("utf-8", "backslashreplace").decode("utf-8")
+    return label
 
 
 def _histogram(entry: _Histogram) -> HistogramData:

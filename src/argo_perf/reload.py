@@ -454,17 +454,15 @@ def _tomllib(file: Path) -> ModuleType:
 
 def _parse(file: Path, data: bytes) -> Mapping[str, Any]:
     """The settings in ``data``; errors carry the parser's position, never the content."""
-    if file.suffix.lower() == ".json":
-        try:
-            settings = json.loads(data)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            raise ConfigError("path", str(file), f"is not valid JSON ({exc})") from None
-    else:
-        tomllib = _tomllib(file)
-        try:
-            settings = tomllib.loads(data.decode("utf-8"))
-        except ValueError as exc:  # TOMLDecodeError and UnicodeDecodeError
-            raise ConfigError("path", str(file), f"is not valid TOML ({exc})") from None
+    json_file = file.suffix.lower() == ".json"
+    kind = "JSON" if json_file else "TOML"
+    toml = None if json_file else _tomllib(file)
+    try:
+        settings = json.loads(data) if toml is None else toml.loads(data.decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError, TOMLDecodeError and UnicodeDecodeError
+        raise ConfigError("path", str(file), f"is not valid {kind} ({exc})") from None
+    except RecursionError:  # both parsers recurse per level of nesting
+        raise ConfigError("path", str(file), f"is not valid {kind} (nested too deeply)") from None
     if not isinstance(settings, Mapping):
         raise ConfigError("path", str(file), "must hold an object of settings")
     return settings

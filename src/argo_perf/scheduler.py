@@ -35,7 +35,8 @@ class SymbolStatus(enum.Enum):
     FAILED = "failed"
     """The call raised; the exception is in `SymbolResult.error`."""
     CANCELLED = "cancelled"
-    """The call was started and cancelled: the deadline came, or the run was cancelled."""
+    """The call was started and cancelled: the deadline came, the run was cancelled, or the
+    call raised `asyncio.CancelledError` itself."""
     NOT_STARTED = "not_started"
     """The call was never started: the deadline came (or the run was cancelled) first."""
 
@@ -362,7 +363,7 @@ class PriorityScheduler:
                 finished, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
                     if task is not timer:
-                        ended[running.pop(task)] = task.result()
+                        ended[running.pop(task)] = _outcome(task, clock)
                 if timer is not None and timer.done():
                     break
         finally:
@@ -451,8 +452,18 @@ async def _cancel(
         task.cancel()
     await asyncio.wait(running)
     for task, symbol in running.items():
-        if task.cancelled():
-            ended[symbol] = (SymbolStatus.CANCELLED, None, None, clock.monotonic())
-        else:  # it ended before the cancellation reached it, or ignored it
-            ended[symbol] = task.result()
+        # Ended before the cancellation reached it, or ignored it: as it ended.
+        ended[symbol] = _outcome(task, clock)
     running.clear()
+
+
+def _outcome(task: asyncio.Task[_Ended], clock: Clock) -> _Ended:
+    """How a finished call's task ended.
+
+    A task the run did not cancel may still end cancelled: ``fn`` raised
+    `asyncio.CancelledError` itself (an inner timeout, a closed session). That
+    is the symbol's cancellation, not the run's.
+    """
+    if task.cancelled():
+        return (SymbolStatus.CANCELLED, None, None, clock.monotonic())
+    return task.result()
