@@ -13,9 +13,11 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-__all__ = ["AsyncPool", "SyncPool"]
+__all__ = ["AsyncPool", "AsyncSentinelPool", "SentinelPool", "SyncPool"]
 
 # -- bounded pools -----------------------------------------------------------------
 #
@@ -247,3 +249,18 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+
+# -- the same bounded pools for a master found through Sentinel ---------------------
+#
+# redis-py's Sentinel pool asks the sentinels for the master's address on every new
+# connection and drops connections to a master that is no longer one; mixed in before
+# our pool, it keeps doing that while our pool decides who waits and for how long.
+
+
+class SentinelPool(redis.sentinel.SentinelConnectionPool, SyncPool):
+    """`SyncPool` for the master of a Sentinel service."""
+
+
+class AsyncSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, AsyncPool):
+    """`AsyncPool` for the master of a Sentinel service."""

@@ -209,9 +209,9 @@ class RedisBreakerState:
         """Run ``script`` on the sync client: its reply, or `_NO_REPLY`."""
         if not self._admitted(self._link.has_sync, on_loop=False):
             return _NO_REPLY
-        client: Any = self._link.sync_client()
         command = script.command(keys, args)
         with self._exchange(script) as answer:
+            client: Any = self._link.sync_client()  # a cluster URL's is built on first use
             try:
                 answer.reply = client.execute_command(*command)
             except NoScriptError:  # a restarted or flushed server: load it once

@@ -176,9 +176,6 @@ class RedisCache(Face):
             health,
             on_loop=False,
         )
-        self._client: SyncRedisClient | None = (
-            None if self._link is None else self._link.sync_client()
-        )
         self._hit = core.hit
 
     # -- the operations ------------------------------------------------------------
@@ -370,9 +367,9 @@ class RedisCache(Face):
             flight.done.set()
 
     def _redis(self) -> SyncRedisClient:
-        client = self._client
-        assert client is not None  # operations ask for Redis only when it is configured
-        return client
+        link = self._link
+        assert link is not None  # operations ask for Redis only when it is configured
+        return link.sync_client()  # a cluster URL's is built (connects) on first use
 
     _io: ClassVar[dict[str, Callable[[RedisCache, ops.Request], Any]]] = {
         ops.GET: _get,

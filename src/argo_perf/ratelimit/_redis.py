@@ -257,10 +257,12 @@ class RedisTokenBucket:
     def _call(self, args: list[Any]) -> float | _Queued | None:
         """Run the script (sync); None when Redis is skipped or failed."""
         link = self._link
-        client = link.sync_client()
+        if not link.has_sync:
+            link.sync_client()  # raises the TypeError that says which client is missing
         if link.admit() is Admission.SKIP:
             return None
         try:
+            client = link.sync_client()  # a cluster URL's is built (connects) on first use
             try:
                 reply = client.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
             except NoScriptError:
