@@ -19,7 +19,7 @@ from redis.retry import Retry
 
 from .. import _validate
 from ..errors import ConfigError
-from ._pool import AsyncPool, AsyncSentinelPool, SentinelPool, SyncPool
+from ._pool import AsyncPool, AsyncSentinelPool, ClusterNodePool, SentinelPool, SyncPool
 from ._url import CLUSTER, Topology, bad_url, check_url, parse_topology, topology_scheme
 
 __all__ = [
@@ -100,33 +100,36 @@ def _sync_topology_builder(
 ) -> Callable[[dict[str, Any]], SyncRedisClient]:
     def build(kwargs: dict[str, Any]) -> SyncRedisClient:
         bound = int(topology.options.get("max_connections", max_connections))  # type: ignore[call-overload]
-        pool_options = {
-            "max_connections": bound,
-            "timeout": kwargs["socket_timeout"],
-            "retry": Retry(NoBackoff(), 0),
-        }
+        retry = Retry(NoBackoff(), 0)
         if topology.is_cluster:
-            # Bounded per node: redis-py builds one pool per node with this class.
-            return redis.cluster.RedisCluster(
+            # Bounded per node: redis-py builds one pool per node with this class. The
+            # constructor reads the command table from one master; with a retry per
+            # node it moves on when that master is down. Then no hidden retries.
+            cluster = redis.cluster.RedisCluster(
                 startup_nodes=[
                     redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
                     for h, p in topology.nodes
                 ],
                 require_full_coverage=False,
-                connection_pool_class=SyncPool,
-                **pool_options,
+                connection_pool_class=ClusterNodePool,
+                max_connections=bound,
+                retry=Retry(NoBackoff(), len(topology.nodes)),
                 **kwargs,
             )
+            cluster.set_retry(retry)
+            return cluster
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             list(topology.nodes),
-            sentinel_kwargs=_sentinel_kwargs(topology, kwargs, Retry(NoBackoff(), 0)),
+            sentinel_kwargs=_sentinel_kwargs(topology, kwargs, retry),
         )
         client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             topology.service,
             connection_pool_class=SentinelPool,
             db=topology.db,
+            retry=retry,
             retry_on_timeout=False,
-            **pool_options,
+            max_connections=bound,
+            timeout=kwargs["socket_timeout"],
             **kwargs,
         )
         return client

@@ -17,7 +17,7 @@ import redis.asyncio.sentinel
 import redis.sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-__all__ = ["AsyncPool", "AsyncSentinelPool", "SentinelPool", "SyncPool"]
+__all__ = ["AsyncPool", "AsyncSentinelPool", "ClusterNodePool", "SentinelPool", "SyncPool"]
 
 # -- bounded pools -----------------------------------------------------------------
 #
@@ -146,6 +146,19 @@ class SyncPool(redis.BlockingConnectionPool):
     def __init__(self, **kwargs: Any) -> None:
         kwargs["queue_class"] = _QueuedLifo
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+
+
+class ClusterNodePool(SyncPool):
+    """`SyncPool` for one node of a Redis Cluster: queued callers wait one socket timeout.
+
+    redis-py builds a node's pool from the client's connection options, in
+    which a ``timeout`` (the queue's patience) would also reach the clients it
+    builds to learn the layout, which refuse it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("timeout", kwargs.get("socket_timeout"))
+        super().__init__(**kwargs)
 
 
 class AsyncPool(redis.asyncio.BlockingConnectionPool):

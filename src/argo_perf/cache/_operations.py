@@ -7,7 +7,7 @@ request, a tuple whose first item names it:
 | request | the face runs | and sends back |
 | --- | --- | --- |
 | `(GET, rkey)` | `GET rkey` | the reply |
-| `(MGET, rkeys)` | `MGET` (per slot on a cluster) | the replies |
+| `(MGET, rkeys)` | `MGET` (per slot on a cluster) | the replies (`NodeFailure`: its node failed) |
 | `(EXISTS, rkeys)` | `EXISTS rkeys...` | the count |
 | `(TYPES, rkeys)` | `TYPE` of each key, pipelined | the replies |
 | `(SET, rkey, data, px)` | `SET rkey data PX px` | the reply |
@@ -39,7 +39,7 @@ from ..errors import BackendError
 from ._config import TTLArg
 from ._entry import Entry
 from ._flights import Landing
-from ._policy import CacheCore
+from ._policy import CacheCore, NodeFailure
 from ._stats import CachedValue, Source
 
 __all__ = [
@@ -53,8 +53,19 @@ __all__ = [
     "SET_MANY",
     "TYPES",
     "UNLINK",
+    "NodeFailure",
     "Steps",
+    "by_node",
 ]
+
+
+def by_node(client: Any, rkeys: list[str]) -> dict[str, list[int]]:
+    """The positions of ``rkeys`` grouped by the cluster node serving each."""
+    groups: dict[str, list[int]] = {}
+    for index, rkey in enumerate(rkeys):
+        groups.setdefault(client.get_node_from_key(rkey).name, []).append(index)
+    return groups
+
 
 GET = "GET"
 MGET = "MGET"
@@ -141,6 +152,9 @@ def get_many(core: CacheCore, keys: Iterable[str]) -> Generator[Request, Any, di
         try:
             raws = yield (MGET, rkeys)
             assert raws is not None
+            failed = next((raw for raw in raws if isinstance(raw, NodeFailure)), None)
+            if failed is not None:  # a cluster node: the other keys were read
+                core.redis_failed(failed.error, "MGET")
             absent = [rkey for rkey, raw in zip(rkeys, raws, strict=True) if raw is None]
             # MGET answers nil for a key of another type too: EXISTS tells (and only then TYPE).
             if absent and (yield (EXISTS, absent)):

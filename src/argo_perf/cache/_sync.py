@@ -25,8 +25,10 @@ import redis.cluster
 from .._redis import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
+    REDIS_ERRORS,
     BackendHealth,
     SyncRedisClient,
+    is_node_outage,
 )
 from ..clock import Clock
 from . import _operations as ops
@@ -298,9 +300,24 @@ class RedisCache(Face):
 
     def _mget(self, request: ops.Request) -> Any:
         client = self._redis()
-        if isinstance(client, redis.cluster.RedisCluster):
+        if not isinstance(client, redis.cluster.RedisCluster):
+            return client.mget(request[1])
+        try:
             return client.mget_nonatomic(request[1])
-        return client.mget(request[1])
+        except REDIS_ERRORS as exc:
+            if not is_node_outage(exc):
+                raise
+        # One node failed: read node by node, so only its keys count as failed.
+        rkeys: list[str] = request[1]
+        replies: list[Any] = [None] * len(rkeys)
+        for indexes in ops.by_node(client, rkeys).values():
+            try:
+                found = client.mget_nonatomic([rkeys[i] for i in indexes])
+            except REDIS_ERRORS as exc:
+                found = [ops.NodeFailure(exc)] * len(indexes)
+            for i, reply in zip(indexes, found, strict=True):
+                replies[i] = reply
+        return replies
 
     def _exists(self, request: ops.Request) -> Any:
         return self._redis().exists(*request[1])
