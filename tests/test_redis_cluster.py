@@ -102,7 +102,8 @@ async def test_shared_breaker_state_on_a_cluster(cluster: RedisCluster) -> None:
     state = RedisBreakerState(cluster.url)
     state.publish_open("massive", "p1", 30.0)
     remaining = state.open_remaining("massive")
-    assert remaining is not None and 29.0 < remaining <= 30.0
+    assert remaining is not None
+    assert 29.0 < remaining <= 30.0
     assert state.acquire_probe("xai", "p1", 5.0) == (True, 0.0)
     assert await state.acquire_probe_async("xai", "p2", 5.0) is not None
     await state.release_probe_async("xai", "p1")
@@ -131,12 +132,16 @@ def test_a_dead_master_takes_only_its_own_keys_out_of_redis(cluster: RedisCluste
         assert live_bucket.backend == "redis"
         dead_bucket.try_acquire()  # decided by the fallback bucket, this call only
     assert cache.stats.redis_errors >= 3
-    assert live_bucket.stats.redis_calls == 3 and live_bucket.stats.errors == 0
-    assert dead_bucket.stats.fallback_calls == 3 and dead_bucket.backend == "redis"
+    assert live_bucket.stats.redis_calls == 3
+    assert live_bucket.stats.errors == 0
+    assert dead_bucket.stats.fallback_calls == 3
+    assert dead_bucket.backend == "redis"
     # Its keys come back with it (empty: the node has no persistence here).
     cluster.revive(dead)
-    assert cache.set(lost[0], 2.0) is True and cache.get(lost[0]) == 2.0
-    assert dead_bucket.try_acquire() is True and dead_bucket.stats.redis_calls == 1
+    assert cache.set(lost[0], 2.0) is True
+    assert cache.get(lost[0]) == 2.0
+    assert dead_bucket.try_acquire() is True
+    assert dead_bucket.stats.redis_calls == 1
     for piece in (cache, dead_bucket, live_bucket):
         piece.close()
 
@@ -156,7 +161,8 @@ def test_a_cluster_url_opens_no_connection_until_used() -> None:
     bucket = RedisTokenBucket("redis+cluster://127.0.0.1:1,127.0.0.1:2", "k", 1, 2)
     cache = RedisCache("redis+cluster://127.0.0.1:1", failure_threshold=1)
     assert bucket.try_acquire() is True  # the fallback bucket: no node answered
-    assert cache.set("AAPL", 1.0) is False and cache.get("AAPL") == 1.0
+    assert cache.set("AAPL", 1.0) is False
+    assert cache.get("AAPL") == 1.0
     assert cache.backend == "memory"  # no node at all: the whole cluster is out
     assert bucket.stats.errors == 1
     state = RedisBreakerState("redis+cluster://127.0.0.1:1")
@@ -169,7 +175,8 @@ def test_a_cluster_url_opens_no_connection_until_used() -> None:
 def test_a_cluster_client_passed_in_is_described_without_a_password(cluster: RedisCluster) -> None:
     with cluster.client(password=None) as client:
         link = RedisLink(client)
-        assert link.cluster and link.target.startswith("redis+cluster://127.0.0.1:")
+        assert link.cluster
+        assert link.target.startswith("redis+cluster://127.0.0.1:")
         assert str(cluster.nodes[0].port) in link.target or "," in link.target
 
 
@@ -206,7 +213,9 @@ def test_the_gate_goes_down_for_a_cluster_that_is_down_as_a_whole() -> None:
 )
 def test_cluster_urls_are_taken_apart(url: str, nodes: list[tuple[str, int]], db: int) -> None:
     topology = parse_topology(url)
-    assert list(topology.nodes) == nodes and topology.db == db and topology.is_cluster
+    assert list(topology.nodes) == nodes
+    assert topology.db == db
+    assert topology.is_cluster
 
 
 def test_cluster_url_options_and_credentials_are_read() -> None:

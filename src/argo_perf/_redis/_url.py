@@ -11,6 +11,7 @@ name a set of servers, parsed here (`parse_topology`):
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, unquote_plus
@@ -170,8 +171,8 @@ def parse_topology(url: str) -> Topology:
         username = unquote(user) or None
         password = unquote(secret) if colon else None
         rest = rest[at + 1 :]
-    rest, _, _fragment = rest.partition("#")
-    rest, _, query = rest.partition("?")
+    rest, _, query = rest.partition("?")  # a '#' in the query belongs to a value
+    rest = rest.partition("#")[0]
     hosts, slash, path = rest.partition("/")
     nodes: list[tuple[str, int]] = []
     for item in hosts.split(","):
@@ -210,12 +211,16 @@ def _options(url: str, scheme: str, query: str) -> dict[str, object]:
         allowed = (*allowed, *_TEXT_OPTIONS)
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name not in allowed:
-            raise _refuse(url, f"has an unknown option {name!r} (known: {', '.join(allowed)})")
+            # The name is not shown: an unencoded '&' in a password makes one.
+            raise _refuse(url, f"has an unknown option (known: {', '.join(allowed)})")
         if name in _TEXT_OPTIONS:
             options[name] = value
             continue
         try:
-            options[name] = int(value) if name == "max_connections" else float(value)
+            number = int(value) if name == "max_connections" else float(value)
         except ValueError:
-            raise _refuse(url, f"has a bad value for {name}") from None
+            number = 0
+        if not 0 < number < math.inf:
+            raise _refuse(url, f"has a bad value for {name}: a positive number is needed")
+        options[name] = number
     return options
