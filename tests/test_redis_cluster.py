@@ -131,6 +131,8 @@ def test_a_dead_master_takes_only_its_own_keys_out_of_redis(cluster: RedisCluste
         assert live_bucket.try_acquire() is True
         assert live_bucket.backend == "redis"
         dead_bucket.try_acquire()  # decided by the fallback bucket, this call only
+    assert cache.set_many(dict.fromkeys(SYMBOLS, 3.0)) is False  # its keys failed
+    assert cache.get_many(SYMBOLS) == dict.fromkeys(kept, 3.0)  # the others were written
     assert cache.stats.redis_errors >= 3
     assert live_bucket.stats.redis_calls == 3
     assert live_bucket.stats.errors == 0
@@ -144,6 +146,19 @@ def test_a_dead_master_takes_only_its_own_keys_out_of_redis(cluster: RedisCluste
     assert dead_bucket.stats.redis_calls == 1
     for piece in (cache, dead_bucket, live_bucket):
         piece.close()
+
+
+async def test_a_dead_master_takes_only_its_own_keys_out_of_the_async_cache(
+    cluster: RedisCluster,
+) -> None:
+    cache = AsyncRedisCache(cluster.url, maxsize=0, failure_threshold=1)
+    kept = [s for s in SYMBOLS if cluster.node_for(cache.redis_key(s)) is not cluster.nodes[1]]
+    assert await cache.get("AAPL") is None  # connected before the kill
+    cluster.nodes[1].kill()
+    assert await cache.set_many(dict.fromkeys(SYMBOLS, 1.0)) is False
+    assert await cache.get_many(SYMBOLS) == dict.fromkeys(kept, 1.0)
+    assert cache.backend == "redis"
+    await cache.close()
 
 
 def test_a_cluster_no_node_of_which_answers_takes_the_gate_down(cluster: RedisCluster) -> None:

@@ -31,7 +31,7 @@ the operation looks again) or another is under way (an early refresh).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from .._redis import REDIS_ERRORS
@@ -55,16 +55,58 @@ __all__ = [
     "UNLINK",
     "NodeFailure",
     "Steps",
-    "by_node",
+    "node_by_node",
+    "node_by_node_async",
 ]
 
 
-def by_node(client: Any, rkeys: list[str]) -> dict[str, list[int]]:
+def _by_node(client: Any, rkeys: list[str]) -> list[list[int]]:
     """The positions of ``rkeys`` grouped by the cluster node serving each."""
     groups: dict[str, list[int]] = {}
     for index, rkey in enumerate(rkeys):
         groups.setdefault(client.get_node_from_key(rkey).name, []).append(index)
-    return groups
+    return list(groups.values())
+
+
+def node_by_node(
+    client: Any,
+    rkeys: list[str],
+    run: Callable[[list[int]], list[Any]],
+    failed: Callable[[BaseException], Any],
+) -> list[Any]:
+    """After one cluster node failed a multi-slot request: ``run`` it node by node.
+
+    ``run(positions)`` answers for the keys at those positions; a node that
+    fails answers ``failed(error)`` for each of its keys, so only they count
+    as failed. Returns the answers in the order of ``rkeys``.
+    """
+    replies: list[Any] = [None] * len(rkeys)
+    for indexes in _by_node(client, rkeys):
+        try:
+            found = run(indexes)
+        except REDIS_ERRORS as exc:
+            found = [failed(exc)] * len(indexes)
+        for i, reply in zip(indexes, found, strict=True):
+            replies[i] = reply
+    return replies
+
+
+async def node_by_node_async(
+    client: Any,
+    rkeys: list[str],
+    run: Callable[[list[int]], Awaitable[list[Any]]],
+    failed: Callable[[BaseException], Any],
+) -> list[Any]:
+    """The asyncio form of `node_by_node`."""
+    replies: list[Any] = [None] * len(rkeys)
+    for indexes in _by_node(client, rkeys):
+        try:
+            found = await run(indexes)
+        except REDIS_ERRORS as exc:
+            found = [failed(exc)] * len(indexes)
+        for i, reply in zip(indexes, found, strict=True):
+            replies[i] = reply
+    return replies
 
 
 GET = "GET"

@@ -8,6 +8,9 @@
 * `TcpProxy` sits on loopback between a client and a server and can
   delay, drop (hold) or cut the traffic, for the network faults a process
   signal cannot show.
+* `RedisCluster` starts a private Redis Cluster of three masters, and
+  `RedisSentinelGroup` a master, its replica and three sentinels that fail
+  over within a couple of seconds.
 
 Example:
     >>> from argo_perf.testing import RedisServer
