@@ -95,6 +95,20 @@ def _sentinel_kwargs(topology: Topology, kwargs: dict[str, Any], retry: Any) -> 
     }
 
 
+def _master_options(
+    topology: Topology, kwargs: dict[str, Any], retry: Any, bound: int
+) -> dict[str, Any]:
+    """The options of a Sentinel-managed master's bounded pool (both faces)."""
+    return {
+        "db": topology.db,
+        "retry": retry,
+        "retry_on_timeout": False,
+        "max_connections": bound,
+        "timeout": kwargs["socket_timeout"],  # a queued caller's patience
+        **kwargs,
+    }
+
+
 def _sync_topology_builder(
     topology: Topology, max_connections: int
 ) -> Callable[[dict[str, Any]], SyncRedisClient]:
@@ -125,12 +139,7 @@ def _sync_topology_builder(
         client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             topology.service,
             connection_pool_class=SentinelPool,
-            db=topology.db,
-            retry=retry,
-            retry_on_timeout=False,
-            max_connections=bound,
-            timeout=kwargs["socket_timeout"],
-            **kwargs,
+            **_master_options(topology, kwargs, retry, bound),
         )
         return client
 
@@ -304,12 +313,7 @@ def _async_topology_client(
     client: redis.asyncio.Redis = sentinel.master_for(
         str(topology.service),
         connection_pool_class=AsyncSentinelPool,
-        db=topology.db,
-        retry=retry,
-        retry_on_timeout=False,
-        max_connections=bound,
-        timeout=kwargs["socket_timeout"],
-        **kwargs,
+        **_master_options(topology, kwargs, retry, bound),
     )
     return client
 
