@@ -3,7 +3,10 @@
 ``redis_server`` is one private server for the whole session; ``redis_url`` and
 ``redis_client`` flush it before each test. Fault tests that kill, freeze or
 restart a server take ``fault_redis`` instead: a fresh private server per test,
-so no other test sees the damage. Every process is reaped at the end, even when
+so no other test sees the damage. ``cluster`` (a Redis Cluster of three masters)
+and ``sentinels`` (a master, a replica and three sentinels) are one per session
+too, flushed and repaired (dead nodes started again, a failed-over group healed)
+before each test that takes them. Every process is reaped at the end, even when
 a test fails. A missing ``redis-server`` binary fails the run; it never skips.
 """
 
@@ -17,7 +20,13 @@ import redis
 from hypothesis import settings
 
 from argo_perf.clock import ManualClock
-from argo_perf.testing import RedisServer, RedisServerError, find_redis_server
+from argo_perf.testing import (
+    RedisCluster,
+    RedisSentinelGroup,
+    RedisServer,
+    RedisServerError,
+    find_redis_server,
+)
 
 # CI runs the same examples every time, so a red run is reproducible and never a
 # draw of the dice; locally hypothesis explores new ones on each run.
@@ -83,6 +92,39 @@ def redis_factory() -> Iterator[Callable[..., RedisServer]]:
 def fault_redis(redis_factory: Callable[..., RedisServer]) -> RedisServer:
     """A private server of this test's own, free to kill, pause and restart."""
     return redis_factory()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    with RedisCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster(redis_cluster: RedisCluster) -> RedisCluster:
+    """The session's Redis Cluster, every node running, flushed before the test."""
+    if not all(node.running for node in redis_cluster.nodes):
+        for node in redis_cluster.nodes:
+            node.start()
+        redis_cluster.wait_ready()
+    redis_cluster.flush()
+    return redis_cluster
+
+
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[RedisSentinelGroup]:
+    with RedisSentinelGroup() as group:
+        yield group
+
+
+@pytest.fixture
+def sentinels(sentinel_group: RedisSentinelGroup) -> RedisSentinelGroup:
+    """The session's Sentinel group (healed after a failover), its master flushed."""
+    if not all(server.running for server in sentinel_group.servers):
+        sentinel_group.heal()
+    with sentinel_group.master().client() as client:
+        client.flushall()
+    return sentinel_group
 
 
 @pytest.fixture

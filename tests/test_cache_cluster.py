@@ -1,4 +1,4 @@
-"""The cache on a real Redis Cluster: three masters started for this module.
+"""The cache on a real Redis Cluster: the session's three masters (``cluster`` fixture).
 
 Keys of one ``get_many`` live in different slots (and nodes); nothing redis-py
 raises for a cluster reaches the caller.
@@ -6,11 +6,6 @@ raises for a cluster reaches the caller.
 
 from __future__ import annotations
 
-import random
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,70 +17,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from argo_perf import AsyncRedisCache, RedisCache
-from argo_perf.testing import RedisServer
-
-
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _cluster_ports(count: int) -> list[int]:
-    """Free ports whose cluster bus port (port + 10000) is free too."""
-    ports: list[int] = []
-    rng = random.Random()
-    while len(ports) < count:
-        port = rng.randrange(20_000, 55_000)
-        if port not in ports and _free(port) and _free(port + 10_000):
-            ports.append(port)
-    return ports
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[list[RedisServer]]:
-    cli = shutil.which("redis-cli")
-    assert cli is not None, "redis-cli is needed to create the test cluster"
-    servers = [
-        RedisServer(port, extra_args=["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-        for port in _cluster_ports(3)
-    ]
-    try:
-        for server in servers:
-            server.start()
-        subprocess.run(
-            [
-                cli,
-                "--cluster",
-                "create",
-                *(f"127.0.0.1:{s.port}" for s in servers),
-                "--cluster-yes",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-        deadline = time.monotonic() + 10.0
-        for server in servers:
-            with server.client() as client:
-                while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
-                    assert time.monotonic() < deadline, "the test cluster did not become ready"
-                    time.sleep(0.05)
-        yield servers
-    finally:
-        for server in servers:
-            server.close()
+from argo_perf.testing import RedisCluster
 
 
 @pytest.fixture
-def cluster_client(cluster: list[RedisServer]) -> Iterator[redis.cluster.RedisCluster]:
-    client = redis.cluster.RedisCluster(
-        host="127.0.0.1", port=cluster[0].port, socket_timeout=2.0, socket_connect_timeout=2.0
-    )
-    client.flushall(target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+def cluster_client(cluster: RedisCluster) -> Iterator[redis.cluster.RedisCluster]:
+    client = cluster.client(socket_timeout=2.0, socket_connect_timeout=2.0)
     try:
         yield client
     finally:
@@ -112,10 +49,10 @@ def test_get_many_across_slots_on_a_cluster(cluster_client: redis.cluster.RedisC
 
 
 async def test_async_get_many_across_slots_on_a_cluster(
-    cluster: list[RedisServer], cluster_client: redis.cluster.RedisCluster
+    cluster: RedisCluster, cluster_client: redis.cluster.RedisCluster
 ) -> None:
     client: Any = redis.asyncio.cluster.RedisCluster(
-        host="127.0.0.1", port=cluster[1].port, socket_timeout=2.0, socket_connect_timeout=2.0
+        host="127.0.0.1", port=cluster.nodes[1].port, socket_timeout=2.0, socket_connect_timeout=2.0
     )
     cache = AsyncRedisCache(client)
     assert await cache.set_many({s: float(i) for i, s in enumerate(SYMBOLS)}) is True
@@ -128,17 +65,17 @@ async def test_async_get_many_across_slots_on_a_cluster(
     await client.aclose()
 
 
-def test_a_cluster_with_no_node_left_raises_nothing(cluster: list[RedisServer]) -> None:
+def test_a_cluster_with_no_node_left_raises_nothing(cluster: RedisCluster) -> None:
     client = redis.cluster.RedisCluster(
         host="127.0.0.1",
-        port=cluster[2].port,
+        port=cluster.nodes[2].port,
         socket_timeout=0.5,
         socket_connect_timeout=0.5,
         retry=Retry(NoBackoff(), 0),
     )
     cache = RedisCache(client, failure_threshold=100)
     assert cache.set("AAPL", 1.0) is True
-    for server in cluster:  # the last test of the module: the cluster is not needed after it
+    for server in cluster.nodes:  # the next test's fixture starts them again
         server.kill()
     assert cache.get_many(SYMBOLS) == {"AAPL": 1.0}  # from the in-process tier
     assert cache.get("MSFT", "default") == "default"

@@ -16,6 +16,7 @@ from argo_perf import BackendError, ConfigError, ManualClock
 from argo_perf._redis import (
     Admission,
     BackendHealth,
+    RedisLink,
     async_client,
     describe_client,
     is_outage,
@@ -251,6 +252,11 @@ _TEMPLATES = (
     "redis://localhost:6379/0?password={p}",
     "redis://localhost:6379/0?db=1&password={p}&x=1",
     "redis://u:{p}@h@localhost/0",
+    "redis+cluster://:{p}@localhost:7000,localhost:7001",
+    "redis+cluster://user:{p}@[::1]:7000/0?socket_timeout=zz",
+    "redis+sentinel://app:{p}@localhost:26379,localhost:26380/mymaster/0",
+    "redis+sentinel://localhost:26379/mymaster?sentinel_password={p}",
+    "redis+sentinel://:{p}@localhost:port/mymaster",
 )
 
 
@@ -260,6 +266,12 @@ _FIXED_TEXT = (
     "in a password), got ''. url has '/', '?' or '#' before its last '@': percent-encode "
     "them in the password (urllib.parse.quote(password, safe='')) must be a redis://, "
     "rediss:// or unix:// URL ConfigError('url', ***, 'redis://localhost:6379/0')"
+    " must be a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL"
+    " has a bad host:port (hosts are separated by ',') must name the service: "
+    "redis+sentinel://host:port/service[/db] has a bad database has an unknown option "
+    "(known: max_connections, socket_timeout, socket_connect_timeout, sentinel_username, "
+    "sentinel_password) has a bad value for : a positive number is needed "
+    "RedisLink(target=, state=up) names database ; a Redis Cluster has only database 0"
 )
 
 
@@ -275,16 +287,26 @@ def _secret_free(text: str, secret: str) -> bool:
     return not any(piece in text for piece in _pieces(secret))
 
 
+def _sync_no_connect(url: str) -> tuple[object, bool]:
+    """`sync_client`, but a cluster URL's client is not built (it would connect)."""
+    if url.lower().startswith("redis+cluster://"):
+        link = RedisLink(url)
+        link.close()
+        return link, True
+    return sync_client(url)
+
+
 def _assert_no_secret(url: str, secret: str) -> None:
     assert _secret_free(redact_url(url), secret), redact_url(url)
-    for build in (sync_client, async_client):
+    for build in (_sync_no_connect, async_client):
         try:
             client, _ = build(url)
         except ConfigError as exc:
             for shown in (str(exc), repr(exc), repr(exc.value), repr(exc.args), exc.requirement):
                 assert _secret_free(shown, secret), shown
         else:
-            assert _secret_free(describe_client(client), secret)
+            shown = repr(client) if isinstance(client, RedisLink) else describe_client(client)  # type: ignore[arg-type]
+            assert _secret_free(shown, secret), shown
 
 
 @pytest.mark.parametrize(

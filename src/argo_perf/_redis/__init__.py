@@ -3,7 +3,8 @@
 What lives here, once:
 
 * `_url`: refusing a malformed Redis URL and keeping its password out of
-  every message, repr and log line (`redact_url`);
+  every message, repr and log line (`redact_url`), and taking the
+  ``redis+cluster://`` and ``redis+sentinel://`` forms apart (`parse_topology`);
 * `_pool`: bounded connection pools whose queued callers wait only while
   Redis keeps answering;
 * `_clients`: building a redis-py client (sync or asyncio) from a URL with
@@ -12,7 +13,8 @@ What lives here, once:
 * `_health`: `BackendHealth`, the gate in front of a Redis tier (after a few
   consecutive outage errors no call touches Redis until a single probe per
   interval sees it answer again; each state change is logged once), and the
-  one outage classification (`is_outage`);
+  one outage classification (`is_outage`; `is_node_outage` tells the outage
+  of one cluster node or slot from that of the whole cluster);
 * `_link`: `RedisLink`, what a Redis-backed piece owns: its clients (one per
   event loop for a URL), its gate, the probe rule (a background PING, never a
   caller's request) and the translation of failures into `BackendError`.
@@ -36,6 +38,7 @@ from ._health import (
     Admission,
     BackendHealth,
     is_answer,
+    is_node_outage,
     is_outage,
     to_backend_error,
 )
@@ -56,6 +59,7 @@ __all__ = [
     "async_client",
     "describe_client",
     "is_answer",
+    "is_node_outage",
     "is_outage",
     "redact_url",
     "sync_client",

@@ -6,8 +6,8 @@ import enum
 import logging
 import threading
 
+from redis.exceptions import ClusterDownError, RedisClusterException, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import _validate
@@ -19,6 +19,7 @@ __all__ = [
     "Admission",
     "BackendHealth",
     "is_answer",
+    "is_node_outage",
     "is_outage",
     "to_backend_error",
 ]
@@ -31,10 +32,11 @@ def is_outage(exc: BaseException) -> bool:
 
     Refused, reset or timed-out connections, socket errors, and cluster errors
     raised before any node answered (``RedisClusterException``: no node covers
-    a slot, the cluster could not be initialised) are outages. A server that
-    answered with an error reply (``WRONGTYPE``, ``OOM``, ``NOSCRIPT``,
-    ``READONLY``) is up: that is a data or capacity problem. A `BackendError`
-    is an outage when the error it wraps is one.
+    a slot, the cluster could not be initialised) are outages, and so is a
+    ``CLUSTERDOWN`` reply (the cluster, or the slot, is not served). A server
+    that answered with another error reply (``WRONGTYPE``, ``OOM``,
+    ``NOSCRIPT``, ``READONLY``) is up: that is a data or capacity problem. A
+    `BackendError` is an outage when the error it wraps is one.
     """
     return isinstance(exc, _OUTAGES) or (
         isinstance(exc, BackendError) and exc.__cause__ is not None and is_outage(exc.__cause__)
@@ -43,9 +45,28 @@ def is_outage(exc: BaseException) -> bool:
 
 def is_answer(exc: BaseException) -> bool:
     """True when ``exc`` is an error reply: Redis is up and answered (``WRONGTYPE``, ``OOM``)."""
+    if isinstance(exc, ClusterDownError):
+        return False
     return isinstance(exc, ResponseError) or (
         isinstance(exc, BackendError) and exc.__cause__ is not None and is_answer(exc.__cause__)
     )
+
+
+def is_node_outage(exc: BaseException) -> bool:
+    """On a Redis Cluster: True when ``exc`` is the outage of one node or slot only.
+
+    A refused, reset or timed-out connection to one node, or ``CLUSTERDOWN Hash
+    slot not served``, was raised by a client that could still reach the
+    cluster (redis-py raises `RedisClusterException` when no node answers while
+    it relearns the layout after such an error, and ``CLUSTERDOWN The cluster is
+    down`` when the whole cluster refuses): the keys of the other nodes' slots
+    are still served.
+    """
+    if isinstance(exc, BackendError) and exc.__cause__ is not None:
+        return is_node_outage(exc.__cause__)
+    if isinstance(exc, ClusterDownError):
+        return "slot" in str(exc).lower()
+    return isinstance(exc, _OUTAGES) and not isinstance(exc, RedisClusterException)
 
 
 def to_backend_error(exc: BaseException, target: str) -> BackendError:
@@ -62,6 +83,7 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, RedisClust
 """What a Redis call can raise (``RedisClusterException`` is not a ``RedisError``)."""
 
 _OUTAGES: tuple[type[BaseException], ...] = (
+    ClusterDownError,
     RedisConnectionError,
     RedisTimeoutError,
     OSError,

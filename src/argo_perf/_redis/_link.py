@@ -16,7 +16,10 @@ One object per piece (or shared by several on the same server) holds:
   learn whether Redis is back. `admit` (threads) and `admit_async` (on an
   event loop) answer CALL or SKIP;
 * the one classification of failures (`is_outage`, `is_answer`) and their
-  translation into `BackendError`, in `failed`.
+  translation into `BackendError`, in `failed`. On a Redis Cluster the outage
+  of one node (or one slot) is the failure of the calls on its keys only: the
+  gate goes down only when the cluster as a whole cannot be reached, so the
+  keys of the other nodes keep using Redis.
 
 It decides nothing about values and does no I/O on the caller's behalf (the
 probe runs off the caller's path), so the sync and asyncio faces of a piece
@@ -31,12 +34,14 @@ import logging
 import math
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.exceptions import ClusterDownError
 
 from ..clock import Clock
 from ..errors import BackendError, ConfigError
@@ -47,11 +52,20 @@ from ._clients import (
     AsyncRedisClient,
     SyncRedisClient,
     async_client,
+    close_sync_client,
     describe_client,
-    sync_client,
+    is_cluster_client,
+    sync_builder,
 )
-from ._health import Admission, BackendHealth, is_answer, is_outage, to_backend_error
-from ._url import redact_url
+from ._health import (
+    Admission,
+    BackendHealth,
+    is_answer,
+    is_node_outage,
+    is_outage,
+    to_backend_error,
+)
+from ._url import CLUSTER, redact_url, topology_scheme
 
 __all__ = ["PROBE_THREAD_NAME", "REPLY_REPORT_INTERVAL", "RedisLink"]
 
@@ -73,9 +87,11 @@ class RedisLink:
     """The clients, the health gate and the failure rules of one Redis-backed piece.
 
     Args:
-        url_or_client: a ``redis://``, ``rediss://`` or ``unix://`` URL, or a
-            sync or asyncio redis-py client (``Redis`` or ``RedisCluster``).
-            A URL serves both faces; a client serves only its own face.
+        url_or_client: a ``redis://``, ``rediss://``, ``unix://``,
+            ``redis+cluster://`` or ``redis+sentinel://`` URL, or a sync or
+            asyncio redis-py client (``Redis``, including one from
+            ``Sentinel.master_for``, or ``RedisCluster``). A URL serves both
+            faces; a client serves only its own face.
         health: the gate to use (share one between pieces on the same
             server); default: a new gate with ``failure_threshold``,
             ``probe_interval`` and ``clock``.
@@ -113,6 +129,7 @@ class RedisLink:
         }
         self._url: str | None = None
         self._sync: SyncRedisClient | None = None
+        self._build_sync: Callable[[], SyncRedisClient] | None = None  # a cluster URL's
         self._async: AsyncRedisClient | None = None  # a client passed in
         self._per_loop: dict[asyncio.AbstractEventLoop, AsyncRedisClient] = {}
         self._lock = threading.Lock()
@@ -123,16 +140,24 @@ class RedisLink:
         self._probe_threads: set[threading.Thread] = set()
         self._probe_tasks: set[asyncio.Task[None]] = set()
         if isinstance(url_or_client, str):
-            # Built now: a bad URL or option fails at construction (no connection is opened).
-            self._sync, _ = sync_client(url_or_client, **self._options)
+            # Checked now: a bad URL or option fails at construction (no connection is
+            # opened). A cluster client connects when it is built: on first use.
+            build = sync_builder(url_or_client, **self._options)
+            if topology_scheme(url_or_client) == CLUSTER:
+                self._build_sync = build
+            else:
+                self._sync = build()
             self._url = url_or_client
             self.target = redact_url(url_or_client)
+            self.cluster = self._build_sync is not None
         elif isinstance(url_or_client, _SYNC_TYPES):
             self._sync = url_or_client
             self.target = describe_client(url_or_client)
+            self.cluster = is_cluster_client(url_or_client)
         elif isinstance(url_or_client, _ASYNC_TYPES):
             self._async = url_or_client
             self.target = describe_client(url_or_client)
+            self.cluster = is_cluster_client(url_or_client)
         else:
             raise ConfigError(
                 "url_or_client",
@@ -160,7 +185,11 @@ class RedisLink:
     @property
     def has_sync(self) -> bool:
         """True when the sync face has a client (a URL or a sync client was given)."""
-        return self._sync is not None
+        return self._sync is not None or self._build_sync is not None
+
+    def built_sync_client(self) -> SyncRedisClient | None:
+        """The sync client if it exists yet (a cluster URL's is built on first use)."""
+        return self._sync
 
     @property
     def has_async(self) -> bool:
@@ -172,10 +201,21 @@ class RedisLink:
 
         Raises:
             TypeError: the link was built from an asyncio client.
+            RedisClusterException: a ``redis+cluster://`` client built now
+                found no node to learn the cluster's layout from.
         """
         client = self._sync
         if client is None:
-            raise TypeError(f"redis at {self.target}: no sync client; pass a URL or a redis.Redis")
+            if self._build_sync is None:
+                raise TypeError(
+                    f"redis at {self.target}: no sync client; pass a URL or a redis.Redis"
+                )
+            with self._lock:
+                client = self._sync
+                if client is None:
+                    # Raises what redis-py raises when no node answers: the caller's
+                    # request fails as any other would, and the next one tries again.
+                    client = self._sync = self._build_sync()
         return client
 
     def async_client(self) -> AsyncRedisClient:
@@ -256,7 +296,9 @@ class RedisLink:
         """Classify ``exc``, tell the gate, and return it as a `BackendError` (not raised).
 
         * an outage (`is_outage`: refused, timed out, cluster unreachable)
-          counts towards taking the gate down;
+          counts towards taking the gate down, except on a cluster the outage
+          of one node or slot (`is_node_outage`) while the gate is up: that
+          is the failure of this call only, the other nodes still answer;
         * an error reply (`is_answer`: ``WRONGTYPE``, ``NOSCRIPT``, ``OOM``,
           ``READONLY``) means Redis is up: it counts as a success for the gate;
         * anything else (a cancelled task, a client-side error) says nothing
@@ -268,7 +310,8 @@ class RedisLink:
         """
         health = self.health
         if is_outage(exc):
-            health.record_failure(exc)
+            if not (self.cluster and health.available and is_node_outage(exc)):
+                health.record_failure(exc)
         elif is_answer(exc):
             health.record_success()
         elif not health.available:
@@ -313,7 +356,11 @@ class RedisLink:
 
     def _ping(self) -> None:
         try:
-            self.sync_client().ping()
+            client: Any = self.sync_client()
+            if self.cluster:
+                _cluster_answers(client.cluster_info(target_nodes=client.RANDOM))
+            else:
+                client.ping()
         except BaseException as exc:  # the gate must hear back, whatever happened
             self.failed(exc)
         else:
@@ -336,7 +383,11 @@ class RedisLink:
         if self._closed:  # closed before the task ran: no client to build
             return
         try:
-            await self.async_client().execute_command("PING")
+            client: Any = self.async_client()
+            if self.cluster:
+                _cluster_answers(await client.cluster_info(target_nodes=client.RANDOM))
+            else:
+                await client.execute_command("PING")
         except Exception as exc:
             self.failed(exc)
         else:
@@ -394,8 +445,8 @@ class RedisLink:
             clients, self._per_loop = list(self._per_loop.values()), {}
         for client in clients:
             _sever(client)
-        assert self._sync is not None
-        self._sync.close()
+        if self._sync is not None:
+            close_sync_client(self._sync)
 
     async def aclose(self) -> None:
         """`close`, awaiting this loop's cancelled probe task and its asyncio client."""
@@ -423,6 +474,12 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+def _cluster_answers(info: Any) -> None:
+    """A cluster probe's verdict: Redis is back when a node says the cluster is served."""
+    if isinstance(info, dict) and info.get("cluster_state") not in ("ok", b"ok"):
+        raise ClusterDownError("CLUSTERDOWN The cluster is down (cluster_state is not ok)")
+
+
 def _sever(client: AsyncRedisClient) -> None:
     """Close an asyncio client's sockets without its event loop (which may be closed).
 
@@ -432,8 +489,13 @@ def _sever(client: AsyncRedisClient) -> None:
     """
     pool: Any = getattr(client, "connection_pool", None)
     if pool is None:
-        return
-    connections = [*pool._available_connections, *pool._in_use_connections]
+        nodes = getattr(client, "get_nodes", None)  # a cluster: each node's connections
+        connections = [c for node in nodes() for c in node._connections] if nodes else []
+    else:
+        connections = [*pool._available_connections, *pool._in_use_connections]
+        manager = getattr(pool, "sentinel_manager", None)
+        for sentinel in manager.sentinels if manager is not None else ():
+            _sever(sentinel)
     for connection in connections:
         writer = getattr(connection, "_writer", None)
         if writer is None:

@@ -13,9 +13,11 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-__all__ = ["AsyncPool", "SyncPool"]
+__all__ = ["AsyncPool", "AsyncSentinelPool", "ClusterNodePool", "SentinelPool", "SyncPool"]
 
 # -- bounded pools -----------------------------------------------------------------
 #
@@ -146,6 +148,19 @@ class SyncPool(redis.BlockingConnectionPool):
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
 
 
+class ClusterNodePool(SyncPool):
+    """`SyncPool` for one node of a Redis Cluster: queued callers wait one socket timeout.
+
+    redis-py builds a node's pool from the client's connection options, in
+    which a ``timeout`` (the queue's patience) would also reach the clients it
+    builds to learn the layout, which refuse it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("timeout", kwargs.get("socket_timeout"))
+        super().__init__(**kwargs)
+
+
 class AsyncPool(redis.asyncio.BlockingConnectionPool):
     """The asyncio counterpart of `SyncPool`.
 
@@ -247,3 +262,18 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+
+# -- the same bounded pools for a master found through Sentinel ---------------------
+#
+# redis-py's Sentinel pool asks the sentinels for the master's address on every new
+# connection and drops connections to a master that is no longer one; mixed in before
+# our pool, it keeps doing that while our pool decides who waits and for how long.
+
+
+class SentinelPool(redis.sentinel.SentinelConnectionPool, SyncPool):
+    """`SyncPool` for the master of a Sentinel service."""
+
+
+class AsyncSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, AsyncPool):
+    """`AsyncPool` for the master of a Sentinel service."""

@@ -1,15 +1,44 @@
-"""Redis URLs: refusing a malformed one and keeping its password out of every message."""
+"""Redis URLs: refusing a malformed one and keeping its password out of every message.
+
+Besides redis-py's own forms (``redis://``, ``rediss://``, ``unix://``) two forms
+name a set of servers, parsed here (`parse_topology`):
+
+* ``redis+cluster://[user:password@]host:port[,host:port...][?options]``: the
+  startup nodes of a Redis Cluster;
+* ``redis+sentinel://[user:password@]host:port[,host:port...]/service[/db][?options]``:
+  the sentinels that know where the master of ``service`` is.
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from urllib.parse import unquote_plus
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from ..errors import ConfigError
 
-__all__ = ["bad_url", "check_url", "redact_url"]
+__all__ = [
+    "CLUSTER",
+    "SENTINEL",
+    "Topology",
+    "bad_url",
+    "check_url",
+    "parse_topology",
+    "redact_url",
+]
 
-_SCHEMES = ("redis", "rediss", "unix")
+CLUSTER = "redis+cluster"
+SENTINEL = "redis+sentinel"
+_SCHEMES = ("redis", "rediss", "unix", CLUSTER, SENTINEL)
+_SCHEME_NAMES = "a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL"
+_DEFAULT_PORT = {CLUSTER: 6379, SENTINEL: 26379}
+# Options the multi-host forms accept in their query, with how each is read.
+_NUMBER_OPTIONS = ("socket_timeout", "socket_connect_timeout")
+_TEXT_OPTIONS = ("sentinel_username", "sentinel_password")
+_HOST_PORT = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]]+))(?::(?P<port>\d{1,5}))?"
+)
 
 
 _QUERY_PARAM = re.compile(r"[?&]([^=&?#]*)=")
@@ -71,7 +100,7 @@ def redact_url(url: str) -> str:
 def check_url(url: str) -> None:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in _SCHEMES:
-        raise ConfigError("url", redact_url(url), "must be a redis://, rediss:// or unix:// URL")
+        raise ConfigError("url", redact_url(url), f"must be {_SCHEME_NAMES}")
     start, at = len(scheme) + 3, url.rfind("@")
     if at > start and any(char in url[start:at] for char in "/?#"):
         # A parser would end the user information early and take the rest of the
@@ -94,3 +123,104 @@ def bad_url(url: str, exc: ValueError) -> ConfigError:
     else:
         reason = str(exc)
     return ConfigError("url", redact_url(url), f"must be a valid redis URL ({reason})")
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A ``redis+cluster://`` or ``redis+sentinel://`` URL, taken apart (no I/O)."""
+
+    scheme: str
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    service: str | None = None
+    db: int = 0
+    options: dict[str, object] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_cluster(self) -> bool:
+        return self.scheme == CLUSTER
+
+
+def topology_scheme(url: str) -> str | None:
+    """``CLUSTER`` or ``SENTINEL`` for those URL forms, else None (no checks)."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    return scheme if scheme in (CLUSTER, SENTINEL) else None
+
+
+def _refuse(url: str, reason: str) -> ConfigError:
+    return ConfigError("url", redact_url(url), reason)
+
+
+def parse_topology(url: str) -> Topology:
+    """Take a ``redis+cluster://`` or ``redis+sentinel://`` URL apart.
+
+    Raises:
+        ConfigError: a malformed URL (shown without its password): no host, a
+            bad port, a sentinel URL without a service name, a cluster URL with
+            a database other than 0, or an unknown option.
+    """
+    check_url(url)
+    scheme = topology_scheme(url)
+    assert scheme is not None
+    rest = url[len(scheme) + 3 :]
+    username = password = None
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, secret = rest[:at].partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+        rest = rest[at + 1 :]
+    rest, _, query = rest.partition("?")  # a '#' in the query belongs to a value
+    rest = rest.partition("#")[0]
+    hosts, slash, path = rest.partition("/")
+    nodes: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        match = _HOST_PORT.fullmatch(item)
+        port = int(match["port"]) if match and match["port"] else _DEFAULT_PORT[scheme]
+        if match is None or not 0 < port < 65536:
+            raise _refuse(url, f"has a bad host:port {item!r} (hosts are separated by ',')")
+        nodes.append((match["v6"] or match["host"], port))
+    service, db = _path(url, scheme, path if slash else "")
+    return Topology(
+        scheme, tuple(nodes), username, password, service, db, _options(url, scheme, query)
+    )
+
+
+def _path(url: str, scheme: str, path: str) -> tuple[str | None, int]:
+    parts = [unquote(part) for part in path.split("/")] if path else []
+    if scheme == SENTINEL:
+        if not parts or not parts[0]:
+            raise _refuse(url, "must name the service: redis+sentinel://host:port/service[/db]")
+        service, db_parts = parts[0], parts[1:]
+    else:
+        service, db_parts = None, parts
+    db_text = db_parts[0] if db_parts and db_parts[0] else "0"
+    if len(db_parts) > 1 or not db_text.isdigit():
+        raise _refuse(url, f"has a bad database {'/'.join(db_parts)!r}")
+    db = int(db_text)
+    if scheme == CLUSTER and db != 0:
+        raise _refuse(url, f"names database {db}; a Redis Cluster has only database 0")
+    return service, db
+
+
+def _options(url: str, scheme: str, query: str) -> dict[str, object]:
+    options: dict[str, object] = {}
+    allowed: tuple[str, ...] = ("max_connections", *_NUMBER_OPTIONS)
+    if scheme == SENTINEL:
+        allowed = (*allowed, *_TEXT_OPTIONS)
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in allowed:
+            # The name is not shown: an unencoded '&' in a password makes one.
+            raise _refuse(url, f"has an unknown option (known: {', '.join(allowed)})")
+        if name in _TEXT_OPTIONS:
+            options[name] = value
+            continue
+        try:
+            number = int(value) if name == "max_connections" else float(value)
+        except ValueError:
+            number = 0
+        if not 0 < number < math.inf:
+            raise _refuse(url, f"has a bad value for {name}: a positive number is needed")
+        options[name] = number
+    return options

@@ -71,6 +71,13 @@ class _Script:
     def command(self, keys: list[str], args: list[Any]) -> tuple[Any, ...]:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
+    def with_source(self, command: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``command`` as an ``EVAL`` of the source, which also caches it on the key's node.
+
+        (Not ``SCRIPT LOAD``: on a Redis Cluster it names no key, so no node.)
+        """
+        return ("EVAL", self.source, *command[2:])
+
 
 _PUBLISH = _Script.load("publish_open")
 _ACQUIRE = _Script.load("acquire_probe")
@@ -209,14 +216,13 @@ class RedisBreakerState:
         """Run ``script`` on the sync client: its reply, or `_NO_REPLY`."""
         if not self._admitted(self._link.has_sync, on_loop=False):
             return _NO_REPLY
-        client: Any = self._link.sync_client()
         command = script.command(keys, args)
         with self._exchange(script) as answer:
+            client: Any = self._link.sync_client()  # a cluster URL's is built on first use
             try:
                 answer.reply = client.execute_command(*command)
             except NoScriptError:  # a restarted or flushed server: load it once
-                client.execute_command("SCRIPT", "LOAD", script.source)
-                answer.reply = client.execute_command(*command)
+                answer.reply = client.execute_command(*script.with_source(command))
         return answer.reply
 
     # -- asyncio ------------------------------------------------------------------
@@ -260,8 +266,7 @@ class RedisBreakerState:
             try:
                 answer.reply = await client.execute_command(*command)
             except NoScriptError:
-                await client.execute_command("SCRIPT", "LOAD", script.source)
-                answer.reply = await client.execute_command(*command)
+                answer.reply = await client.execute_command(*script.with_source(command))
         return answer.reply
 
     # -- internals ----------------------------------------------------------------

@@ -18,8 +18,10 @@ import redis.asyncio.cluster
 from .._redis import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
+    REDIS_ERRORS,
     AsyncRedisClient,
     BackendHealth,
+    is_node_outage,
 )
 from ..clock import Clock
 from . import _operations as ops
@@ -191,9 +193,21 @@ class AsyncRedisCache(Face):
 
     async def _mget(self, request: ops.Request) -> Any:
         client = self._redis()
-        if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        if not isinstance(client, redis.asyncio.cluster.RedisCluster):
+            return await cast(Awaitable[list[Any]], client.mget(request[1]))
+        try:
             return await client.mget_nonatomic(request[1])
-        return await cast(Awaitable[list[Any]], client.mget(request[1]))
+        except REDIS_ERRORS as exc:
+            if not is_node_outage(exc):
+                raise
+        # One node failed: read node by node, so only its keys count as failed.
+        rkeys: list[str] = request[1]
+        return await ops.node_by_node_async(
+            client,
+            rkeys,
+            lambda indexes: client.mget_nonatomic([rkeys[i] for i in indexes]),
+            ops.NodeFailure,
+        )
 
     async def _exists(self, request: ops.Request) -> Any:
         return await self._redis().exists(*request[1])
@@ -209,8 +223,25 @@ class AsyncRedisCache(Face):
         return await cast(Awaitable[Any], self._redis().set(rkey, data, px=px))
 
     async def _set_many(self, request: ops.Request) -> Any:
-        pipe = self._redis().pipeline(transaction=False)
-        for rkey, data, px, _ in request[1]:
+        client = self._redis()
+        try:
+            return await self._pipeline_sets(client, request[1])
+        except REDIS_ERRORS as exc:
+            if not (isinstance(client, redis.asyncio.cluster.RedisCluster) and is_node_outage(exc)):
+                raise
+        # One node failed: write node by node, so only its keys count as failed.
+        prepared = request[1]
+        return await ops.node_by_node_async(
+            client,
+            [item[0] for item in prepared],
+            lambda indexes: self._pipeline_sets(client, [prepared[i] for i in indexes]),
+            lambda exc: exc,
+        )
+
+    @staticmethod
+    async def _pipeline_sets(client: AsyncRedisClient, prepared: list[Any]) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for rkey, data, px, _ in prepared:
             pipe.set(rkey, data, px=px)
         return await pipe.execute(raise_on_error=False)
 

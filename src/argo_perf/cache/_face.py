@@ -49,9 +49,10 @@ def _link(
         raise ConfigError(
             "url_or_client", type(url_or_client).__name__, f"must be a redis URL or a {wanted}"
         )
-    # A URL's options (``?decode_responses=``) are the same for both faces' clients.
+    # A URL's options (``?decode_responses=``) are the same for both faces' clients; a
+    # cluster URL's client does not exist yet, and our multi-host URLs never decode.
     _check_bytes_client(
-        link.async_client() if on_loop and not link.owns_clients else link.sync_client()
+        link.async_client() if on_loop and not link.owns_clients else link.built_sync_client()
     )
     return link
 

@@ -7,7 +7,7 @@ request, a tuple whose first item names it:
 | request | the face runs | and sends back |
 | --- | --- | --- |
 | `(GET, rkey)` | `GET rkey` | the reply |
-| `(MGET, rkeys)` | `MGET` (per slot on a cluster) | the replies |
+| `(MGET, rkeys)` | `MGET` (per slot on a cluster) | the replies (`NodeFailure`: its node failed) |
 | `(EXISTS, rkeys)` | `EXISTS rkeys...` | the count |
 | `(TYPES, rkeys)` | `TYPE` of each key, pipelined | the replies |
 | `(SET, rkey, data, px)` | `SET rkey data PX px` | the reply |
@@ -31,7 +31,7 @@ the operation looks again) or another is under way (an early refresh).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from .._redis import REDIS_ERRORS
@@ -39,7 +39,7 @@ from ..errors import BackendError
 from ._config import TTLArg
 from ._entry import Entry
 from ._flights import Landing
-from ._policy import CacheCore
+from ._policy import CacheCore, NodeFailure
 from ._stats import CachedValue, Source
 
 __all__ = [
@@ -53,8 +53,61 @@ __all__ = [
     "SET_MANY",
     "TYPES",
     "UNLINK",
+    "NodeFailure",
     "Steps",
+    "node_by_node",
+    "node_by_node_async",
 ]
+
+
+def _by_node(client: Any, rkeys: list[str]) -> list[list[int]]:
+    """The positions of ``rkeys`` grouped by the cluster node serving each."""
+    groups: dict[str, list[int]] = {}
+    for index, rkey in enumerate(rkeys):
+        groups.setdefault(client.get_node_from_key(rkey).name, []).append(index)
+    return list(groups.values())
+
+
+def node_by_node(
+    client: Any,
+    rkeys: list[str],
+    run: Callable[[list[int]], list[Any]],
+    failed: Callable[[BaseException], Any],
+) -> list[Any]:
+    """After one cluster node failed a multi-slot request: ``run`` it node by node.
+
+    ``run(positions)`` answers for the keys at those positions; a node that
+    fails answers ``failed(error)`` for each of its keys, so only they count
+    as failed. Returns the answers in the order of ``rkeys``.
+    """
+    replies: list[Any] = [None] * len(rkeys)
+    for indexes in _by_node(client, rkeys):
+        try:
+            found = run(indexes)
+        except REDIS_ERRORS as exc:
+            found = [failed(exc)] * len(indexes)
+        for i, reply in zip(indexes, found, strict=True):
+            replies[i] = reply
+    return replies
+
+
+async def node_by_node_async(
+    client: Any,
+    rkeys: list[str],
+    run: Callable[[list[int]], Awaitable[list[Any]]],
+    failed: Callable[[BaseException], Any],
+) -> list[Any]:
+    """The asyncio form of `node_by_node`."""
+    replies: list[Any] = [None] * len(rkeys)
+    for indexes in _by_node(client, rkeys):
+        try:
+            found = await run(indexes)
+        except REDIS_ERRORS as exc:
+            found = [failed(exc)] * len(indexes)
+        for i, reply in zip(indexes, found, strict=True):
+            replies[i] = reply
+    return replies
+
 
 GET = "GET"
 MGET = "MGET"
@@ -141,6 +194,9 @@ def get_many(core: CacheCore, keys: Iterable[str]) -> Generator[Request, Any, di
         try:
             raws = yield (MGET, rkeys)
             assert raws is not None
+            failed = next((raw for raw in raws if isinstance(raw, NodeFailure)), None)
+            if failed is not None:  # a cluster node: the other keys were read
+                core.redis_failed(failed.error, "MGET")
             absent = [rkey for rkey, raw in zip(rkeys, raws, strict=True) if raw is None]
             # MGET answers nil for a key of another type too: EXISTS tells (and only then TYPE).
             if absent and (yield (EXISTS, absent)):

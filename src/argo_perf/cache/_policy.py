@@ -26,7 +26,7 @@ from ._memory import LRU
 from ._reports import Reports
 from ._stats import CachedValue, CacheStats, Counters, Source
 
-__all__ = ["MISSING", "CacheCore"]
+__all__ = ["MISSING", "CacheCore", "NodeFailure"]
 
 _INF = math.inf
 
@@ -36,6 +36,19 @@ MISSING: Any = NOTHING
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+class NodeFailure:
+    """In an MGET's replies on a Redis Cluster: the key's node failed, with this error.
+
+    The keys of the other nodes were read: only this key is served as if
+    Redis had failed (from the in-process tier, stale values included).
+    """
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class CacheCore:
@@ -418,9 +431,13 @@ class CacheCore:
         result: dict[str, Any],
         seen: int,
     ) -> None:
-        """Fill ``result`` from one MGET's answers (None: Redis skipped or failed)."""
+        """Fill ``result`` from one MGET's answers (None: Redis skipped or failed).
+
+        A `NodeFailure` in the answers (a cluster node that failed) is served
+        for its key as a failed Redis would be.
+        """
         for i, (key, local) in enumerate(wanted):
-            if raws is None:
+            if raws is None or isinstance(raws[i], NodeFailure):
                 found = self.serve(local, "memory", True, now)
             else:
                 merged = self.merge(key, self.redis_key(key), raws[i], local, now, seen)

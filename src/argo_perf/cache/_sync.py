@@ -25,8 +25,10 @@ import redis.cluster
 from .._redis import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
+    REDIS_ERRORS,
     BackendHealth,
     SyncRedisClient,
+    is_node_outage,
 )
 from ..clock import Clock
 from . import _operations as ops
@@ -176,9 +178,6 @@ class RedisCache(Face):
             health,
             on_loop=False,
         )
-        self._client: SyncRedisClient | None = (
-            None if self._link is None else self._link.sync_client()
-        )
         self._hit = core.hit
 
     # -- the operations ------------------------------------------------------------
@@ -301,9 +300,21 @@ class RedisCache(Face):
 
     def _mget(self, request: ops.Request) -> Any:
         client = self._redis()
-        if isinstance(client, redis.cluster.RedisCluster):
+        if not isinstance(client, redis.cluster.RedisCluster):
+            return client.mget(request[1])
+        try:
             return client.mget_nonatomic(request[1])
-        return client.mget(request[1])
+        except REDIS_ERRORS as exc:
+            if not is_node_outage(exc):
+                raise
+        # One node failed: read node by node, so only its keys count as failed.
+        rkeys: list[str] = request[1]
+        return ops.node_by_node(
+            client,
+            rkeys,
+            lambda indexes: client.mget_nonatomic([rkeys[i] for i in indexes]),
+            ops.NodeFailure,
+        )
 
     def _exists(self, request: ops.Request) -> Any:
         return self._redis().exists(*request[1])
@@ -319,8 +330,25 @@ class RedisCache(Face):
         return self._redis().set(rkey, data, px=px)
 
     def _set_many(self, request: ops.Request) -> Any:
-        pipe = self._redis().pipeline(transaction=False)
-        for rkey, data, px, _ in request[1]:
+        client = self._redis()
+        try:
+            return self._pipeline_sets(client, request[1])
+        except REDIS_ERRORS as exc:
+            if not (isinstance(client, redis.cluster.RedisCluster) and is_node_outage(exc)):
+                raise
+        # One node failed: write node by node, so only its keys count as failed.
+        prepared = request[1]
+        return ops.node_by_node(
+            client,
+            [item[0] for item in prepared],
+            lambda indexes: self._pipeline_sets(client, [prepared[i] for i in indexes]),
+            lambda exc: exc,
+        )
+
+    @staticmethod
+    def _pipeline_sets(client: SyncRedisClient, prepared: list[Any]) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for rkey, data, px, _ in prepared:
             pipe.set(rkey, data, px=px)
         return pipe.execute(raise_on_error=False)
 
@@ -370,9 +398,9 @@ class RedisCache(Face):
             flight.done.set()
 
     def _redis(self) -> SyncRedisClient:
-        client = self._client
-        assert client is not None  # operations ask for Redis only when it is configured
-        return client
+        link = self._link
+        assert link is not None  # operations ask for Redis only when it is configured
+        return link.sync_client()  # a cluster URL's is built (connects) on first use
 
     _io: ClassVar[dict[str, Callable[[RedisCache, ops.Request], Any]]] = {
         ops.GET: _get,

@@ -257,16 +257,17 @@ class RedisTokenBucket:
     def _call(self, args: list[Any]) -> float | _Queued | None:
         """Run the script (sync); None when Redis is skipped or failed."""
         link = self._link
-        client = link.sync_client()
+        if not link.has_sync:
+            link.sync_client()  # raises the TypeError that says which client is missing
         if link.admit() is Admission.SKIP:
             return None
         try:
+            client = link.sync_client()  # a cluster URL's is built (connects) on first use
             try:
                 reply = client.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
-            except NoScriptError:
-                client.execute_command("SCRIPT", "LOAD", _SCRIPT)  # type: ignore[no-untyped-call]
+            except NoScriptError:  # EVAL caches it on the node that serves the key
                 self._counters.script_loads += 1
-                reply = client.execute_command("EVALSHA", *args)  # type: ignore[no-untyped-call]
+                reply = client.execute_command("EVAL", _SCRIPT, *args[1:])  # type: ignore[no-untyped-call]
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return None
@@ -285,10 +286,9 @@ class RedisTokenBucket:
         try:
             try:
                 reply = await client.execute_command("EVALSHA", *args)
-            except NoScriptError:
-                await client.execute_command("SCRIPT", "LOAD", _SCRIPT)
+            except NoScriptError:  # EVAL caches it on the node that serves the key
                 self._counters.script_loads += 1
-                reply = await client.execute_command("EVALSHA", *args)
+                reply = await client.execute_command("EVAL", _SCRIPT, *args[1:])
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return None

@@ -1,0 +1,207 @@
+"""Every Redis-backed piece on a master found through Sentinel (``redis+sentinel://``).
+
+The session's group (a master, a replica, three sentinels: ``sentinels``
+fixture) is shared; the failover test leaves the old master dead, and the next
+test's fixture brings it back as a replica of the new one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from argo_perf import (
+    AsyncRedisCache,
+    ConfigError,
+    RateLimitConfig,
+    RateLimiter,
+    RedisCache,
+    RedisTokenBucket,
+)
+from argo_perf._redis import RedisLink, is_outage, redact_url
+from argo_perf._redis._url import parse_topology
+from argo_perf.breaker import RedisBreakerState
+from argo_perf.testing import RedisSentinelGroup
+
+
+def test_the_cache_and_the_bucket_on_a_sentinel_url(sentinels: RedisSentinelGroup) -> None:
+    with RedisCache(sentinels.url, maxsize=0) as cache:
+        assert cache.set_many({"AAPL": 1.0, "MSFT": 2.0}) is True
+        assert cache.get_many(["AAPL", "MSFT"]) == {"AAPL": 1.0, "MSFT": 2.0}
+        assert sentinels.url in repr(cache)
+    with sentinels.master().client() as client:
+        assert client.exists("argo_perf:v1:AAPL") == 1
+    with RedisTokenBucket(sentinels.url, "vendor:xai", rate=0.001, burst=2) as bucket:
+        assert [bucket.try_acquire() for _ in range(3)] == [True, True, False]
+        assert bucket.stats.redis_calls == 3
+
+
+async def test_the_async_pieces_on_a_sentinel_url(sentinels: RedisSentinelGroup) -> None:
+    cache = AsyncRedisCache(sentinels.url, maxsize=0)
+    assert await cache.set("AAPL", 1.0) is True
+    assert await cache.get("AAPL") == 1.0
+    await cache.close()
+    limiter = RateLimiter({"massive": RateLimitConfig(0.001, 1)}, redis=sentinels.url)
+    await limiter.wait_for_permission("massive", timeout=0)
+    assert limiter.try_acquire("massive") is False
+    await limiter.aclose()
+    state = RedisBreakerState(sentinels.url)
+    await state.publish_open_async("massive", "p1", 30.0)
+    remaining = await state.open_remaining_async("massive")
+    assert remaining is not None
+    assert 29.0 < remaining <= 30.0
+    await state.aclose()
+
+
+def test_a_sentinel_managed_client_passed_in_is_used_and_described(
+    sentinels: RedisSentinelGroup,
+) -> None:
+    client = sentinels.client()
+    cache = RedisCache(client)
+    assert cache.set("AAPL", 1.0) is True
+    assert RedisCache(client).get("AAPL") == 1.0
+    link = RedisLink(client)
+    assert link.target.startswith("redis+sentinel://127.0.0.1:")
+    assert link.target.endswith(f"/{sentinels.service}/0")
+    assert not link.cluster
+    client.close()
+
+
+def test_no_master_known_to_the_sentinels_is_an_outage() -> None:
+    cache = RedisCache("redis+sentinel://127.0.0.1:1/mymaster", failure_threshold=1)
+    assert cache.set("AAPL", 1.0) is False
+    assert cache.get("AAPL") == 1.0
+    assert cache.backend == "memory"
+    cache.close()
+    assert is_outage(redis.sentinel.MasterNotFoundError("No master found"))
+
+
+def test_sentinel_urls_are_taken_apart() -> None:
+    topology = parse_topology(
+        "redis+sentinel://app:p%40ss@h1,h2:26380/prices/2"
+        "?sentinel_password=s3cret&socket_timeout=0.1&max_connections=4"
+    )
+    assert list(topology.nodes) == [("h1", 26379), ("h2", 26380)]
+    assert (topology.service, topology.db) == ("prices", 2)
+    assert (topology.username, topology.password) == ("app", "p@ss")
+    assert topology.options == {
+        "sentinel_password": "s3cret",
+        "socket_timeout": 0.1,
+        "max_connections": 4,
+    }
+    assert "s3cret" not in repr(topology)
+    assert "p@ss" not in repr(topology)
+
+
+def test_passwords_of_sentinel_urls_are_redacted() -> None:
+    url = "redis+sentinel://app:hunter2@h1:26379,h2:26380/prices/0?sentinel_password=s3cret"
+    assert (
+        redact_url(url)
+        == "redis+sentinel://app:***@h1:26379,h2:26380/prices/0?sentinel_password=***"
+    )
+    link = RedisLink(url)
+    assert "hunter2" not in repr(link)
+    assert "s3cret" not in link.target
+    link.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis+sentinel://h1:26379", "service"),
+        ("redis+sentinel://h1:26379/", "service"),
+        ("redis+sentinel://h1:26379/svc/x", "database"),
+        ("redis+sentinel://h1:26379/svc/0/1", "database"),
+        ("redis+sentinel://h1:26379/svc?db=1", "unknown option"),
+        ("redis+sentinel://:pw@h1:abc/svc", "host:port"),
+        ("redis+sentinel://h1:26379/svc?socket_timeout=soon", "socket_timeout"),
+        ("redis+sentinel://h1:26379/svc?socket_timeout=-1", "socket_timeout"),
+    ],
+)
+def test_malformed_sentinel_urls_are_refused_at_construction(url: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        RedisTokenBucket(url, "k", 1, 1)
+
+
+# -- failover -------------------------------------------------------------------------
+
+
+class _Watch:
+    """Calls every piece in turn and notes, per piece, when it is back on Redis."""
+
+    def __init__(self, url: str) -> None:
+        self.cache = RedisCache(url)
+        self.bucket = RedisTokenBucket(url, "vendor:massive", rate=5, burst=5)
+        self.limiter = RateLimiter({"sonar": RateLimitConfig(5, 5)}, redis=url)
+        self.state = RedisBreakerState(url)
+        self.served = self.calls = self.granted = 0
+        self.back: dict[str, float] = {}
+
+    def round(self, now: float, promoted: float | None) -> None:
+        self.calls += 1
+        if self.cache.get("AAPL") == 1.0:
+            self.served += 1
+        self.granted += self.bucket.try_acquire()
+        self.limiter.try_acquire("sonar")
+        self.state.open_remaining("massive")
+        if promoted is None:
+            return
+        on_redis = {
+            "cache": self.cache.backend == "redis" and self.cache.set("MSFT", 2.0),
+            "bucket": self.bucket.backend == "redis",
+            "limiter": self.limiter.bucket("sonar").backend == "redis",
+            "breaker state": self.state.health.available,
+        }
+        for piece, back in on_redis.items():
+            if back and piece not in self.back:
+                self.back[piece] = now - promoted
+
+    def close(self) -> None:
+        for piece in (self.cache, self.bucket, self.limiter, self.state):
+            piece.close()
+
+
+def test_every_piece_keeps_serving_through_a_failover_and_returns_to_redis(
+    sentinels: RedisSentinelGroup,
+) -> None:
+    watch = _Watch(sentinels.url)
+    assert watch.cache.set("AAPL", 1.0) is True
+    old = sentinels.master()
+    times: dict[str, Any] = {}
+
+    def wait_for_promotion() -> None:
+        times["new"] = sentinels.promoted(old, timeout=20.0)
+        times["promoted"] = time.monotonic()
+
+    started = time.monotonic()
+    old.kill()
+    killed = time.monotonic()
+    waiter = threading.Thread(target=wait_for_promotion)
+    waiter.start()
+    try:
+        while len(watch.back) < 4 and time.monotonic() - killed < 20.0:
+            watch.round(time.monotonic(), times.get("promoted"))
+            time.sleep(0.01)
+    finally:
+        waiter.join()
+        watch.close()
+    elapsed = time.monotonic() - started
+    assert times["new"] is not old
+    assert watch.served == watch.calls  # the in-process tier answered throughout
+    assert set(watch.back) == {"cache", "bucket", "limiter", "breaker state"}
+    # Redis grants at most burst + rate * t; the fallback bucket at most its share
+    # (fallback_share 0.25) of both while Redis is out.
+    fallback = watch.bucket.fallback
+    bound = 5 + 5 * elapsed + fallback.burst + fallback.rate * elapsed
+    assert watch.granted <= bound
+    print(
+        f"\nfailover: promotion {times['promoted'] - killed:.2f}s after the kill; back on "
+        + ", ".join(f"{k} {v:.2f}s" for k, v in watch.back.items())
+        + f" after it; {watch.calls} rounds, {watch.served} cache reads served, "
+        f"{watch.granted} tokens granted (bound {bound:.1f}), "
+        f"{watch.bucket.stats.fallback_calls} by the fallback"
+    )
