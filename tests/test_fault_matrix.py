@@ -537,9 +537,21 @@ class Breaker(Piece):
 
     async def before(self) -> None:
         assert isinstance(await self.fail("a"), VendorDown)  # closed: asks Redis, which says no
+        # "probe" opens for a millisecond, in Redis too: its next call is a half-open probe.
+        self.breaker("probe", open_for=0.001)
+        for _ in range(2):
+            assert isinstance(await self.fail("probe"), VendorDown)
+        with self.rig.admin() as admin:
+            while admin.exists("argo_perf:breaker:{probe}:open"):
+                pass
+        self.rig.clock.advance(0.001)
 
     async def during(self) -> None:
         stats = self.state.stats
+        # The probe asks Redis for the probe lease, fails, and publishes the opening:
+        # two requests in one call, which together must not wait more than one timeout.
+        assert isinstance(await self.fail("probe"), VendorDown)
+        assert self.breaker("probe").stats.state == "open"
         for name in self.TRIPPED:
             outcomes = [await self.fail(name) for _ in range(3)]
             expected: list[type[Exception]] = [VendorDown, VendorDown, CircuitOpenError]
