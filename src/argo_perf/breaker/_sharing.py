@@ -12,6 +12,7 @@ for the option.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -44,9 +45,20 @@ class SharedCircuit:
         probe_timeout: how long a probe may hold the shared lease; the breaker
             sets `probe_timeout` again when it is reconfigured.
         notify: tells the breaker's log and listeners of a transition.
+        telling: the breaker's lock around telling (sync face), so listeners
+            hear transitions in the order they happened.
     """
 
-    __slots__ = ("_core", "_cut_off", "_name", "_notify", "_shared", "_token", "probe_timeout")
+    __slots__ = (
+        "_core",
+        "_cut_off",
+        "_name",
+        "_notify",
+        "_shared",
+        "_telling",
+        "_token",
+        "probe_timeout",
+    )
 
     def __init__(
         self,
@@ -55,6 +67,7 @@ class SharedCircuit:
         name: str,
         probe_timeout: float,
         notify: Callable[[Transition], None],
+        telling: threading.RLock,
     ) -> None:
         self._shared = shared
         self._core = core
@@ -62,6 +75,7 @@ class SharedCircuit:
         self._token = os.urandom(8).hex()
         self.probe_timeout = probe_timeout
         self._notify = notify
+        self._telling = telling
         # Probe tickets whose lease request Redis did not answer: their settlement
         # does not ask again, so one call waits for at most one socket timeout.
         self._cut_off: set[int] = set()
@@ -195,10 +209,11 @@ class SharedCircuit:
         """
         self._cut_off.discard(ticket)
         self._settle_core(ticket, outcome, duration, now, retry_after)
-        for transition in self._core.take_pending():
-            if _redis_effect(transition) is not None:
-                self._shared._count_skipped()
-            self._notify(transition)
+        with self._telling:
+            for transition in self._core.take_pending():
+                if _redis_effect(transition) is not None:
+                    self._shared._count_skipped()
+                self._notify(transition)
 
     def _asks_redis(self, outcome: Outcome) -> bool:
         """True when a settled call should learn whether another process opened the circuit."""
@@ -213,13 +228,14 @@ class SharedCircuit:
     def announce(self) -> None:
         """Tell the other processes and the breaker's listeners of the pending transitions."""
         shared = self._shared
-        for transition in self._core.take_pending():
-            effect = _redis_effect(transition)
-            if effect is _PUBLISH:
-                shared.publish_open(self._name, self._token, transition.open_for)
-            elif effect is _RELEASE:
-                shared.release_probe(self._name, self._token)
-            self._notify(transition)
+        with self._telling:  # Redis is told inside too: bounded by its socket timeout
+            for transition in self._core.take_pending():
+                effect = _redis_effect(transition)
+                if effect is _PUBLISH:
+                    shared.publish_open(self._name, self._token, transition.open_for)
+                elif effect is _RELEASE:
+                    shared.release_probe(self._name, self._token)
+                self._notify(transition)
 
     async def _announce_async(self) -> None:
         shared = self._shared
