@@ -506,6 +506,30 @@ def test_force_open_disable_and_reset(clock: ManualClock) -> None:
     assert breaker.call(ok) == "ok"
 
 
+def test_listeners_hear_transitions_in_the_order_they_happened_across_threads(
+    clock: ManualClock,
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+    heard: list[Transition] = []
+
+    def slow_on_trip(t: Transition) -> None:
+        if t.old is CLOSED:
+            entered.set()
+            release.wait(5)
+
+    breaker = make(clock, failure_threshold=1, timeout=1.0)
+    breaker.add_listener(slow_on_trip)
+    breaker.add_listener(heard.append)
+    tripping = threading.Thread(target=trip, args=(breaker, 1))
+    tripping.start()
+    assert entered.wait(5)  # the trip is being told, slowly, on that thread
+    clock.advance(1.0)
+    threading.Timer(0.05, release.set).start()
+    assert breaker.call(ok) == "ok"  # OPEN -> HALF_OPEN here, told after the trip
+    tripping.join(5)
+    assert [(t.old, t.new) for t in heard] == [(CLOSED, OPEN), (OPEN, HALF_OPEN)]
+
+
 def test_listeners_run_outside_the_lock_and_their_errors_are_logged(
     clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import threading
 from collections.abc import (
     Awaitable,
     Callable,
@@ -81,7 +82,8 @@ class CircuitBreaker:
     ``with breaker:`` / ``async with breaker:``, or through the non-raising
     permit API (`try_acquire`) for streams and websockets. All faces are
     thread-safe and share one state machine; no lock is held while a protected
-    call runs, and listeners run outside the lock with their errors logged.
+    call runs, and listeners run outside the lock with their errors logged,
+    hearing transitions one at a time in the order they happened.
 
     Args:
         name: the dependency's name (shown in errors, logs and metrics).
@@ -155,6 +157,9 @@ class CircuitBreaker:
         self._now: Callable[[], float] = self._clock.monotonic
         self._core = core = BreakerCore(name, config)
         self._listeners: list[Listener] = list(listeners)
+        # One thread tells at a time (re-entrant: a listener may read the breaker), so
+        # listeners hear transitions in the order they happened, never two at once.
+        self._telling = threading.RLock()
         self._held: ContextVar[tuple[int, float, Any] | None] = ContextVar(
             f"argo_perf.breaker.{name}", default=None
         )
@@ -176,7 +181,7 @@ class CircuitBreaker:
             )
         else:
             self._link = link = SharedCircuit(
-                shared, core, name, config.probe_timeout, self._notify
+                shared, core, name, config.probe_timeout, self._notify, self._telling
             )
             self._sync_path = CallPath(
                 core,
@@ -481,8 +486,9 @@ class CircuitBreaker:
         if self._link is not None:
             self._link.announce()  # the other processes hear of it too
             return
-        for transition in self._core.take_pending():
-            self._notify(transition)
+        with self._telling:
+            for transition in self._core.take_pending():
+                self._notify(transition)
 
     def _notify(self, transition: Transition) -> None:
         if transition.new is _OPEN:

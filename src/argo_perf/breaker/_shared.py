@@ -181,6 +181,19 @@ class RedisBreakerState:
         """Malformed replies so far; the older name of `stats.bad_replies`."""
         return self._bad_replies
 
+    def _outage_count(self) -> int:
+        """Requests so far that Redis did not answer (refused, timed out).
+
+        A breaker compares two readings around a request to learn whether it
+        met an outage (another thread's outage may count too: that only makes
+        it more careful).
+        """
+        return self._outages
+
+    def _count_skipped(self) -> None:
+        """Count a request a breaker did not send because Redis just failed it in the same call."""
+        self._skipped += 1
+
     def _keys(self, name: str) -> list[str]:
         base = f"{self.prefix}{{{name}}}"
         return [f"{base}:open", f"{base}:probe"]

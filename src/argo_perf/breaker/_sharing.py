@@ -12,6 +12,7 @@ for the option.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -44,9 +45,20 @@ class SharedCircuit:
         probe_timeout: how long a probe may hold the shared lease; the breaker
             sets `probe_timeout` again when it is reconfigured.
         notify: tells the breaker's log and listeners of a transition.
+        telling: the breaker's lock around telling (sync face), so listeners
+            hear transitions in the order they happened.
     """
 
-    __slots__ = ("_core", "_name", "_notify", "_shared", "_token", "probe_timeout")
+    __slots__ = (
+        "_core",
+        "_cut_off",
+        "_name",
+        "_notify",
+        "_shared",
+        "_telling",
+        "_token",
+        "probe_timeout",
+    )
 
     def __init__(
         self,
@@ -55,6 +67,7 @@ class SharedCircuit:
         name: str,
         probe_timeout: float,
         notify: Callable[[Transition], None],
+        telling: threading.RLock,
     ) -> None:
         self._shared = shared
         self._core = core
@@ -62,6 +75,10 @@ class SharedCircuit:
         self._token = os.urandom(8).hex()
         self.probe_timeout = probe_timeout
         self._notify = notify
+        self._telling = telling
+        # Probe tickets whose lease request Redis did not answer: their settlement
+        # does not ask again, so one call waits for at most one socket timeout.
+        self._cut_off: set[int] = set()
 
     # -- admission ----------------------------------------------------------------
 
@@ -72,17 +89,19 @@ class SharedCircuit:
         """
         if not self._needs_lease(ticket):
             return ticket
+        outages = self._shared._outage_count()
         try:
             answer = self._shared.acquire_probe(self._name, self._token, self.probe_timeout)
         except BaseException:
             self._core.release(ticket)  # interrupted: the permit must not stay taken
             raise
-        return self._apply_lease(ticket, now, answer)
+        return self._apply_lease(ticket, now, answer, outages)
 
     async def lease_async(self, ticket: int, now: float) -> int:
         """The asyncio form of `lease`: the probe lease is asked for without blocking."""
         if not self._needs_lease(ticket):
             return ticket
+        outages = self._shared._outage_count()
         try:
             answer = await self._shared.acquire_probe_async(
                 self._name, self._token, self.probe_timeout
@@ -90,14 +109,23 @@ class SharedCircuit:
         except BaseException:
             self._core.release(ticket)  # cancelled: the permit must not stay taken
             raise
-        return self._apply_lease(ticket, now, answer)
+        return self._apply_lease(ticket, now, answer, outages)
 
     def _needs_lease(self, ticket: int) -> bool:
         """True when an admitted probe must also hold the shared probe lease."""
         return ticket != REJECTED and self._core.is_probe(ticket)
 
-    def _apply_lease(self, ticket: int, now: float, answer: tuple[bool, float] | None) -> int:
+    def _apply_lease(
+        self, ticket: int, now: float, answer: tuple[bool, float] | None, outages: int
+    ) -> int:
         if answer is None or answer[0]:
+            if self._shared._outage_count() != outages:
+                # Redis did not answer: the probe's settlement does not ask again (a
+                # second timeout in one call). Tickets settled or given up meanwhile
+                # are dropped here.
+                core = self._core
+                self._cut_off = {t for t in self._cut_off if core.is_probe(t)}
+                self._cut_off.add(ticket)
             return ticket  # granted, or Redis unusable: the local breaker decides
         core = self._core
         core.release(ticket)
@@ -118,6 +146,9 @@ class SharedCircuit:
     ) -> None:
         """Settle the call of ``ticket``, then tell or ask the other processes."""
         shared = self._shared
+        if ticket in self._cut_off:
+            self._settle_cut_off(ticket, outcome, duration, now, retry_after)
+            return
         if self._settle_core(ticket, outcome, duration, now, retry_after):
             shared.release_probe(self._name, self._token)
         if self._core.pending:
@@ -139,6 +170,9 @@ class SharedCircuit:
     ) -> None:
         """The asyncio form of `settle`."""
         shared = self._shared
+        if ticket in self._cut_off:
+            self._settle_cut_off(ticket, outcome, duration, now, retry_after)
+            return
         if self._settle_core(ticket, outcome, duration, now, retry_after):
             await shared.release_probe_async(self._name, self._token)
         if self._core.pending:
@@ -165,6 +199,22 @@ class SharedCircuit:
         core.settle(ticket, outcome, duration, now, retry_after)
         return lease
 
+    def _settle_cut_off(
+        self, ticket: int, outcome: Outcome, duration: float, now: float, retry_after: float | None
+    ) -> None:
+        """Settle a probe whose lease request Redis did not answer, without Redis.
+
+        It holds no lease to give back; an opening it causes is not published
+        (counted in the shared state's ``skipped``), and the listeners hear of it.
+        """
+        self._cut_off.discard(ticket)
+        self._settle_core(ticket, outcome, duration, now, retry_after)
+        with self._telling:
+            for transition in self._core.take_pending():
+                if _redis_effect(transition) is not None:
+                    self._shared._count_skipped()
+                self._notify(transition)
+
     def _asks_redis(self, outcome: Outcome) -> bool:
         """True when a settled call should learn whether another process opened the circuit."""
         return outcome is _FAILURE and self._core.state is _CLOSED
@@ -178,13 +228,14 @@ class SharedCircuit:
     def announce(self) -> None:
         """Tell the other processes and the breaker's listeners of the pending transitions."""
         shared = self._shared
-        for transition in self._core.take_pending():
-            effect = _redis_effect(transition)
-            if effect is _PUBLISH:
-                shared.publish_open(self._name, self._token, transition.open_for)
-            elif effect is _RELEASE:
-                shared.release_probe(self._name, self._token)
-            self._notify(transition)
+        with self._telling:  # Redis is told inside too: bounded by its socket timeout
+            for transition in self._core.take_pending():
+                effect = _redis_effect(transition)
+                if effect is _PUBLISH:
+                    shared.publish_open(self._name, self._token, transition.open_for)
+                elif effect is _RELEASE:
+                    shared.release_probe(self._name, self._token)
+                self._notify(transition)
 
     async def _announce_async(self) -> None:
         shared = self._shared

@@ -131,7 +131,8 @@ class SharedStateStats:
         outages: of those, the ones that mean Redis could not be reached or
             did not answer in time.
         bad_replies: replies of an unexpected shape, ignored.
-        skipped: calls that did not touch Redis because the gate was down.
+        skipped: requests not sent to Redis: the gate was down, or Redis had
+            just failed a half-open probe's lease request in the same call.
     """
 
     target: str
