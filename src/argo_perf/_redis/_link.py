@@ -103,6 +103,7 @@ class RedisLink:
         failure_threshold: int = 3,
         probe_interval: float = 1.0,
         clock: Clock | None = None,
+        parameter: str = "url_or_client",
     ) -> None:
         if health is not None and not isinstance(health, BackendHealth):
             raise ConfigError("health", type(health).__name__, "must be a BackendHealth or None")
@@ -124,7 +125,12 @@ class RedisLink:
         self._probe_tasks: set[asyncio.Task[None]] = set()
         if isinstance(url_or_client, str):
             # Built now: a bad URL or option fails at construction (no connection is opened).
-            self._sync, _ = sync_client(url_or_client, **self._options)
+            try:
+                self._sync, _ = sync_client(url_or_client, **self._options)
+            except ConfigError as exc:  # name the caller's parameter, not ours
+                if exc.parameter != "url":
+                    raise
+                raise ConfigError(parameter, exc.value, exc.requirement) from None
             self._url = url_or_client
             self.target = redact_url(url_or_client)
         elif isinstance(url_or_client, _SYNC_TYPES):
@@ -135,7 +141,7 @@ class RedisLink:
             self.target = describe_client(url_or_client)
         else:
             raise ConfigError(
-                "url_or_client",
+                parameter,
                 type(url_or_client).__name__,
                 "must be a redis URL or a redis-py client (sync or asyncio, Redis or RedisCluster)",
             )

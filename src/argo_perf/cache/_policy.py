@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import _validate
 from .._redis import Admission, BackendHealth, RedisLink, is_answer
-from ..clock import Clock, SystemClock
+from ..clock import Clock, _given_or_system
 from ..errors import BackendError, ConfigError
 from ._config import CacheConfig, TTLArg, UseDefault
 from ._entry import Entry
@@ -72,11 +72,13 @@ class CacheCore:
         self.namespace = config.namespace
         self.version = config.version
         self.prefix = f"{config.namespace}:v{config.version}:"
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = _given_or_system(clock)
         self.monotonic: Callable[[], float] = self.clock.monotonic
         # Wall time stamps values shared with other processes; a clock without
         # timestamp() (only the protocol) derives it from now().
         self.wall: Callable[[], float] = getattr(self.clock, "timestamp", self._clock_timestamp)
+        if rng is not None and not callable(getattr(rng, "random", None)):
+            raise ConfigError("rng", rng, "must be a random.Random (or have random()) or None")
         self.rng = rng if rng is not None else random.Random()
         self.link = link
         self.gate = (
