@@ -38,6 +38,10 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
+# Operations (as redis_failed is told them) that change Redis; the others read.
+_WRITES = ("SET", "UNLINK")
+
+
 class CacheCore:
     """The decisions of a two-tier cache and its state; no I/O (see the module docs)."""
 
@@ -142,7 +146,8 @@ class CacheCore:
                 self.counters.decode_failures += 1
                 self.reports.undecodable(f"the key of {operation}", exc, self.monotonic())
             else:
-                self.reports.refused(operation, exc, self.monotonic())
+                write = operation.startswith(_WRITES)
+                self.reports.refused(operation, exc, self.monotonic(), write=write)
         return error
 
     def stored(self, entry: Entry) -> None:
