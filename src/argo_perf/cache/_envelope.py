@@ -256,6 +256,14 @@ class Envelope:
             body += hmac.new(self._key, rkey.encode() + body + payload, hashlib.sha256).digest()
         return body + payload
 
+    def check(self, value: Any) -> None:
+        """Raise the ``TypeError`` `encode` would raise for ``value``, building no bytes
+        when the serializer is the default JSON one (a memory-only cache's check)."""
+        if type(self.serializer) is _JSONSerializer:
+            _tag(value)
+        else:
+            self.serializer.dumps(value)
+
     def quick(self, raw: object, now: float) -> Any:
         """The value of an unsigned value in this configuration's own header that is
         fresh at POSIX time ``now``, else `NOTHING` (then `decode` reads it the

@@ -504,7 +504,14 @@ class CacheCore:
     def encode(
         self, rkey: str, value: Any, ttl: float | None, delta: float
     ) -> tuple[bytes, int | None]:
-        """Return (envelope bytes, PX milliseconds or None) for a value stored now."""
+        """Return (envelope bytes, PX milliseconds or None) for a value stored now.
+
+        Without Redis nothing is stored, but the value is still checked: what a
+        memory-only cache accepts, a Redis-backed one stores.
+        """
+        if not self.has_redis:
+            self.envelope.check(value)
+            return b"", None
         data = self.envelope.encode(rkey, value, self.wall(), ttl, delta)
         keep = _INF if ttl is None else ttl + self.max_stale  # Redis keeps stale values too
         px = None if keep == _INF else max(1, math.ceil(keep * 1000))

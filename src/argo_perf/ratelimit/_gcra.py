@@ -186,7 +186,10 @@ class _TokenMath:
         self.tat = -math.inf  # full since forever
         self.quota_tats = [-math.inf] * len(quotas)
         self.burst = burst
-        self.pending: deque[_Reservation] = deque()
+        # No deque until a reservation waits: most buckets never queue anyone, and
+        # with thousands of buckets the ~700 bytes each and the memory read on every
+        # grant (``if self.pending``) would cost more than the buckets themselves.
+        self.pending: deque[_Reservation] | tuple[()] = ()
         self.base: list[float] = []  # meaningful while ``pending`` is not empty
         self.penalty_until = -math.inf
 
@@ -225,6 +228,7 @@ class _TokenMath:
         """Fold the reservations whose grant time has come into ``base``."""
         pending = self.pending
         while pending and pending[0].grant <= now:
+            assert isinstance(pending, deque)
             done = pending.popleft()
             if pending:
                 self.base = [
@@ -235,15 +239,20 @@ class _TokenMath:
     def _pend_if_queued(self, now: float, tokens: float) -> None:
         """Record a grant made now when reservations still wait (they are replayed with it)."""
         self._prune(now)
-        if self.pending:
-            self.pending.append(_Reservation(now, tokens))
+        pending = self.pending
+        if pending:
+            assert isinstance(pending, deque)
+            pending.append(_Reservation(now, tokens))
 
     def _pend(self, now: float, grant: float, tokens: float) -> None:
         """Record a reservation (call before the windows move); forget those granted."""
         self._prune(now)
-        if not self.pending:
+        pending = self.pending
+        if not pending:
             self.base = [self.tat, *self.quota_tats]
-        self.pending.append(_Reservation(grant, tokens))
+            if not isinstance(pending, deque):
+                pending = self.pending = deque()
+        pending.append(_Reservation(grant, tokens))
 
     def _replay(self, tats: Sequence[float]) -> list[float]:
         """The windows after every pending reservation, each at its grant time, on ``tats``."""
@@ -293,8 +302,9 @@ class _TokenMath:
         pending = self.pending
         try:
             index = pending.index(reservation)
-        except ValueError:
+        except ValueError:  # already granted (or nothing waits)
             return
+        assert isinstance(pending, deque)
         del pending[index]
         tats = self._replay(self.base)
         self.tat = min(self.tat, tats[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from collections.abc import Iterable
 
 from .. import _validate as check
@@ -176,7 +177,9 @@ class TokenBucket:
                 counters.denied += 1
                 return wait, None
             counters.waited += 1
-            return wait, self._math.pending[-1]
+            pending = self._math.pending
+            assert isinstance(pending, deque)  # the reservation that waits was just queued
+            return wait, pending[-1]
         finally:
             lock.release()
 
