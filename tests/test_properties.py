@@ -610,3 +610,23 @@ def test_rate_limit_mappings_name_where_the_bad_setting_is() -> None:
         ap.RateLimiter(default={})
     with pytest.raises(ConfigError, match=r"^configs\['xai'\]\.quotas\[0\] is incomplete"):
         ap.RateLimiter({"xai": {"requests_per_second": 1, "burst_size": 1, "quotas": [{}]}})
+
+
+def test_what_pickle_cannot_store_is_a_type_error_with_or_without_redis() -> None:
+    def local() -> None: ...
+
+    signed = {"serializer": "pickle", "signing_key": b"k" * 32}
+    cache = RedisCache(**signed)
+    assert cache.set("levels", {231.5, 231.6}) is False  # pickle stores sets
+    assert cache.get("levels") == {231.5, 231.6}
+    with pytest.raises(TypeError, match="pickle"):
+        cache.set("fn", local)
+    assert cache.get_or_set("fn", lambda: local) is local  # returned, not kept
+    assert cache.stats.encode_failures == 1
+
+
+def test_a_rate_limit_mapping_may_hold_quota_objects() -> None:
+    config = ap.RateLimitConfig.from_mapping(
+        {"requests_per_second": 1, "burst_size": 5, "quotas": [Quota(25, 86_400)]}
+    )
+    assert config.quotas == (Quota(25, 86_400),)

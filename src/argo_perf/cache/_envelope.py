@@ -169,7 +169,14 @@ class _PickleSerializer:
     name = "pickle"
 
     def dumps(self, value: Any) -> bytes:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            # The Serializer contract: what cannot be encoded is a TypeError, which
+            # `set` raises and a loader's value survives (returned, not cached).
+            raise TypeError(
+                f"cannot cache a value of type {type(value).__qualname__} with pickle: {exc}"
+            ) from exc
 
     def loads(self, data: bytes) -> Any:
         # Only ever reached after the HMAC of the whole envelope has been verified.
