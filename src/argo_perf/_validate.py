@@ -20,6 +20,7 @@ otherwise. A number is an ``int`` or a ``float`` and never a ``bool``
 | `fraction` | a number in [0, 1) (jitter) |
 | `share` | a number in (0, 1] (thresholds, shares) |
 | `function` | a callable |
+| `flag` | a ``bool`` (not 0, 1 or a string) |
 
 `optional` lets ``None`` through any of them: ``optional(positive_seconds, "max_age", v)``.
 """
@@ -35,6 +36,7 @@ from .errors import ConfigError
 __all__ = [
     "at_least",
     "count",
+    "flag",
     "fraction",
     "function",
     "is_number",
@@ -69,9 +71,13 @@ def _number(
     high_open: bool,
     requirement: str,
 ) -> float:
-    # One comparison chain for every numeric rule; NaN fails every comparison.
+    # One comparison chain for every numeric rule; NaN fails every comparison, and
+    # an int beyond a float's range (10**400) is refused as infinite, never an OverflowError.
     if is_number(value):
-        number = float(value)  # type: ignore[arg-type]
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            number = math.nan
         above = number > low if low_open else number >= low
         below = number < high if high_open else number <= high
         if above and below:
@@ -207,6 +213,13 @@ def function(name: str, value: F, what: str = "callable") -> F:
     """A callable; ``what`` describes it in the message (e.g. "a symbol -> bool function")."""
     if not callable(value):
         raise ConfigError(name, value, f"must be {what}")
+    return value
+
+
+def flag(name: str, value: object) -> bool:
+    """A ``bool``: a switch given as ``"no"`` or ``0`` is refused, not read by its truth."""
+    if not isinstance(value, bool):
+        raise ConfigError(name, value, "must be True or False")
     return value
 
 

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from . import _validate as check
 from ._failure import SharedFailure
-from .clock import Clock, SystemClock
+from .clock import Clock, _given_or_system
 from .errors import MissingKeyError
 
 __all__ = ["Batcher", "BatcherStats"]
@@ -365,7 +365,7 @@ class Batcher(Generic[K, V]):
         )
         self.max_size = check.count("max_size", max_size)
         self.window = check.non_negative_seconds("window", window)
-        self._clock = clock if clock is not None else SystemClock()
+        self._clock = _given_or_system(clock)
         self._coroutine_fn = inspect.iscoroutinefunction(batch_fn)
         self._windows: _Windows[K, V] = _Windows(self.max_size)
         # Strong references to the timer and fetch tasks: the event loop keeps only weak ones.

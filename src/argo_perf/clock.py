@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
 from . import _validate
+from .errors import ConfigError
 
 __all__ = ["Clock", "ManualClock", "SystemClock"]
 
@@ -86,6 +87,24 @@ class SystemClock:
         return "SystemClock()"
 
 
+def _given_or_system(clock: object, parameter: str = "clock") -> Clock:
+    """The clock a constructor was given, or a `SystemClock` for None.
+
+    Anything that is not a `Clock` is refused at construction with a
+    `ConfigError`, instead of an ``AttributeError`` at the first call.
+    """
+    if clock is None:
+        return SystemClock()
+    if not isinstance(clock, Clock):
+        raise ConfigError(
+            parameter,
+            clock,
+            "must be a Clock (monotonic(), now(), sleep(), sleep_async()), "
+            "e.g. SystemClock() or ManualClock(), or None",
+        )
+    return clock
+
+
 class _Waiter:
     """One sleeper on a `ManualClock`: a thread event or an asyncio future."""
 
@@ -138,8 +157,11 @@ class ManualClock:
     def __init__(self, start: datetime | None = None, *, autoadvance: bool = False) -> None:
         if start is None:
             start = datetime(2026, 1, 5, 14, 30, tzinfo=timezone.utc)
+        if not isinstance(start, datetime):
+            raise ConfigError("start", start, "must be an aware datetime or None")
         if start.tzinfo is None or start.utcoffset() is None:
-            raise ValueError(f"start must be an aware datetime, got naive {start!r}")
+            raise ConfigError("start", start, "must be an aware datetime, not a naive one")
+        _validate.flag("autoadvance", autoadvance)
         self._start = start.astimezone(timezone.utc)
         self._offset = 0.0
         self._autoadvance = autoadvance

@@ -8,7 +8,7 @@ from typing import Generic, TypeVar, overload
 
 from . import _validate
 from ._price import check_price, moved
-from .clock import Clock, SystemClock
+from .clock import Clock, _given_or_system
 
 __all__ = ["ChangeGate"]
 
@@ -66,7 +66,7 @@ class ChangeGate(Generic[V]):
         self.threshold = _validate.at_least("threshold", threshold, 0.0)
         self.max_age = _validate.optional(_validate.positive_seconds, "max_age", max_age)
         self.max_symbols = _validate.count("max_symbols", max_symbols)
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = _given_or_system(clock)
         self._lock = threading.Lock()
         # symbol -> (price, value, monotonic time remembered)
         self._entries: OrderedDict[str, tuple[float, V, float]] = OrderedDict()

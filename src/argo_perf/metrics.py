@@ -12,6 +12,7 @@ for Prometheus. prometheus-client is imported only then, by
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from bisect import bisect_left
 from collections import deque
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 from . import _validate as check
 from ._recording import OUTCOMES, Outcome
-from .clock import Clock, SystemClock
+from .clock import Clock, _given_or_system
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -241,8 +243,9 @@ class PerformanceMetrics:
         max_sources: int = 64,
         symbol_labels: int = 0,
     ) -> None:
-        self._clock: Clock = SystemClock() if clock is None else clock
-        self._window = check.count("window", window)
+        self._clock: Clock = _given_or_system(clock)
+        # deque's own limit: a bigger window is an OverflowError later, not a window.
+        self._window = check.count("window", window, maximum=sys.maxsize)
         self._max_sources = check.count("max_sources", max_sources)
         self._symbol_labels = check.count("symbol_labels", symbol_labels, minimum=0)
         self._started = self._clock.monotonic()
@@ -259,6 +262,10 @@ class PerformanceMetrics:
         self._breakers: dict[int, tuple[str, CircuitBreaker]] = {}
         self._registry: CollectorRegistry | None = None
         if registry is not None:
+            if not callable(getattr(registry, "register", None)):
+                raise ConfigError(
+                    "registry", registry, "must be a prometheus_client CollectorRegistry or None"
+                )
             self._register(registry)
 
     # ----------------------------------------------------------- recording

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from . import _validate
 from .breaker import CircuitBreakerConfig, CircuitBreakerRegistry
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, _given_or_system
 from .errors import ConfigError
 from .ratelimit import Quota, RateLimitConfig, RateLimiter
 from .ttl import AdaptiveTTL, AdaptiveTTLConfig
@@ -259,7 +259,7 @@ class LiveConfig:
         self.limiter = limiter
         self.breakers = breakers
         self.ttl = ttl
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = _given_or_system(clock)
         self._lock = threading.Lock()
 
     def apply(self, settings: Mapping[str, Any]) -> list[ConfigChange]:
@@ -510,7 +510,7 @@ class ConfigWatcher:
         self.checks = 0
         self.last_error: ConfigError | None = None
         self._live = live
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = _given_or_system(clock)
         self._version: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()

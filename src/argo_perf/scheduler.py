@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from . import _validate as check
-from .clock import Clock, SystemClock
+from .clock import Clock, _given_or_system
 from .errors import ConfigError
 from .volatility import VolatilityTracker
 
@@ -253,7 +253,7 @@ class PriorityScheduler:
             )
         self.volatility = volatility
         self.max_skips = check.count("max_skips", max_skips)
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = _given_or_system(clock)
         self._lock = threading.Lock()
         # symbol -> consecutive runs skipped, for the latest run's symbols; replaced whole.
         self._skips: dict[str, int] = {}

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from . import _validate
 from ._price import check_price, moved
-from .clock import Clock, SystemClock
+from .clock import Clock, _given_or_system
 from .errors import ConfigError
 from .market import NYSE, MarketCalendar, _timestamp, is_crypto
 from .volatility import VolatilityTracker
@@ -166,7 +166,7 @@ class AdaptiveTTL:
         self._classify = is_crypto
         self._kinds: dict[str, bool] = {}
         self._rng: Callable[[], float] = rng if rng is not None else random.random
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = _given_or_system(clock)
         self._lock = threading.Lock()
         self._prices: OrderedDict[str, float] = OrderedDict()
 

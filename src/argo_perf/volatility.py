@@ -10,7 +10,7 @@ from datetime import datetime
 
 from . import _validate
 from ._price import check_price
-from .clock import Clock, SystemClock
+from .clock import Clock, _given_or_system
 from .market import is_crypto as default_is_crypto
 
 __all__ = ["VolatilityTracker"]
@@ -117,7 +117,7 @@ class VolatilityTracker:
         _validate.function("is_crypto", is_crypto, "a symbol -> bool function")
         self._is_crypto = is_crypto
         self._min_keep = 0.5 ** (1.0 / self.half_life_observations)
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = _given_or_system(clock)
         self._lock = threading.Lock()
         # Each state is an immutable tuple replaced whole, so readers need no lock.
         # An OrderedDict rather than cachetools.LRUCache: its reads are C calls,

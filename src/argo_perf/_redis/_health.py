@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import _validate
-from ..clock import Clock, SystemClock
+from ..clock import Clock, _given_or_system
 from ..errors import BackendError
 
 __all__ = [
@@ -146,7 +146,7 @@ class BackendHealth:
         self.failure_threshold = _validate.count("failure_threshold", failure_threshold)
         self.probe_interval = _validate.positive_seconds("probe_interval", probe_interval)
         self.target = target
-        self._clock = clock if clock is not None else SystemClock()
+        self._clock = _given_or_system(clock)
         self._lock = threading.Lock()
         self._up = True
         self._failures = 0

@@ -119,6 +119,7 @@ class RedisLink:
         failure_threshold: int = 3,
         probe_interval: float = 1.0,
         clock: Clock | None = None,
+        parameter: str = "url_or_client",
     ) -> None:
         if health is not None and not isinstance(health, BackendHealth):
             raise ConfigError("health", type(health).__name__, "must be a BackendHealth or None")
@@ -142,7 +143,12 @@ class RedisLink:
         if isinstance(url_or_client, str):
             # Checked now: a bad URL or option fails at construction (no connection is
             # opened). A cluster client connects when it is built: on first use.
-            build = sync_builder(url_or_client, **self._options)
+            try:
+                build = sync_builder(url_or_client, **self._options)
+            except ConfigError as exc:  # name the caller's parameter, not ours
+                if exc.parameter != "url":
+                    raise
+                raise ConfigError(parameter, exc.value, exc.requirement) from None
             if topology_scheme(url_or_client) == CLUSTER:
                 self._build_sync = build
             else:
@@ -160,7 +166,7 @@ class RedisLink:
             self.cluster = is_cluster_client(url_or_client)
         else:
             raise ConfigError(
-                "url_or_client",
+                parameter,
                 type(url_or_client).__name__,
                 "must be a redis URL or a redis-py client (sync or asyncio, Redis or RedisCluster)",
             )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec, Self
 
-from ..clock import Clock, SystemClock
+from ..clock import Clock, _given_or_system
 from ..errors import ConfigError, _Rejection
 from ._core import REJECTED, BreakerCore, CircuitBreakerConfig, CircuitState, Transition
 from ._listeners import Listener, check_listeners
@@ -153,7 +153,7 @@ class CircuitBreaker:
         check_listeners(listeners)
         self.name = name
         self.config = config
-        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._clock: Clock = _given_or_system(clock)
         self._now: Callable[[], float] = self._clock.monotonic
         self._core = core = BreakerCore(name, config)
         self._listeners: list[Listener] = list(listeners)

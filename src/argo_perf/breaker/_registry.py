@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from ..clock import Clock
+from ..clock import Clock, _given_or_system
 from ..errors import ConfigError
 from ._breaker import CircuitBreaker
 from ._core import CircuitBreakerConfig
@@ -60,6 +60,8 @@ class CircuitBreakerRegistry:
         shared: RedisBreakerState | None = None,
         listeners: tuple[Listener, ...] | list[Listener] = (),
     ) -> None:
+        if configs is not None and not isinstance(configs, Mapping):
+            raise ConfigError("configs", configs, "must be a mapping of name to config or None")
         self._configs = dict(configs or {})
         for name, config in self._configs.items():
             _check_config(f"configs[{name!r}]", config)
@@ -68,7 +70,7 @@ class CircuitBreakerRegistry:
         self._default = default
         check_shared(shared)
         check_listeners(listeners)
-        self._clock = clock
+        self._clock = None if clock is None else _given_or_system(clock)
         self._shared = shared
         self._listeners: list[Listener] = list(listeners)
         self._breakers: dict[str, CircuitBreaker] = {}

@@ -169,7 +169,14 @@ class _PickleSerializer:
     name = "pickle"
 
     def dumps(self, value: Any) -> bytes:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            # The Serializer contract: what cannot be encoded is a TypeError, which
+            # `set` raises and a loader's value survives (returned, not cached).
+            raise TypeError(
+                f"cannot cache a value of type {type(value).__qualname__} with pickle: {exc}"
+            ) from exc
 
     def loads(self, data: bytes) -> Any:
         # Only ever reached after the HMAC of the whole envelope has been verified.
@@ -255,6 +262,14 @@ class Envelope:
         if self._key is not None:
             body += hmac.new(self._key, rkey.encode() + body + payload, hashlib.sha256).digest()
         return body + payload
+
+    def check(self, value: Any) -> None:
+        """Raise the ``TypeError`` `encode` would raise for ``value``, building no bytes
+        when the serializer is the default JSON one (a memory-only cache's check)."""
+        if type(self.serializer) is _JSONSerializer:
+            _tag(value)
+        else:
+            self.serializer.dumps(value)
 
     def quick(self, raw: object, now: float) -> Any:
         """The value of an unsigned value in this configuration's own header that is

@@ -227,11 +227,10 @@ def store(
     loaded: bool = False,
 ) -> Generator[Request, Any, bool]:
     now = core.monotonic()
-    if not core.has_redis:
-        core.store_local(key, value, ttl, delta, now)
-        return False
+    # Encoded even without Redis: a memory-only cache refuses what the serializer
+    # cannot store, so a value that works in tests works with Redis too.
     prepared = core.prepare(key, value, ttl, delta, now, loaded=loaded)
-    if prepared is None:  # a loaded value the serializer cannot encode
+    if prepared is None or not core.has_redis:  # None: a loaded value it cannot encode
         return False
     rkey, data, px, entry = prepared
     # After a failed GET (not reach_redis) the SET would only wait out the same timeout.
@@ -253,11 +252,9 @@ def set_many(
 ) -> Generator[Request, Any, bool]:
     now = core.monotonic()
     items = [(k, v, core.resolve_ttl(k, ttl)) for k, v in mapping.items()]
-    if not core.has_redis:
-        for k, v, t in items:
-            core.store_local(k, v, t, 0.0, now)
-        return False
     prepared = core.prepare_many(items, now)
+    if not core.has_redis:
+        return False
     if not prepared:
         return True
     if not core.admit():

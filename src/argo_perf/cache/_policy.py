@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import _validate
 from .._redis import Admission, BackendHealth, RedisLink, is_answer
-from ..clock import Clock, SystemClock
+from ..clock import Clock, _given_or_system
 from ..errors import BackendError, ConfigError
 from ._config import CacheConfig, TTLArg, UseDefault
 from ._entry import Entry
@@ -49,6 +49,10 @@ class NodeFailure:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+# Operations (as redis_failed is told them) that change Redis; the others read.
+_WRITES = ("SET", "UNLINK")
 
 
 class CacheCore:
@@ -85,11 +89,13 @@ class CacheCore:
         self.namespace = config.namespace
         self.version = config.version
         self.prefix = f"{config.namespace}:v{config.version}:"
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = _given_or_system(clock)
         self.monotonic: Callable[[], float] = self.clock.monotonic
         # Wall time stamps values shared with other processes; a clock without
         # timestamp() (only the protocol) derives it from now().
         self.wall: Callable[[], float] = getattr(self.clock, "timestamp", self._clock_timestamp)
+        if rng is not None and not callable(getattr(rng, "random", None)):
+            raise ConfigError("rng", rng, "must be a random.Random (or have random()) or None")
         self.rng = rng if rng is not None else random.Random()
         self.link = link
         self.gate = (
@@ -153,7 +159,8 @@ class CacheCore:
                 self.counters.decode_failures += 1
                 self.reports.undecodable(f"the key of {operation}", exc, self.monotonic())
             else:
-                self.reports.refused(operation, exc, self.monotonic())
+                write = operation.startswith(_WRITES)
+                self.reports.refused(operation, exc, self.monotonic(), write=write)
         return error
 
     def stored(self, entry: Entry) -> None:
@@ -514,7 +521,14 @@ class CacheCore:
     def encode(
         self, rkey: str, value: Any, ttl: float | None, delta: float
     ) -> tuple[bytes, int | None]:
-        """Return (envelope bytes, PX milliseconds or None) for a value stored now."""
+        """Return (envelope bytes, PX milliseconds or None) for a value stored now.
+
+        Without Redis nothing is stored, but the value is still checked: what a
+        memory-only cache accepts, a Redis-backed one stores.
+        """
+        if not self.has_redis:
+            self.envelope.check(value)
+            return b"", None
         data = self.envelope.encode(rkey, value, self.wall(), ttl, delta)
         keep = _INF if ttl is None else ttl + self.max_stale  # Redis keeps stale values too
         px = None if keep == _INF else max(1, math.ceil(keep * 1000))

@@ -58,14 +58,18 @@ class Reports:
         # count once a minute and when writes are accepted again.
         self._refusing = False
         self._refused = 0
+        # Only a spell in which a write was refused ends when a write succeeds: a read
+        # refused for good (an ACL without EXISTS) must not start a new spell per write.
+        self._writes_refused = False
         self._next_refusal_report = -_INF
         self._unstorable_logged: set[str] = set()
         self._undecodable = _Throttle()
         self._unverified = _Throttle()
 
-    def refused(self, operation: str, exc: object, now: float) -> None:
-        """Redis refused a command (OOM ...): log the start of a spell, then counts."""
+    def refused(self, operation: str, exc: object, now: float, *, write: bool = True) -> None:
+        """Redis refused a command (OOM, NOPERM ...): log the start of a spell, then counts."""
         with self._lock:
+            self._writes_refused = self._writes_refused or write
             if not self._refusing:
                 self._refusing = True
                 self._refused = 0
@@ -96,12 +100,12 @@ class Reports:
             )
 
     def accepted(self) -> None:
-        """A write reached Redis: end a refusal spell, if one is going on."""
-        if self._refusing:
+        """A write reached Redis: end a spell of refused writes, if one is going on."""
+        if self._writes_refused:
             with self._lock:
-                if not self._refusing:
+                if not self._writes_refused:
                     return
-                self._refusing = False
+                self._refusing = self._writes_refused = False
                 count, self._refused = self._refused, 0
             logger.warning(
                 "redis at %s accepts writes again (%d more refusals since the last report)",

@@ -82,7 +82,7 @@ class NYSECalendar(MarketCalendar):
             _validate.count(parameter, value, minimum=_MIN_YEAR, maximum=_MAX_YEAR)
         if last_year is not None and first_year > last_year:
             raise ConfigError("first_year", first_year, f"must be <= last_year ({last_year})")
-        self.extended_hours = bool(extended_hours)
+        self.extended_hours = _validate.flag("extended_hours", extended_hours)
         self.open_ended = last_year is None
         self.first_day = date(first_year, 1, 1)
         self.last_day = date(_MAX_YEAR if last_year is None else last_year, 12, 31)

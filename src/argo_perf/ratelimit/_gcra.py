@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import _validate as check
 from ..errors import ConfigError
@@ -80,7 +81,7 @@ class Quota:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Quota:
         """Build from ``{"limit": 25, "period": 86400}`` (e.g. parsed JSON or YAML)."""
-        return cls(**_known_keys(data, ("limit", "period"), "quota"))
+        return _complete(cls, _known_keys(data, ("limit", "period"), "quota"), "quota")
 
 
 def _known_keys(data: Mapping[str, Any], allowed: Sequence[str], what: str) -> dict[str, Any]:
@@ -92,12 +93,47 @@ def _known_keys(data: Mapping[str, Any], allowed: Sequence[str], what: str) -> d
     return dict(data)
 
 
+T = TypeVar("T")
+
+
+def _complete(cls: Callable[..., T], values: dict[str, Any], what: str) -> T:
+    """``cls(**values)``; a missing key is a `ConfigError` naming ``what``, not a TypeError."""
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(what, values, f"is incomplete ({exc})") from None
+
+
+@contextmanager
+def _located(where: str) -> Iterator[None]:
+    """Name the place of a bad setting inside a nested mapping in its `ConfigError`.
+
+    ``default`` + ``burst_size`` becomes ``default.burst_size``; an error about
+    the mapping itself (``config``, ``quota``) takes the place's name.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        inner = exc.parameter
+        parameter = where if inner in ("config", "quota") else f"{where}.{inner}"
+        raise ConfigError(parameter, exc.value, exc.requirement) from None
+
+
+def _checked_quotas(quotas: object) -> tuple[Quota, ...]:
+    """``quotas`` as a tuple: a list or tuple (any iterable but a string) of `Quota`."""
+    if isinstance(quotas, (str, bytes, Mapping)) or not isinstance(quotas, Iterable):
+        raise ConfigError("quotas", quotas, "must be a list or tuple of Quota objects")
+    checked = tuple(quotas)
+    for quota in checked:
+        if not isinstance(quota, Quota):
+            raise ConfigError("quotas", quota, "must contain Quota objects")
+    return checked
+
+
 def _windows(rate: float, burst: float, quotas: Iterable[Quota]) -> list[tuple[float, float]]:
     """``(interval, tolerance)`` per window: seconds per token, and burst in seconds."""
     windows = [(1.0 / rate, burst / rate)]
     for quota in quotas:
-        if not isinstance(quota, Quota):
-            raise ConfigError("quotas", quota, "must contain Quota objects")
         windows.append((quota.period / quota.limit, float(quota.period)))
     return windows
 
@@ -150,7 +186,10 @@ class _TokenMath:
         self.tat = -math.inf  # full since forever
         self.quota_tats = [-math.inf] * len(quotas)
         self.burst = burst
-        self.pending: deque[_Reservation] = deque()
+        # No deque until a reservation waits: most buckets never queue anyone, and
+        # with thousands of buckets the ~700 bytes each and the memory read on every
+        # grant (``if self.pending``) would cost more than the buckets themselves.
+        self.pending: deque[_Reservation] | tuple[()] = ()
         self.base: list[float] = []  # meaningful while ``pending`` is not empty
         self.penalty_until = -math.inf
 
@@ -189,6 +228,7 @@ class _TokenMath:
         """Fold the reservations whose grant time has come into ``base``."""
         pending = self.pending
         while pending and pending[0].grant <= now:
+            assert isinstance(pending, deque)
             done = pending.popleft()
             if pending:
                 self.base = [
@@ -199,15 +239,20 @@ class _TokenMath:
     def _pend_if_queued(self, now: float, tokens: float) -> None:
         """Record a grant made now when reservations still wait (they are replayed with it)."""
         self._prune(now)
-        if self.pending:
-            self.pending.append(_Reservation(now, tokens))
+        pending = self.pending
+        if pending:
+            assert isinstance(pending, deque)
+            pending.append(_Reservation(now, tokens))
 
     def _pend(self, now: float, grant: float, tokens: float) -> None:
         """Record a reservation (call before the windows move); forget those granted."""
         self._prune(now)
-        if not self.pending:
+        pending = self.pending
+        if not pending:
             self.base = [self.tat, *self.quota_tats]
-        self.pending.append(_Reservation(grant, tokens))
+            if not isinstance(pending, deque):
+                pending = self.pending = deque()
+        pending.append(_Reservation(grant, tokens))
 
     def _replay(self, tats: Sequence[float]) -> list[float]:
         """The windows after every pending reservation, each at its grant time, on ``tats``."""
@@ -257,8 +302,9 @@ class _TokenMath:
         pending = self.pending
         try:
             index = pending.index(reservation)
-        except ValueError:
+        except ValueError:  # already granted (or nothing waits)
             return
+        assert isinstance(pending, deque)
         del pending[index]
         tats = self._replay(self.base)
         self.tat = min(self.tat, tats[0])

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from collections.abc import Iterable
 
 from .. import _validate as check
-from ..clock import Clock, SystemClock
+from ..clock import Clock, _given_or_system
 from ._gcra import (
     _EPSILON,
     Quota,
     _check_timeout,
+    _checked_quotas,
     _Reservation,
     _TokenMath,
     _windows,
@@ -76,8 +78,8 @@ class TokenBucket:
     ) -> None:
         self.rate = check.rate("rate", rate)
         self.burst = check.at_least("burst", burst, 1)
-        self.quotas = tuple(quotas)
-        self._clock = clock if clock is not None else SystemClock()
+        self.quotas = _checked_quotas(quotas)
+        self._clock = _given_or_system(clock)
         self._lock = threading.Lock()
         self._now = self._clock.monotonic
         self._counters = _Counters()
@@ -175,7 +177,9 @@ class TokenBucket:
                 counters.denied += 1
                 return wait, None
             counters.waited += 1
-            return wait, self._math.pending[-1]
+            pending = self._math.pending
+            assert isinstance(pending, deque)  # the reservation that waits was just queued
+            return wait, pending[-1]
         finally:
             lock.release()
 
@@ -247,7 +251,7 @@ class TokenBucket:
         """
         rate = check.rate("rate", rate)
         burst = check.at_least("burst", burst, 1)
-        quotas = tuple(quotas)
+        quotas = _checked_quotas(quotas)
         windows = _windows(rate, burst, quotas)
         with self._lock:
             self.rate, self.burst, self.quotas = rate, burst, quotas

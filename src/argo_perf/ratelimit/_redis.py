@@ -23,9 +23,9 @@ from .._redis import (
     SyncRedisClient,
     is_outage,
 )
-from ..clock import Clock, SystemClock
+from ..clock import Clock, _given_or_system
 from ..errors import ConfigError
-from ._gcra import Quota, _check_timeout, _windows
+from ._gcra import Quota, _check_timeout, _checked_quotas, _windows
 from ._local import TokenBucket, _Counters
 from ._stats import RedisBucketStats
 
@@ -167,9 +167,9 @@ class RedisTokenBucket:
         self.fallback_share = check.share("fallback_share", fallback_share)
         rate = check.rate("rate", rate)
         burst = check.at_least("burst", burst, 1)
-        quotas = tuple(quotas)
+        quotas = _checked_quotas(quotas)
         windows = _windows(rate, burst, quotas)
-        self._clock = clock if clock is not None else SystemClock()
+        self._clock = _given_or_system(clock)
         self.key = f"{prefix}{{{key}}}"
         self.queue_key = f"{self.key}:queue"  # the same hash slot: one script may use both
         # A link passed in (a registry's, shared by its buckets) belongs to whoever made it.
@@ -192,7 +192,8 @@ class RedisTokenBucket:
     ) -> tuple[float, float, list[Quota]]:
         share = self.fallback_share
         shared = [Quota(max(1.0, q.limit * share), q.period) for q in quotas]
-        return rate * share, max(1.0, burst * share), shared
+        # The smallest float as a floor: a rate near 5e-324 must not underflow to 0.
+        return max(rate * share, math.ulp(0.0)), max(1.0, burst * share), shared
 
     def _use(
         self,
@@ -440,7 +441,7 @@ class RedisTokenBucket:
         """Switch to the new windows (the fallback too); the script call that rescales Redis."""
         rate = check.rate("rate", rate)
         burst = check.at_least("burst", burst, 1)
-        quotas = tuple(quotas)
+        quotas = _checked_quotas(quotas)
         windows = _windows(rate, burst, quotas)
         old = b" ".join(self._windows_args)
         self.fallback.reconfigure(*self._fallback_config(rate, burst, quotas))

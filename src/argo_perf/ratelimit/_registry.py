@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -9,9 +10,9 @@ from typing import Any, TypeAlias, cast
 
 from .. import _validate as check
 from .._redis import AsyncRedisClient, BackendHealth, RedisLink, SyncRedisClient
-from ..clock import Clock, SystemClock
+from ..clock import Clock, _given_or_system
 from ..errors import ConfigError, RateLimitExceeded
-from ._gcra import Quota, _known_keys
+from ._gcra import Quota, _checked_quotas, _complete, _known_keys, _located
 from ._local import TokenBucket
 from ._redis import RedisTokenBucket
 from ._stats import BucketStats
@@ -42,11 +43,7 @@ class RateLimitConfig:
     def __post_init__(self) -> None:
         check.rate("requests_per_second", self.requests_per_second)
         check.at_least("burst_size", self.burst_size, 1)
-        if not isinstance(self.quotas, tuple):
-            object.__setattr__(self, "quotas", tuple(self.quotas))
-        for quota in self.quotas:
-            if not isinstance(quota, Quota):
-                raise ConfigError("quotas", quota, "must contain Quota objects")
+        object.__setattr__(self, "quotas", _checked_quotas(self.quotas))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RateLimitConfig:
@@ -61,15 +58,17 @@ class RateLimitConfig:
         """
         values = _known_keys(data, ("requests_per_second", "burst_size", "quotas"), "config")
         quotas = values.get("quotas", ())
-        if isinstance(quotas, (str, bytes)) or not isinstance(quotas, Iterable):
+        if isinstance(quotas, (str, bytes, Mapping)) or not isinstance(quotas, Iterable):
             raise ConfigError("quotas", quotas, "must be a list of quotas")
-        values["quotas"] = tuple(
-            quota if isinstance(quota, Quota) else Quota.from_mapping(quota) for quota in quotas
-        )
-        try:
-            return cls(**values)
-        except TypeError as exc:  # a required key is missing
-            raise ConfigError("config", dict(data), f"is incomplete ({exc})") from None
+        values["quotas"] = tuple(map(_as_quota, itertools.count(), quotas))
+        return _complete(cls, values, "config")
+
+
+def _as_quota(index: int, quota: Quota | Mapping[str, Any]) -> Quota:
+    if isinstance(quota, Quota):
+        return quota
+    with _located(f"quotas[{index}]"):
+        return Quota.from_mapping(quota)
 
 
 DEFAULT_CONFIGS: Mapping[str, RateLimitConfig] = {
@@ -81,12 +80,14 @@ DEFAULT_CONFIGS: Mapping[str, RateLimitConfig] = {
 """The seed limits `RateLimiter` uses when given no configs."""
 
 
-def _as_config(source: str, value: RateLimitConfig | Mapping[str, Any]) -> RateLimitConfig:
+def _as_config(where: str, value: RateLimitConfig | Mapping[str, Any]) -> RateLimitConfig:
+    """``value`` as a config; errors name ``where`` it was given (``configs['xai']``...)."""
     if isinstance(value, RateLimitConfig):
         return value
     if isinstance(value, Mapping):
-        return RateLimitConfig.from_mapping(value)
-    raise ConfigError(f"configs[{source!r}]", value, "must be a RateLimitConfig or a mapping")
+        with _located(where):
+            return RateLimitConfig.from_mapping(value)
+    raise ConfigError(where, value, "must be a RateLimitConfig or a mapping")
 
 
 class RateLimiter:
@@ -143,7 +144,7 @@ class RateLimiter:
             configs = DEFAULT_CONFIGS
         if not isinstance(configs, Mapping):
             raise ConfigError("configs", configs, "must be a mapping of source name to config")
-        self._clock = clock if clock is not None else SystemClock()
+        self._clock = _given_or_system(clock)
         self.default = None if default is None else _as_config("default", default)
         self._lock = threading.Lock()
         self._configs: dict[str, RateLimitConfig] = {}
@@ -151,11 +152,15 @@ class RateLimiter:
         if redis is None and health is not None:
             raise ConfigError("health", type(health).__name__, "needs redis= (a URL or a client)")
         # One link for every source: one client and pool, one gate.
-        self._link = None if redis is None else RedisLink(redis, health=health, clock=self._clock)
+        self._link = (
+            None
+            if redis is None
+            else RedisLink(redis, health=health, clock=self._clock, parameter="redis")
+        )
         for source, value in configs.items():
             if not isinstance(source, str) or not source:
                 raise ConfigError("source", source, "must be a non-empty string")
-            self._add(source, _as_config(source, value))
+            self._add(source, _as_config(f"configs[{source!r}]", value))
 
     def _add(self, source: str, config: RateLimitConfig) -> Bucket:
         bucket: Bucket
@@ -282,7 +287,7 @@ class RateLimiter:
         """
         if not isinstance(source, str) or not source:
             raise ConfigError("source", source, "must be a non-empty string")
-        new = _as_config(source, config)
+        new = _as_config("config", config)
         with self._lock:
             bucket = self._buckets.get(source)
             if bucket is None:

@@ -21,7 +21,7 @@ from ..breaker import CircuitBreaker, CircuitState
 from ..cache import AsyncRedisCache, CachedValue, RedisCache
 from ..cache._config import UseDefault, check_ttl
 from ..cache._decorator import CachedTTL
-from ..clock import Clock, SystemClock
+from ..clock import Clock, _given_or_system
 from ..errors import CircuitOpenError, ConfigError, RateLimitExceeded
 from ..ratelimit import RateLimiter, RedisTokenBucket, TokenBucket
 from ._retry import RetryPlan, retry_plan
@@ -138,7 +138,7 @@ def build_plan(
         fallback=fallback,
         metrics=metrics,  # type: ignore[arg-type]
         max_wait=seconds,
-        clock=clock if clock is not None else SystemClock(),
+        clock=_given_or_system(clock),
     )
 
 
