@@ -111,26 +111,6 @@ def test_cli_with_one_instance_has_no_instances(
     assert set(json.loads(out.read_text())) == {"baseline", "optimized"}
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["replay", "--instances", "2"],
-        ["replay", "--instances", "0", "--redis-url", "redis://localhost:6379/0"],
-        ["replay", "--instances", "two"],
-        ["replay", "--redis-url", "http://localhost:6379"],
-    ],
-)
-def test_bad_instance_options_exit_2_with_one_line(
-    argv: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    assert exited.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
-    assert "error" in err
-
-
 def test_replay_refuses_instances_without_redis() -> None:
     with pytest.raises(ValueError, match="instances"):
         replay(day=SHORT_DAY, instances=2)
