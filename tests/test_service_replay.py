@@ -147,6 +147,9 @@ def test_vendor_failures_trip_the_breakers_of_the_optimized_run() -> None:
         ["replay", "--vendors-fail", "2"],
         ["replay", "--hours", "0"],
         ["replay", "--bogus"],
+        ["replay", "--instances", "2"],  # instances share a Redis: --redis-url needed
+        ["replay", "--instances", "0", "--redis-url", "redis://localhost:6379/0"],
+        ["replay", "--redis-url", "http://localhost:6379"],
         [],
     ],
 )

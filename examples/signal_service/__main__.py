@@ -4,7 +4,9 @@ Commands:
 
 * ``replay``: a whole trading day of 5-second cycles on a virtual clock, with
   the baseline and the optimized configuration; prints the before/after
-  table as Markdown and writes the figures as JSON with ``--json PATH``.
+  table as Markdown and writes the figures as JSON with ``--json PATH``;
+  ``--redis-url URL`` keeps the optimized cache in Redis and runs
+  ``--instances N`` (2 by default with Redis) instances sharing it.
 * ``run``: the service in real time on the simulated market, optionally serving
   its health and metrics over HTTP (see `run`).
 
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .market import DEFAULT_SYMBOLS
-from .replay import DAY, format_table, replay
+from .replay import DAY, figures, format_table, replay
 from .run import add_run_command
 
 _USAGE_ERROR = 2
@@ -62,6 +64,24 @@ _fraction = _number_in(0.0, 1.0, low_open=False, what="a number in [0, 1]")
 _hours = _number_in(0.0, 24.0, low_open=True, what="hours in (0, 24]")
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(
+            f"must be a redis://, rediss:// or unix:// URL, got {text!r}"
+        )
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser: one subparser per command (``replay``, ``run``)."""
     parser = _Parser(prog="python -m examples.signal_service", description=__doc__.splitlines()[0])
@@ -94,7 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="H",
         help="replay at most H hours of each part of the day (default: the whole day)",
     )
-    replay_parser.set_defaults(func=_replay)
+    replay_parser.add_argument(
+        "--redis-url",
+        type=_redis_url,
+        metavar="URL",
+        help="keep the optimized cache in this Redis; run --instances sharing it",
+    )
+    replay_parser.add_argument(
+        "--instances",
+        type=_count,
+        metavar="N",
+        help="instances of the optimized service sharing Redis (1; 2 with --redis-url)",
+    )
+    replay_parser.set_defaults(func=_replay, parser=replay_parser)
 
     add_run_command(commands)  # sets func=run_command
     return parser
@@ -104,13 +136,25 @@ def _replay(args: argparse.Namespace) -> int:
     day = DAY
     if args.hours is not None:
         day = tuple(replace(segment, hours=min(segment.hours, args.hours)) for segment in DAY)
+    instances = args.instances
+    if instances is None:
+        instances = 1 if args.redis_url is None else 2
+    elif instances > 1 and args.redis_url is None:
+        parser: argparse.ArgumentParser = args.parser
+        parser.error("--instances above 1 needs --redis-url (the instances share its cache)")
     results = replay(
-        seed=args.seed, symbols=args.symbols, day=day, db=args.db, vendors_fail=args.vendors_fail
+        seed=args.seed,
+        symbols=args.symbols,
+        day=day,
+        db=args.db,
+        vendors_fail=args.vendors_fail,
+        redis_url=args.redis_url,
+        instances=instances,
     )
-    figures = {name: result.as_dict() for name, result in results.items()}
-    print(format_table(figures))
+    data = figures(results)
+    print(format_table(data))
     if args.json is not None:
-        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+        args.json.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -9,8 +9,14 @@ backoff is spent on a `argo_perf.ManualClock` that a driver advances to the
 next sleeper's deadline whenever every task of the cycle waits on the clock,
 so concurrent waits overlap as they would in real time.
 
-`format_table` prints the figures of both runs as the design's before/after
-table; `replay(...)[name].as_dict()` is what ``--json`` writes.
+With ``redis_url``, the optimized configuration keeps its cache in Redis, and
+``instances=N`` (N > 1, Redis required) adds a run of N instances of it
+(blue, green, ...) in one process on one virtual clock, in front of one set of
+vendors: they share the cache in Redis and one rate limiter, and the vendors
+count their combined calls against their own limits.
+
+`format_table` prints the figures of the runs as the design's before/after
+table; `figures(replay(...))` is what ``--json`` writes.
 """
 
 from __future__ import annotations
@@ -23,21 +29,35 @@ import resource
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Awaitable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from argo_perf import ManualClock, PerformanceMetrics
+import redis.asyncio
+
+from argo_perf import AsyncRedisCache, ManualClock, PerformanceMetrics, RateLimiter
 
 from .market import DEFAULT_SYMBOLS, Market
 from .pipeline import Pipeline, PipelineConfig, SignalRecord
 from .tracker import SignalTracker
 from .vendors import RateWindow, VendorConfig, Vendors, simulated_vendors
 
-__all__ = ["CYCLE", "DAY", "ReplayClock", "RunResult", "Segment", "format_table", "replay"]
+__all__ = [
+    "CYCLE",
+    "DAY",
+    "INSTANCE_NAMES",
+    "ReplayClock",
+    "RunResult",
+    "Segment",
+    "figures",
+    "format_table",
+    "replay",
+]
 
 T = TypeVar("T")
 
@@ -112,15 +132,21 @@ class ReplayClock(ManualClock):
 _SETTLE_YIELDS = 12
 
 
-async def drive(clock: ReplayClock, work: Awaitable[T]) -> T:
-    """Run ``work`` to its end, advancing ``clock`` whenever every task waits on it."""
+async def drive(
+    clock: ReplayClock, work: Awaitable[T], busy: Callable[[], bool] | None = None
+) -> T:
+    """Run ``work`` to its end, advancing ``clock`` whenever every task waits on it.
+
+    ``busy`` says whether a task waits on something else (a reply from Redis):
+    the clock then stands still until it arrives.
+    """
     task = asyncio.ensure_future(work)
     quiet = 0
     seen: tuple[int, float | None] = (-1, None)
     while not task.done():
         await asyncio.sleep(0)
         state = (clock.sleepers, clock.next_deadline())
-        quiet = quiet + 1 if state == seen else 0
+        quiet = quiet + 1 if state == seen and not (busy is not None and busy()) else 0
         seen = state
         deadline = state[1]
         if quiet >= _SETTLE_YIELDS and deadline is not None:
@@ -129,9 +155,52 @@ async def drive(clock: ReplayClock, work: Awaitable[T]) -> T:
     return task.result()
 
 
+class _TrackedPipeline(redis.asyncio.client.Pipeline):
+    """A pipeline whose `execute` counts as a request in flight of its `_TrackedRedis`."""
+
+    owner: _TrackedRedis
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        self.owner.in_flight += 1
+        try:
+            return await super().execute(raise_on_error)
+        finally:
+            self.owner.in_flight -= 1
+
+
+class _TrackedRedis(redis.asyncio.Redis):
+    """An asyncio Redis client that counts its requests in flight, for `drive`'s ``busy``."""
+
+    in_flight = 0
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.in_flight += 1
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        finally:
+            self.in_flight -= 1
+
+    def pipeline(
+        self, transaction: bool = True, shard_hint: str | None = None
+    ) -> redis.asyncio.client.Pipeline:
+        pipe = _TrackedPipeline(
+            self.connection_pool, self.response_callbacks, transaction, shard_hint
+        )
+        pipe.owner = self
+        return pipe
+
+
+INSTANCE_NAMES = ("blue", "green")
+"""The names of the first instances of a run with ``instances``; the third is ``instance-3``."""
+
+
+def _instance_name(index: int) -> str:
+    return INSTANCE_NAMES[index] if index < len(INSTANCE_NAMES) else f"instance-{index + 1}"
+
+
 @dataclass
 class RunResult:
-    """The figures of one configuration's replay."""
+    """The figures of one configuration's replay (or of one instance of it)."""
 
     name: str
     cycles: int = 0
@@ -141,6 +210,7 @@ class RunResult:
     cache_misses: int = 0
     api_calls: int = 0
     vendor_calls: dict[str, int] = field(default_factory=dict)
+    vendor_limits: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     rate_limit_errors: int = 0
     breaker_trips: int = 0
     signals_generated: int = 0
@@ -165,6 +235,7 @@ class RunResult:
             "api_calls": self.api_calls,
             "api_calls_per_cycle": round(self.api_calls / self.cycles, 3) if self.cycles else 0.0,
             "vendor_calls": self.vendor_calls,
+            "vendor_limits": self.vendor_limits,
             "rate_limit_errors": self.rate_limit_errors,
             "breaker_trips": self.breaker_trips,
             "signals_generated": self.signals_generated,
@@ -206,23 +277,92 @@ async def _run_day(
     symbols: Sequence[str],
     day: Sequence[Segment],
     result: RunResult,
+    offset: float = 0.0,
 ) -> None:
     for segment in day:
-        begin = clock.monotonic() + (segment.start - clock.now()).total_seconds()
+        begin = clock.monotonic() + (segment.start - clock.now()).total_seconds() + offset
         index = 0
         while index < segment.cycles:
-            # A cycle starts on the next 5 s tick; the ticks an overrunning cycle
-            # missed are skipped, as a periodic timer does.
+            # A cycle starts on the next 5 s tick (``offset`` seconds after it); the
+            # ticks an overrunning cycle missed are skipped, as a periodic timer does.
             index = max(index, math.ceil((clock.monotonic() - begin) / CYCLE - 1e-9))
             if index >= segment.cycles:
                 break
-            clock.advance(max(0.0, begin + index * CYCLE - clock.monotonic()))
+            await clock.sleep_async(max(0.0, begin + index * CYCLE - clock.monotonic()))
             index += 1
-            report = await drive(clock, pipeline.cycle(symbols))
+            report = await pipeline.cycle(symbols)
             result.cycles += 1
             result.times.append(report.seconds)
             result.signals.extend(report.signals)
             result.failed_symbols += len(report.failed)
+
+
+async def _run_pipelines(
+    config: PipelineConfig,
+    vendors: Vendors,
+    trackers: Sequence[SignalTracker],
+    clock: ReplayClock,
+    symbols: Sequence[str],
+    day: Sequence[Segment],
+    results: Sequence[RunResult],
+    redis_url: str | None,
+) -> list[Pipeline]:
+    """Run one pipeline per tracker through ``day``, side by side on ``clock``."""
+    client = None
+    if redis_url is not None:
+        client = cast(_TrackedRedis, _TrackedRedis.from_url(redis_url, socket_timeout=5.0))
+    # One quota for every instance. Not a Redis-backed limiter: its buckets run on
+    # Redis TIME, which stands almost still while the virtual clock runs a day.
+    limiter = None
+    if config.rate_limits is not None and len(trackers) > 1:
+        limiter = RateLimiter(config.rate_limits, clock=clock)
+    # A namespace of this run's own: no value of an earlier replay is read.
+    namespace = f"{config.name}-{uuid.uuid4().hex[:12]}"
+    key = os.urandom(32)  # the run's instances sign and check their values with it
+    pipelines = [
+        Pipeline(
+            config,
+            vendors.client(),  # calls counted per instance, against shared limits
+            tracker,
+            clock=clock,
+            metrics=PerformanceMetrics(clock=clock, window=10),
+            cache=None
+            if client is None
+            else AsyncRedisCache(
+                client,
+                namespace=namespace,
+                max_stale=0.0,
+                serializer="pickle",  # the vendors' answers are dataclasses
+                signing_key=key,
+                clock=clock,
+            ),
+            limiter=limiter,
+        )
+        for tracker in trackers
+    ]
+    # The instances' ticks are spread over the cycle, as independent timers are.
+    spread = CYCLE / len(pipelines)
+    days = [
+        _run_day(pipeline, clock, symbols, day, result, index * spread)
+        for index, (pipeline, result) in enumerate(zip(pipelines, results, strict=True))
+    ]
+    try:
+        await drive(
+            clock, asyncio.gather(*days), None if client is None else lambda: client.in_flight > 0
+        )
+    finally:
+        if client is not None:
+            await pipelines[0].cache.clear()  # the run's keys, every instance's
+            await client.aclose()
+    return pipelines
+
+
+def _db_paths(db: str | os.PathLike[str], names: Sequence[str]) -> list[Path]:
+    """``db`` for one run; ``<name>-<instance><suffix>`` beside it for instances."""
+    target = Path(db)
+    if len(names) == 1:
+        return [target]
+    return [target.with_name(f"{target.stem}-{name}{target.suffix}") for name in names]
 
 
 def run_configuration(
@@ -234,37 +374,58 @@ def run_configuration(
     db: str | os.PathLike[str],
     vendors_fail: float = 0.0,
     measure_memory: bool = True,
-) -> RunResult:
-    """Replay ``day`` with one configuration; the figures of the run."""
-    result = RunResult(config.name)
+    redis_url: str | None = None,
+    instances: int = 1,
+) -> list[RunResult]:
+    """Replay ``day`` with ``instances`` pipelines of one configuration; their figures.
+
+    One instance is named after the configuration, several after
+    `INSTANCE_NAMES`. With ``redis_url`` the cache is in Redis (one namespace
+    for every instance); several instances also share one rate limiter. CPU
+    seconds and peak memory are the process's, every instance's together.
+    """
+    names = [config.name] if instances == 1 else [_instance_name(i) for i in range(instances)]
+    results = [RunResult(name) for name in names]
     clock = ReplayClock(day[0].start)
     vendors = _vendors(Market(seed), clock, vendors_fail)
-    metrics = PerformanceMetrics(clock=clock, window=10)
     if measure_memory:
         tracemalloc.start()
     cpu = time.process_time()
-    with SignalTracker(db, clock=clock) as tracker:
-        pipeline = Pipeline(config, vendors, tracker, clock=clock, metrics=metrics)
-        asyncio.run(_run_day(pipeline, clock, symbols, day, result))
-    result.cpu_seconds = time.process_time() - cpu
+    with ExitStack() as stack:
+        trackers = [
+            stack.enter_context(SignalTracker(path, clock=clock)) for path in _db_paths(db, names)
+        ]
+        pipelines = asyncio.run(
+            _run_pipelines(config, vendors, trackers, clock, symbols, day, results, redis_url)
+        )
+    cpu_seconds = time.process_time() - cpu
     if measure_memory:
-        result.peak_memory_bytes = tracemalloc.get_traced_memory()[1]
+        peak_memory = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     else:
-        result.peak_memory_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    stats = pipeline.cache.stats
-    result.cache_hits = stats.memory_hits + stats.redis_hits
-    result.cache_misses = stats.misses
-    result.summary = dict(metrics.get_summary())
-    by_name = vendors.by_name()
-    result.vendor_calls = {name: v.stats.calls for name, v in by_name.items()}
-    result.api_calls = sum(result.vendor_calls.values())
-    result.rate_limit_errors = sum(v.stats.rate_limited for v in by_name.values())
-    result.breaker_trips = sum(b.stats.opened for b in pipeline.breakers.values())
-    result.signals_generated = len(result.signals)
-    result.signals_written = tracker.stats.written
-    result.components_saved = pipeline.components_saved
-    return result
+        peak_memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    for result, pipeline, tracker in zip(results, pipelines, trackers, strict=True):
+        result.cpu_seconds, result.peak_memory_bytes = cpu_seconds, peak_memory
+        stats = pipeline.cache.stats
+        result.cache_hits = stats.memory_hits + stats.redis_hits
+        result.cache_misses = stats.misses
+        result.summary = dict(pipeline.metrics.get_summary())
+        by_name = pipeline.vendors.by_name()
+        result.vendor_calls = {name: v.stats.calls for name, v in by_name.items()}
+        result.vendor_limits = {
+            name: [
+                {"calls": limit.calls, "seconds": limit.seconds, "busiest": busiest}
+                for limit, busiest in zip(v.config.limits, v.stats.busiest, strict=True)
+            ]
+            for name, v in by_name.items()
+        }
+        result.api_calls = sum(result.vendor_calls.values())
+        result.rate_limit_errors = sum(v.stats.rate_limited for v in by_name.values())
+        result.breaker_trips = sum(b.stats.opened for b in pipeline.breakers.values())
+        result.signals_generated = len(result.signals)
+        result.signals_written = tracker.stats.written
+        result.components_saved = pipeline.components_saved
+    return results
 
 
 def replay(
@@ -275,8 +436,13 @@ def replay(
     db: str | os.PathLike[str] | None = None,
     vendors_fail: float = 0.0,
     measure_memory: bool = False,
+    redis_url: str | None = None,
+    instances: int = 1,
 ) -> dict[str, RunResult]:
     """Replay ``day`` with the baseline and the optimized configuration.
+
+    The result has ``"baseline"`` and ``"optimized"``, then, with ``instances``
+    > 1, each instance under its name (``"blue"``, ``"green"``, ...).
 
     Args:
         seed: the market's seed; the same seed gives the same figures (but
@@ -284,35 +450,79 @@ def replay(
         symbols: the symbols followed.
         day: the stretches of time replayed (default `DAY`).
         db: the SQLite file of the optimized run's signals (the baseline's goes
-            beside it, ``<name>-baseline<suffix>``); default: temporary files.
+            beside it, ``<name>-baseline<suffix>``, an instance's
+            ``<name>-blue<suffix>``); default: temporary files.
         vendors_fail: an extra share of calls each vendor answers with an error.
         measure_memory: trace Python allocations for the peak memory (twice as
             slow); by default the peak resident size of the configuration's process.
+        redis_url: keep the optimized configuration's cache in this Redis
+            (``redis://host:port/db``); None: in memory.
+        instances: with ``redis_url``, also run this many instances of the
+            optimized configuration in front of one set of vendors, sharing
+            the cache in Redis and one rate limiter (1: none).
+
+    Raises:
+        ValueError: ``instances`` below 1, or above 1 without ``redis_url``.
     """
+    if instances < 1 or (instances > 1 and redis_url is None):
+        raise ValueError(f"instances must be 1, or more with redis_url, got {instances!r}")
     with tempfile.TemporaryDirectory(prefix="signal-replay-") as scratch:
         target = Path(db) if db is not None else Path(scratch) / "signals.db"
-        paths = {
-            "baseline": target.with_name(f"{target.stem}-baseline{target.suffix}"),
-            "optimized": target,
-        }
-        configs = (PipelineConfig.baseline(), PipelineConfig.optimized())
-        # One process per configuration: they run side by side, and each one's CPU
-        # time and peak memory are its own.
-        with ProcessPoolExecutor(max_workers=len(configs)) as pool:
-            futures = {
-                config.name: pool.submit(
+        runs = [
+            ("baseline", PipelineConfig.baseline(), None, 1),
+            ("optimized", PipelineConfig.optimized(), redis_url, 1),
+        ]
+        if instances > 1:
+            runs.append(("instances", PipelineConfig.optimized(), redis_url, instances))
+        # One process per run: they run side by side, and each one's CPU time and
+        # peak memory are its own (the instances of a run share one process).
+        with ProcessPoolExecutor(max_workers=len(runs)) as pool:
+            futures = [
+                pool.submit(
                     run_configuration,
                     config,
                     seed=seed,
                     symbols=tuple(symbols),
                     day=tuple(day),
-                    db=paths[config.name],
+                    db=target.with_name(f"{target.stem}-baseline{target.suffix}")
+                    if run == "baseline"
+                    else target,
                     vendors_fail=vendors_fail,
                     measure_memory=measure_memory,
+                    redis_url=url,
+                    instances=count,
                 )
-                for config in configs
-            }
-            return {name: future.result() for name, future in futures.items()}
+                for run, config, url, count in runs
+            ]
+            results = [result for future in futures for result in future.result()]
+    return {result.name: result for result in results}
+
+
+def figures(results: dict[str, RunResult]) -> dict[str, Any]:
+    """The figures of `replay`'s results, as ``--json`` writes them.
+
+    ``{"baseline": {...}, "optimized": {...}}``, and with instances
+    ``"instances": [{"name": "blue", ...}, ...]`` and ``"combined"``: the
+    instances' vendor calls added up (``vendor_calls``, ``api_calls``),
+    their ``rate_limit_errors``, and each vendor's limits with the most calls
+    it admitted within one window (``vendor_limits``).
+    """
+    out: dict[str, Any] = {name: results[name].as_dict() for name in ("baseline", "optimized")}
+    instances = [result for name, result in results.items() if name not in out]
+    if instances:
+        out["instances"] = [{"name": result.name, **result.as_dict()} for result in instances]
+        calls = {
+            vendor: sum(result.vendor_calls[vendor] for result in instances)
+            for vendor in instances[0].vendor_calls
+        }
+        out["combined"] = {
+            "instances": len(instances),
+            "vendor_calls": calls,
+            "api_calls": sum(calls.values()),
+            "rate_limit_errors": sum(result.rate_limit_errors for result in instances),
+            "vendor_limits": instances[0].vendor_limits,  # the vendors' own, every client's calls
+        }
+    return out
 
 
 _ROWS: tuple[tuple[str, str, str], ...] = (
@@ -331,20 +541,42 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def format_table(figures: dict[str, dict[str, Any]]) -> str:
-    """The before/after table of ``{"baseline": {...}, "optimized": {...}}`` as Markdown."""
+def format_table(figures: dict[str, Any]) -> str:
+    """The before/after table of `figures`' output as Markdown.
+
+    With instances, a column per instance, and a line per vendor of their
+    combined calls against the vendor's own limits.
+    """
     before, after = figures["baseline"], figures["optimized"]
+    columns = [("Before (baseline)", before), ("After (optimized)", after)]
+    instances: list[dict[str, Any]] = figures.get("instances", [])
+    columns += [(f"After, {each['name']} (shared Redis)", each) for each in instances]
     lines = [
         f"Replay of {CYCLE:g}-second cycles: {before['cycles']} ran before (a cycle longer than"
         f" {CYCLE:g} s skips the ticks it overran), {after['cycles']} after",
         "",
-        "| Metric | Before (baseline) | After (optimized) |",
-        "| --- | --- | --- |",
+        "| Metric | " + " | ".join(title for title, _ in columns) + " |",
+        "| --- |" + " --- |" * len(columns),
     ]
     for label, key, pattern in _ROWS:
         if key == "peak_memory_bytes":
-            cells = [f"{figures[name][key] / 2**20:.1f} MiB" for name in ("baseline", "optimized")]
+            cells = [f"{values[key] / 2**20:.1f} MiB" for _, values in columns]
         else:
-            cells = [pattern.format(before[key]), pattern.format(after[key])]
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+            cells = [pattern.format(values[key]) for _, values in columns]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    combined = figures.get("combined")
+    if combined is not None:
+        names = " and ".join(each["name"] for each in instances)
+        lines += [
+            "",
+            f"Combined vendor calls of {names} (one process: CPU and memory are theirs together),"
+            f" {combined['rate_limit_errors']} refused by a vendor's rate limit (HTTP 429):",
+            "",
+        ]
+        for vendor, calls in combined["vendor_calls"].items():
+            limits = ", ".join(
+                f"at most {w['busiest']} of {w['calls']} in {w['seconds']:g} s"
+                for w in combined["vendor_limits"][vendor]
+            )
+            lines.append(f"- {vendor}: {calls} calls ({limits})")
     return "\n".join(lines)

@@ -45,6 +45,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import ClassVar
 
+from typing_extensions import Self
+
 from argo_perf import Clock, ConfigError, SystemClock
 
 from . import _validation as _validate
@@ -176,6 +178,10 @@ class VendorStats:
         errors: calls answered with an HTTP error (500, or 503 in an outage).
         notes: calls answered HTTP 200 with an error body.
         rate_limited: calls refused by the vendor's rate limits (HTTP 429).
+        busiest: per rate limit (in the order of `VendorConfig.limits`), the most
+            calls the vendor admitted within one of its windows, from every
+            client (see `SimulatedVendor.client`); never above the limit, since
+            a call over it is refused.
     """
 
     calls: int = 0
@@ -184,6 +190,7 @@ class VendorStats:
     errors: int = 0
     notes: int = 0
     rate_limited: int = 0
+    busiest: tuple[int, ...] = ()
 
 
 _Builder = Callable[[list[str], datetime], Payload]
@@ -227,6 +234,7 @@ class SimulatedVendor:
         self._lock = threading.Lock()
         self._windows: list[deque[float]] = [deque() for _ in self._config.limits]
         self._attempts: dict[str, tuple[int, int]] = {}  # key -> (step, calls made in it)
+        self._busiest = [0 for _ in self._config.limits]  # shared with every client's view
         self._stats = VendorStats()
 
     @property
@@ -241,8 +249,28 @@ class SimulatedVendor:
 
     @property
     def stats(self) -> VendorStats:
-        """A snapshot of what the vendor received and answered."""
-        return self._stats
+        """A snapshot of what the vendor received (from this client) and answered."""
+        with self._lock:
+            return replace(self._stats, busiest=tuple(self._busiest))
+
+    def client(self) -> Self:
+        """This vendor as another client sees it: its own `stats`, everything else shared.
+
+        The client's calls count against the same rate limits (one vendor, one
+        quota), get the answers this vendor would give, and are counted in the
+        client's `stats` only: two services in front of one vendor each take a
+        client, and the vendor's combined load is the sum of theirs.
+
+        Example:
+            >>> vendor = MassiveVendor(Market(seed=1))
+            >>> blue, green = vendor.client(), vendor.client()
+            >>> blue.stats.calls, green.stats.calls
+            (0, 0)
+        """
+        with self._lock:
+            view = copy.copy(self)  # the lock, windows, attempts and peaks are shared
+            view._stats = VendorStats()
+        return view
 
     def _decide(self, symbols: Sequence[str], build: _Builder) -> _Answer:
         """Decide the answer to a call for ``symbols`` arriving now (no waiting, no I/O)."""
@@ -292,8 +320,9 @@ class SimulatedVendor:
                 wait = max(wait, window[0] + limit.seconds - now)
         if wait > 0.0:
             return wait
-        for window in self._windows:
+        for index, window in enumerate(self._windows):
             window.append(now)
+            self._busiest[index] = max(self._busiest[index], len(window))
         return None
 
     async def _call(self, symbols: Sequence[str], build: _Builder) -> Payload:
@@ -506,6 +535,15 @@ class Vendors:
     def by_name(self) -> dict[str, SimulatedVendor]:
         """The vendors keyed by name, in the order prices, indicators, sentiment."""
         return {v.name: v for v in (self.massive, self.alpha_vantage, self.xai, self.sonar)}
+
+    def client(self) -> Vendors:
+        """The four vendors as another client sees them (see `SimulatedVendor.client`)."""
+        return Vendors(
+            massive=self.massive.client(),
+            alpha_vantage=self.alpha_vantage.client(),
+            xai=self.xai.client(),
+            sonar=self.sonar.client(),
+        )
 
 
 _VENDOR_NAMES = ("massive", "alpha_vantage", "xai", "sonar")
