@@ -1218,6 +1218,74 @@ def test_the_decorated_function_keeps_its_signature_name_and_docs() -> None:
     assert wrapped.with_meta.__name__ == "with_meta"
 
 
+class Vendor:
+    """A vendor client whose methods are decorated: ``self`` is bound as for any method."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen: list[tuple[str, str]] = []
+
+    @resilient("massive", retry=2, clock=ManualClock(autoadvance=True))
+    def quote(self, symbol: str) -> float:
+        """The last trade."""
+        self.seen.append((self.name, symbol))
+        return 231.5
+
+    @resilient("massive", retry=2, clock=ManualClock(autoadvance=True))
+    async def quote_async(self, symbol: str) -> float:
+        self.seen.append((self.name, symbol))
+        return 231.4
+
+
+def test_a_decorated_method_binds_self_for_the_call_and_with_meta() -> None:
+    vendor = Vendor("one")
+    assert vendor.quote("AAPL") == 231.5
+    assert vendor.quote.with_meta("MSFT") == ResilientResult(231.5, "ok", False, 0.0)
+    assert vendor.seen == [("one", "AAPL"), ("one", "MSFT")]
+    # Through the class, self is passed explicitly, as for any function.
+    assert Vendor.quote(vendor, "IBM") == 231.5
+    assert Vendor.quote.with_meta(vendor, "IBM").value == 231.5
+    assert list(inspect.signature(vendor.quote).parameters) == ["symbol"]
+    assert Vendor.quote.__doc__ == "The last trade."
+
+
+async def test_async_a_decorated_method_binds_self_for_the_call_and_with_meta() -> None:
+    vendor = Vendor("two")
+    assert await vendor.quote_async("AAPL") == 231.4
+    assert (await vendor.quote_async.with_meta("MSFT")).outcome == "ok"
+    assert vendor.seen == [("two", "AAPL"), ("two", "MSFT")]
+    assert inspect.iscoroutinefunction(vendor.quote_async)
+    assert inspect.iscoroutinefunction(vendor.quote_async.with_meta)
+
+
+def test_a_cached_method_is_keyed_by_the_key_function(auto: ManualClock) -> None:
+    cache = RedisCache(clock=auto)
+
+    class Desk:
+        def __init__(self, venue: str) -> None:
+            self.venue = venue
+            self.calls = 0
+
+        @resilient("massive", cache=cache, ttl=10.0, key=lambda self, s: f"{self.venue}:{s}")
+        def price(self, symbol: str) -> float:
+            self.calls += 1
+            return 231.5 if self.venue == "XNYS" else 230.0
+
+        @resilient("massive", cache=cache, ttl=10.0)
+        def unkeyed(self, symbol: str) -> float:
+            return 1.0
+
+    nyse, other = Desk("XNYS"), Desk("XNAS")
+    assert nyse.price.with_meta("AAPL").outcome == "ok"
+    assert nyse.price.with_meta("AAPL").outcome == "cached"
+    assert Desk("XNYS").price("AAPL") == 231.5  # another instance, the same key
+    assert other.price("AAPL") == 230.0
+    assert (nyse.calls, other.calls) == (1, 1)
+    # self's repr is its address: without key= the call is refused, naming it.
+    with pytest.raises(TypeError, match=r"'self'.*key="):
+        nyse.unkeyed("AAPL")
+
+
 async def test_async_with_meta_tells_the_outcome(auto: ManualClock) -> None:
     @resilient("massive", cache=AsyncRedisCache(clock=auto), ttl=10.0, clock=auto)
     async def price(symbol: str) -> float:
@@ -1404,6 +1472,41 @@ def test_type_checkers_see_the_decorated_functions_signature(tmp_path: Any) -> N
     ]
     errors = [line for line in lines if ": error:" in line]
     assert len(errors) == 1
+    assert 'incompatible type "int"; expected "str"' in errors[0]
+
+
+def test_type_checkers_bind_a_decorated_method_to_its_instance(tmp_path: Any) -> None:
+    mypy_api = pytest.importorskip("mypy.api")
+    source = tmp_path / "methods.py"
+    source.write_text(
+        "from argo_perf import resilient\n"
+        "class Vendor:\n"
+        "    @resilient('massive', retry=3)\n"
+        "    def quote(self, symbol: str, *, venue: str = 'XNYS') -> float:\n"
+        "        return 1.0\n"
+        "    @resilient('massive')\n"
+        "    async def book(self, symbol: str) -> int:\n"
+        "        return 1\n"
+        "reveal_type(Vendor().quote('AAPL'))\n"
+        "reveal_type(Vendor().quote.with_meta('AAPL', venue='XNAS').value)\n"
+        "reveal_type(Vendor.quote(Vendor(), 'AAPL'))\n"
+        "async def main() -> None:\n"
+        "    reveal_type(await Vendor().book('AAPL'))\n"
+        "    reveal_type(await Vendor().book.with_meta('AAPL'))\n"
+        "Vendor().quote(1)\n"
+    )
+    out, _, _ = mypy_api.run(["--strict", "--no-error-summary", str(source)])
+    lines = out.splitlines()
+    revealed = [line.split("Revealed type is ")[1] for line in lines if "Revealed type" in line]
+    assert [text.replace("builtins.", "") for text in revealed] == [
+        '"float"',
+        '"float"',
+        '"float"',
+        '"int"',
+        '"argo_perf.resilience._result.ResilientResult[int]"',
+    ]
+    errors = [line for line in lines if ": error:" in line]
+    assert len(errors) == 1, out
     assert 'incompatible type "int"; expected "str"' in errors[0]
 
 
