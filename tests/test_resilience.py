@@ -690,6 +690,83 @@ async def test_async_no_token_within_max_wait_is_rate_limited(auto: ManualClock)
         await price("AAPL")
 
 
+def _bucket(kind: str, request: Any, clock: ManualClock, rate: float) -> Any:
+    """A bucket of ``rate`` tokens a second, one at most: in process, or in Redis."""
+    if kind == "local":
+        return TokenBucket(rate, 1, clock=clock)
+    url = request.getfixturevalue("redis_url")
+    return RedisTokenBucket(url, f"refusals-{request.node.name}", rate, 1, clock=clock)
+
+
+def _counts(bucket: Any) -> tuple[int, int, int]:
+    stats = bucket.stats
+    return stats.granted, stats.denied, stats.waited
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_a_call_that_waits_for_its_token_counts_no_refusal(
+    kind: str, request: Any, auto: ManualClock
+) -> None:
+    bucket = _bucket(kind, request, auto, 1.0)
+    answers: list[Any] = [231.5, 231.5, VendorDown(), 231.5]
+
+    @resilient("massive", limiter=bucket, retry=fixed(2, 0.0), clock=auto)
+    def price(symbol: str) -> float:
+        return next_answer(answers)
+
+    price("AAPL")
+    price("AAPL")  # waits a second for its token
+    assert _counts(bucket) == (2, 0, 1)
+    price("AAPL")  # waits, fails, and its retry waits again
+    assert _counts(bucket) == (4, 0, 3)
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_a_call_that_gives_up_on_its_token_counts_one_refusal(
+    kind: str, request: Any, auto: ManualClock
+) -> None:
+    bucket = _bucket(kind, request, auto, 0.01)
+    answers: list[Any] = [231.5, 231.5, 231.5]
+
+    @resilient("massive", limiter=bucket, max_wait=2.0, clock=auto)
+    def price(symbol: str) -> float:
+        return next_answer(answers)
+
+    @resilient("massive", limiter=bucket, max_wait=0.0, clock=auto)
+    def at_once(symbol: str) -> float:
+        return next_answer(answers)
+
+    price("AAPL")
+    for call in (price, at_once):
+        with pytest.raises(RateLimitExceeded):
+            call("AAPL")
+    assert _counts(bucket) == (1, 2, 0)
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_async_a_call_counts_one_refusal_only_when_it_gives_up(
+    kind: str, request: Any, auto: ManualClock
+) -> None:
+    bucket = _bucket(kind, request, auto, 1.0)
+    answers: list[Any] = [231.5, 231.5, VendorDown(), 231.5]
+
+    @resilient("massive", limiter=bucket, retry=fixed(2, 0.0), clock=auto)
+    async def price(symbol: str) -> float:
+        return next_answer(answers)
+
+    @resilient("massive", limiter=bucket, max_wait=0.0, clock=auto)
+    async def at_once(symbol: str) -> float:
+        return 231.5
+
+    await price("AAPL")
+    await price("AAPL")  # waits a second for its token
+    await price("AAPL")  # waits, fails, and its retry waits again
+    assert _counts(bucket) == (4, 0, 3)
+    with pytest.raises(RateLimitExceeded):
+        await at_once("AAPL")
+    assert _counts(bucket) == (4, 1, 3)
+
+
 def test_a_rate_limiter_gives_the_sources_bucket(auto: ManualClock) -> None:
     limiter = RateLimiter({"xai": RateLimitConfig(1, 2)}, clock=auto)
     recorder = Recording()
