@@ -657,6 +657,19 @@ def test_an_interrupted_opener_sends_the_other_threads_to_another_batch() -> Non
     assert (stats.abandoned, stats.batches, stats.keys_requested) == (1, 1, 3)
 
 
+def window_of_three_threads(
+    fetch: Callable[[list[str]], dict[str, str]], clock: ManualClock
+) -> tuple[Batcher[str, str], Caller, list[Caller]]:
+    """Threads asking for "a" (the opener), then "b" and "c", in one window that has ended."""
+    batcher = Batcher(fetch, window=WINDOW, clock=clock)
+    (opener,) = start(batcher, ["a"])
+    wait_until(lambda: clock.sleepers == 1)
+    others = start(batcher, ["b", "c"])
+    wait_until(lambda: batcher.stats.keys_requested == 3)
+    clock.advance(WINDOW)
+    return batcher, opener, others
+
+
 def test_a_batch_call_interrupted_sends_the_other_threads_to_another_batch(
     clock: ManualClock,
 ) -> None:
@@ -668,12 +681,7 @@ def test_a_batch_call_interrupted_sends_the_other_threads_to_another_batch(
             raise Interrupt
         return {key: key.upper() for key in keys}
 
-    batcher = Batcher(fetch, window=WINDOW, clock=clock)
-    (opener,) = start(batcher, ["a"])
-    wait_until(lambda: clock.sleepers == 1)
-    others = start(batcher, ["b", "c"])
-    wait_until(lambda: batcher.stats.keys_requested == 3)
-    clock.advance(WINDOW)
+    batcher, opener, others = window_of_three_threads(fetch, clock)
     assert isinstance(finish([opener])[0], Interrupt)
     wait_until(lambda: clock.sleepers == 1)
     clock.advance(WINDOW)
@@ -693,12 +701,7 @@ def test_a_batch_call_raising_cancelled_error_fails_the_threads_batch(
         calls.append(keys)
         raise asyncio.CancelledError  # no task of a thread is cancelled: its own error
 
-    batcher = Batcher(fetch, window=WINDOW, clock=clock)
-    (opener,) = start(batcher, ["a"])
-    wait_until(lambda: clock.sleepers == 1)
-    others = start(batcher, ["b", "c"])
-    wait_until(lambda: batcher.stats.keys_requested == 3)
-    clock.advance(WINDOW)
+    batcher, opener, others = window_of_three_threads(fetch, clock)
     outcomes = finish([opener, *others])
     assert [type(outcome) for outcome in outcomes] == [asyncio.CancelledError] * 3
     assert calls == [["a", "b", "c"]]

@@ -1520,70 +1520,76 @@ def test_functions_of_the_wrong_kind_are_refused_when_decorated() -> None:
     assert caught.value.parameter == "fn"
 
 
-def test_type_checkers_see_the_decorated_functions_signature(tmp_path: Any) -> None:
+def _mypy_strict(tmp_path: Any, lines: list[str]) -> tuple[list[str], list[str]]:
+    """Run ``mypy --strict`` on a module of ``lines``: the revealed types, and the errors."""
     mypy_api = pytest.importorskip("mypy.api")
     source = tmp_path / "typed.py"
-    source.write_text(
-        "from argo_perf import AsyncRedisCache, RedisCache, resilient\n"
-        "@resilient('massive', cache=RedisCache(), ttl=10.0)\n"
-        "def price(symbol: str, *, venue: str = 'XNYS') -> float:\n"
-        "    return 1.0\n"
-        "@resilient('massive', cache=AsyncRedisCache())\n"
-        "async def quote(symbol: str) -> float:\n"
-        "    return 1.0\n"
-        "reveal_type(price('AAPL'))\n"
-        "reveal_type(price.with_meta('AAPL').value)\n"
-        "async def main() -> None:\n"
-        "    reveal_type(await quote('AAPL'))\n"
-        "    reveal_type(await quote.with_meta('AAPL'))\n"
-        "price(1)\n"
-    )
+    source.write_text("\n".join(lines) + "\n")
     out, _, _ = mypy_api.run(["--strict", "--no-error-summary", str(source)])
-    lines = out.splitlines()
-    revealed = [line.split("Revealed type is ")[1] for line in lines if "Revealed type" in line]
-    assert [text.replace("builtins.", "") for text in revealed] == [
+    said = out.splitlines()
+    revealed = [line.split("Revealed type is ")[1] for line in said if "Revealed type" in line]
+    errors = [line for line in said if ": error:" in line]
+    return [text.replace("builtins.", "") for text in revealed], errors
+
+
+def test_type_checkers_see_the_decorated_functions_signature(tmp_path: Any) -> None:
+    revealed, errors = _mypy_strict(
+        tmp_path,
+        [
+            "from argo_perf import AsyncRedisCache, RedisCache, resilient",
+            "@resilient('massive', cache=RedisCache(), ttl=10.0)",
+            "def price(symbol: str, *, venue: str = 'XNYS') -> float:",
+            "    return 1.0",
+            "@resilient('massive', cache=AsyncRedisCache())",
+            "async def quote(symbol: str) -> float:",
+            "    return 1.0",
+            "reveal_type(price('AAPL'))",
+            "reveal_type(price.with_meta('AAPL').value)",
+            "async def main() -> None:",
+            "    reveal_type(await quote('AAPL'))",
+            "    reveal_type(await quote.with_meta('AAPL'))",
+            "price(1)",
+        ],
+    )
+    assert revealed == [
         '"float"',
         '"float"',
         '"float"',
         '"argo_perf.resilience._result.ResilientResult[float]"',
     ]
-    errors = [line for line in lines if ": error:" in line]
     assert len(errors) == 1
     assert 'incompatible type "int"; expected "str"' in errors[0]
 
 
 def test_type_checkers_bind_a_decorated_method_to_its_instance(tmp_path: Any) -> None:
-    mypy_api = pytest.importorskip("mypy.api")
-    source = tmp_path / "methods.py"
-    source.write_text(
-        "from argo_perf import resilient\n"
-        "class Vendor:\n"
-        "    @resilient('massive', retry=3)\n"
-        "    def quote(self, symbol: str, *, venue: str = 'XNYS') -> float:\n"
-        "        return 1.0\n"
-        "    @resilient('massive')\n"
-        "    async def book(self, symbol: str) -> int:\n"
-        "        return 1\n"
-        "reveal_type(Vendor().quote('AAPL'))\n"
-        "reveal_type(Vendor().quote.with_meta('AAPL', venue='XNAS').value)\n"
-        "reveal_type(Vendor.quote(Vendor(), 'AAPL'))\n"
-        "async def main() -> None:\n"
-        "    reveal_type(await Vendor().book('AAPL'))\n"
-        "    reveal_type(await Vendor().book.with_meta('AAPL'))\n"
-        "Vendor().quote(1)\n"
+    revealed, errors = _mypy_strict(
+        tmp_path,
+        [
+            "from argo_perf import resilient",
+            "class Vendor:",
+            "    @resilient('massive', retry=3)",
+            "    def quote(self, symbol: str, *, venue: str = 'XNYS') -> float:",
+            "        return 1.0",
+            "    @resilient('massive')",
+            "    async def book(self, symbol: str) -> int:",
+            "        return 1",
+            "reveal_type(Vendor().quote('AAPL'))",
+            "reveal_type(Vendor().quote.with_meta('AAPL', venue='XNAS').value)",
+            "reveal_type(Vendor.quote(Vendor(), 'AAPL'))",
+            "async def main() -> None:",
+            "    reveal_type(await Vendor().book('AAPL'))",
+            "    reveal_type(await Vendor().book.with_meta('AAPL'))",
+            "Vendor().quote(1)",
+        ],
     )
-    out, _, _ = mypy_api.run(["--strict", "--no-error-summary", str(source)])
-    lines = out.splitlines()
-    revealed = [line.split("Revealed type is ")[1] for line in lines if "Revealed type" in line]
-    assert [text.replace("builtins.", "") for text in revealed] == [
+    assert revealed == [
         '"float"',
         '"float"',
         '"float"',
         '"int"',
         '"argo_perf.resilience._result.ResilientResult[int]"',
     ]
-    errors = [line for line in lines if ": error:" in line]
-    assert len(errors) == 1, out
+    assert len(errors) == 1, errors
     assert 'incompatible type "int"; expected "str"' in errors[0]
 
 
