@@ -1324,6 +1324,8 @@ def test_a_decorated_method_binds_self_for_the_call_and_with_meta() -> None:
     assert Vendor.quote.with_meta(vendor, "IBM").value == 231.5
     assert list(inspect.signature(vendor.quote).parameters) == ["symbol"]
     assert Vendor.quote.__doc__ == "The last trade."
+    # Its repr names the method and the class, not the instance's own repr.
+    assert repr(vendor.quote) == "<bound resilient method Vendor.quote of Vendor object>"
 
 
 async def test_async_a_decorated_method_binds_self_for_the_call_and_with_meta() -> None:
