@@ -317,7 +317,7 @@ async def test_stats_count_batches_keys_and_in_flight() -> None:
 
     batcher = Batcher(fetch, max_size=3, window=0)
     await asyncio.gather(*(batcher.load_async(n) for n in [1, 2, 3, 4, 4]))
-    assert seen == [1, 1]
+    assert seen == [2, 2]  # both windows were closed before either batch call ran
     assert batcher.stats == BatcherStats(
         keys_requested=5,
         duplicates=1,
@@ -457,25 +457,51 @@ async def test_a_cancelled_caller_waiting_on_a_running_batch_leaves_it_running()
     assert leaving.cancelled()
 
 
-async def test_a_cancelled_batch_call_sends_its_callers_to_another_batch() -> None:
+@pytest.mark.parametrize("kind", ["async def", "sync"])
+async def test_a_batch_call_raising_cancelled_error_itself_fails_its_batch(kind: str) -> None:
     calls: list[list[str]] = []
 
-    async def flaky(keys: list[str]) -> dict[str, str]:
+    def fetch(keys: list[str]) -> dict[str, str]:
         calls.append(keys)
         if len(calls) == 1:
             raise asyncio.CancelledError  # e.g. an inner request cancelled under it
         return {key: key.upper() for key in keys}
 
-    batcher = Batcher(flaky, window=0)
-    assert await asyncio.gather(batcher.load_async("a"), batcher.load_async("b")) == ["A", "B"]
+    async def fetch_async(keys: list[str]) -> dict[str, str]:
+        await asyncio.sleep(0)
+        return fetch(keys)
+
+    batcher = Batcher(fetch_async if kind == "async def" else fetch, window=0)
+    loads = [batcher.load_async("a"), batcher.load_async("b")]
+    outcomes = await asyncio.gather(*loads, return_exceptions=True)
+    # Not taken for the batch task's own cancellation: no caller tries again.
+    assert [type(outcome) for outcome in outcomes] == [asyncio.CancelledError] * 2
+    assert calls == [["a", "b"]]
+    stats = batcher.stats
+    assert (stats.failed_batches, stats.abandoned, stats.batches, stats.in_flight) == (1, 0, 1, 0)
+    assert await batcher.load_async("c") == "C"  # the next batch is made as usual
+
+
+async def test_a_cancelled_batch_call_sends_its_callers_to_another_batch() -> None:
+    calls: list[list[str]] = []
+    entered = asyncio.Event()
+
+    async def fetch(keys: list[str]) -> dict[str, str]:
+        calls.append(keys)
+        if len(calls) == 1:
+            entered.set()
+            await asyncio.Event().wait()  # until its task is cancelled
+        return {key: key.upper() for key in keys}
+
+    batcher = Batcher(fetch, window=0)
+    loads = asyncio.gather(batcher.load_async("a"), batcher.load_async("b"))
+    await entered.wait()
+    for task in list(batcher._tasks):  # the loop closing, say, cancels the batch's task
+        task.cancel()
+    assert await loads == ["A", "B"]
     assert calls == [["a", "b"], ["a", "b"]]
     stats = batcher.stats
-    assert (stats.abandoned, stats.batches, stats.keys_requested, stats.in_flight) == (
-        1,
-        2,
-        2,
-        0,
-    )
+    assert (stats.abandoned, stats.failed_batches, stats.batches, stats.in_flight) == (1, 0, 2, 0)
 
 
 def test_an_event_loop_closing_with_a_window_open_leaves_nothing_waiting() -> None:
@@ -631,6 +657,19 @@ def test_an_interrupted_opener_sends_the_other_threads_to_another_batch() -> Non
     assert (stats.abandoned, stats.batches, stats.keys_requested) == (1, 1, 3)
 
 
+def window_of_three_threads(
+    fetch: Callable[[list[str]], dict[str, str]], clock: ManualClock
+) -> tuple[Batcher[str, str], Caller, list[Caller]]:
+    """Threads asking for "a" (the opener), then "b" and "c", in one window that has ended."""
+    batcher = Batcher(fetch, window=WINDOW, clock=clock)
+    (opener,) = start(batcher, ["a"])
+    wait_until(lambda: clock.sleepers == 1)
+    others = start(batcher, ["b", "c"])
+    wait_until(lambda: batcher.stats.keys_requested == 3)
+    clock.advance(WINDOW)
+    return batcher, opener, others
+
+
 def test_a_batch_call_interrupted_sends_the_other_threads_to_another_batch(
     clock: ManualClock,
 ) -> None:
@@ -642,12 +681,7 @@ def test_a_batch_call_interrupted_sends_the_other_threads_to_another_batch(
             raise Interrupt
         return {key: key.upper() for key in keys}
 
-    batcher = Batcher(fetch, window=WINDOW, clock=clock)
-    (opener,) = start(batcher, ["a"])
-    wait_until(lambda: clock.sleepers == 1)
-    others = start(batcher, ["b", "c"])
-    wait_until(lambda: batcher.stats.keys_requested == 3)
-    clock.advance(WINDOW)
+    batcher, opener, others = window_of_three_threads(fetch, clock)
     assert isinstance(finish([opener])[0], Interrupt)
     wait_until(lambda: clock.sleepers == 1)
     clock.advance(WINDOW)
@@ -656,6 +690,22 @@ def test_a_batch_call_interrupted_sends_the_other_threads_to_another_batch(
     assert sorted(calls[1]) == ["b", "c"]
     assert batcher.stats.abandoned == 1
     assert batcher.stats.in_flight == 0
+
+
+def test_a_batch_call_raising_cancelled_error_fails_the_threads_batch(
+    clock: ManualClock,
+) -> None:
+    calls: list[list[str]] = []
+
+    def fetch(keys: list[str]) -> dict[str, str]:
+        calls.append(keys)
+        raise asyncio.CancelledError  # no task of a thread is cancelled: its own error
+
+    batcher, opener, others = window_of_three_threads(fetch, clock)
+    outcomes = finish([opener, *others])
+    assert [type(outcome) for outcome in outcomes] == [asyncio.CancelledError] * 3
+    assert calls == [["a", "b", "c"]]
+    assert (batcher.stats.failed_batches, batcher.stats.abandoned) == (1, 0)
 
 
 def test_threads_and_tasks_batch_separately(clock: ManualClock) -> None:

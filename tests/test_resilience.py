@@ -690,6 +690,83 @@ async def test_async_no_token_within_max_wait_is_rate_limited(auto: ManualClock)
         await price("AAPL")
 
 
+def _bucket(kind: str, request: Any, clock: ManualClock, rate: float) -> Any:
+    """A bucket of ``rate`` tokens a second, one at most: in process, or in Redis."""
+    if kind == "local":
+        return TokenBucket(rate, 1, clock=clock)
+    url = request.getfixturevalue("redis_url")
+    return RedisTokenBucket(url, f"refusals-{request.node.name}", rate, 1, clock=clock)
+
+
+def _counts(bucket: Any) -> tuple[int, int, int]:
+    stats = bucket.stats
+    return stats.granted, stats.denied, stats.waited
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_a_call_that_waits_for_its_token_counts_no_refusal(
+    kind: str, request: Any, auto: ManualClock
+) -> None:
+    bucket = _bucket(kind, request, auto, 1.0)
+    answers: list[Any] = [231.5, 231.5, VendorDown(), 231.5]
+
+    @resilient("massive", limiter=bucket, retry=fixed(2, 0.0), clock=auto)
+    def price(symbol: str) -> float:
+        return next_answer(answers)
+
+    price("AAPL")
+    price("AAPL")  # waits a second for its token
+    assert _counts(bucket) == (2, 0, 1)
+    price("AAPL")  # waits, fails, and its retry waits again
+    assert _counts(bucket) == (4, 0, 3)
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_a_call_that_gives_up_on_its_token_counts_one_refusal(
+    kind: str, request: Any, auto: ManualClock
+) -> None:
+    bucket = _bucket(kind, request, auto, 0.01)
+    answers: list[Any] = [231.5, 231.5, 231.5]
+
+    @resilient("massive", limiter=bucket, max_wait=2.0, clock=auto)
+    def price(symbol: str) -> float:
+        return next_answer(answers)
+
+    @resilient("massive", limiter=bucket, max_wait=0.0, clock=auto)
+    def at_once(symbol: str) -> float:
+        return next_answer(answers)
+
+    price("AAPL")
+    for call in (price, at_once):
+        with pytest.raises(RateLimitExceeded):
+            call("AAPL")
+    assert _counts(bucket) == (1, 2, 0)
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_async_a_call_counts_one_refusal_only_when_it_gives_up(
+    kind: str, request: Any, auto: ManualClock
+) -> None:
+    bucket = _bucket(kind, request, auto, 1.0)
+    answers: list[Any] = [231.5, 231.5, VendorDown(), 231.5]
+
+    @resilient("massive", limiter=bucket, retry=fixed(2, 0.0), clock=auto)
+    async def price(symbol: str) -> float:
+        return next_answer(answers)
+
+    @resilient("massive", limiter=bucket, max_wait=0.0, clock=auto)
+    async def at_once(symbol: str) -> float:
+        return 231.5
+
+    await price("AAPL")
+    await price("AAPL")  # waits a second for its token
+    await price("AAPL")  # waits, fails, and its retry waits again
+    assert _counts(bucket) == (4, 0, 3)
+    with pytest.raises(RateLimitExceeded):
+        await at_once("AAPL")
+    assert _counts(bucket) == (4, 1, 3)
+
+
 def test_a_rate_limiter_gives_the_sources_bucket(auto: ManualClock) -> None:
     limiter = RateLimiter({"xai": RateLimitConfig(1, 2)}, clock=auto)
     recorder = Recording()
@@ -1218,6 +1295,76 @@ def test_the_decorated_function_keeps_its_signature_name_and_docs() -> None:
     assert wrapped.with_meta.__name__ == "with_meta"
 
 
+class Vendor:
+    """A vendor client whose methods are decorated: ``self`` is bound as for any method."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen: list[tuple[str, str]] = []
+
+    @resilient("massive", retry=2, clock=ManualClock(autoadvance=True))
+    def quote(self, symbol: str) -> float:
+        """The last trade."""
+        self.seen.append((self.name, symbol))
+        return 231.5
+
+    @resilient("massive", retry=2, clock=ManualClock(autoadvance=True))
+    async def quote_async(self, symbol: str) -> float:
+        self.seen.append((self.name, symbol))
+        return 231.4
+
+
+def test_a_decorated_method_binds_self_for_the_call_and_with_meta() -> None:
+    vendor = Vendor("one")
+    assert vendor.quote("AAPL") == 231.5
+    assert vendor.quote.with_meta("MSFT") == ResilientResult(231.5, "ok", False, 0.0)
+    assert vendor.seen == [("one", "AAPL"), ("one", "MSFT")]
+    # Through the class, self is passed explicitly, as for any function.
+    assert Vendor.quote(vendor, "IBM") == 231.5
+    assert Vendor.quote.with_meta(vendor, "IBM").value == 231.5
+    assert list(inspect.signature(vendor.quote).parameters) == ["symbol"]
+    assert Vendor.quote.__doc__ == "The last trade."
+    # Its repr names the method and the class, not the instance's own repr.
+    assert repr(vendor.quote) == "<bound resilient method Vendor.quote of Vendor object>"
+
+
+async def test_async_a_decorated_method_binds_self_for_the_call_and_with_meta() -> None:
+    vendor = Vendor("two")
+    assert await vendor.quote_async("AAPL") == 231.4
+    assert (await vendor.quote_async.with_meta("MSFT")).outcome == "ok"
+    assert vendor.seen == [("two", "AAPL"), ("two", "MSFT")]
+    assert inspect.iscoroutinefunction(vendor.quote_async)
+    assert inspect.iscoroutinefunction(vendor.quote_async.with_meta)
+
+
+def test_a_cached_method_is_keyed_by_the_key_function(auto: ManualClock) -> None:
+    cache = RedisCache(clock=auto)
+
+    class Desk:
+        def __init__(self, venue: str) -> None:
+            self.venue = venue
+            self.calls = 0
+
+        @resilient("massive", cache=cache, ttl=10.0, key=lambda self, s: f"{self.venue}:{s}")
+        def price(self, symbol: str) -> float:
+            self.calls += 1
+            return 231.5 if self.venue == "XNYS" else 230.0
+
+        @resilient("massive", cache=cache, ttl=10.0)
+        def unkeyed(self, symbol: str) -> float:
+            return 1.0
+
+    nyse, other = Desk("XNYS"), Desk("XNAS")
+    assert nyse.price.with_meta("AAPL").outcome == "ok"
+    assert nyse.price.with_meta("AAPL").outcome == "cached"
+    assert Desk("XNYS").price("AAPL") == 231.5  # another instance, the same key
+    assert other.price("AAPL") == 230.0
+    assert (nyse.calls, other.calls) == (1, 1)
+    # self's repr is its address: without key= the call is refused, naming it.
+    with pytest.raises(TypeError, match=r"'self'.*key="):
+        nyse.unkeyed("AAPL")
+
+
 async def test_async_with_meta_tells_the_outcome(auto: ManualClock) -> None:
     @resilient("massive", cache=AsyncRedisCache(clock=auto), ttl=10.0, clock=auto)
     async def price(symbol: str) -> float:
@@ -1375,35 +1522,76 @@ def test_functions_of_the_wrong_kind_are_refused_when_decorated() -> None:
     assert caught.value.parameter == "fn"
 
 
-def test_type_checkers_see_the_decorated_functions_signature(tmp_path: Any) -> None:
+def _mypy_strict(tmp_path: Any, lines: list[str]) -> tuple[list[str], list[str]]:
+    """Run ``mypy --strict`` on a module of ``lines``: the revealed types, and the errors."""
     mypy_api = pytest.importorskip("mypy.api")
     source = tmp_path / "typed.py"
-    source.write_text(
-        "from argo_perf import AsyncRedisCache, RedisCache, resilient\n"
-        "@resilient('massive', cache=RedisCache(), ttl=10.0)\n"
-        "def price(symbol: str, *, venue: str = 'XNYS') -> float:\n"
-        "    return 1.0\n"
-        "@resilient('massive', cache=AsyncRedisCache())\n"
-        "async def quote(symbol: str) -> float:\n"
-        "    return 1.0\n"
-        "reveal_type(price('AAPL'))\n"
-        "reveal_type(price.with_meta('AAPL').value)\n"
-        "async def main() -> None:\n"
-        "    reveal_type(await quote('AAPL'))\n"
-        "    reveal_type(await quote.with_meta('AAPL'))\n"
-        "price(1)\n"
-    )
+    source.write_text("\n".join(lines) + "\n")
     out, _, _ = mypy_api.run(["--strict", "--no-error-summary", str(source)])
-    lines = out.splitlines()
-    revealed = [line.split("Revealed type is ")[1] for line in lines if "Revealed type" in line]
-    assert [text.replace("builtins.", "") for text in revealed] == [
+    said = out.splitlines()
+    revealed = [line.split("Revealed type is ")[1] for line in said if "Revealed type" in line]
+    errors = [line for line in said if ": error:" in line]
+    return [text.replace("builtins.", "") for text in revealed], errors
+
+
+def test_type_checkers_see_the_decorated_functions_signature(tmp_path: Any) -> None:
+    revealed, errors = _mypy_strict(
+        tmp_path,
+        [
+            "from argo_perf import AsyncRedisCache, RedisCache, resilient",
+            "@resilient('massive', cache=RedisCache(), ttl=10.0)",
+            "def price(symbol: str, *, venue: str = 'XNYS') -> float:",
+            "    return 1.0",
+            "@resilient('massive', cache=AsyncRedisCache())",
+            "async def quote(symbol: str) -> float:",
+            "    return 1.0",
+            "reveal_type(price('AAPL'))",
+            "reveal_type(price.with_meta('AAPL').value)",
+            "async def main() -> None:",
+            "    reveal_type(await quote('AAPL'))",
+            "    reveal_type(await quote.with_meta('AAPL'))",
+            "price(1)",
+        ],
+    )
+    assert revealed == [
         '"float"',
         '"float"',
         '"float"',
         '"argo_perf.resilience._result.ResilientResult[float]"',
     ]
-    errors = [line for line in lines if ": error:" in line]
     assert len(errors) == 1
+    assert 'incompatible type "int"; expected "str"' in errors[0]
+
+
+def test_type_checkers_bind_a_decorated_method_to_its_instance(tmp_path: Any) -> None:
+    revealed, errors = _mypy_strict(
+        tmp_path,
+        [
+            "from argo_perf import resilient",
+            "class Vendor:",
+            "    @resilient('massive', retry=3)",
+            "    def quote(self, symbol: str, *, venue: str = 'XNYS') -> float:",
+            "        return 1.0",
+            "    @resilient('massive')",
+            "    async def book(self, symbol: str) -> int:",
+            "        return 1",
+            "reveal_type(Vendor().quote('AAPL'))",
+            "reveal_type(Vendor().quote.with_meta('AAPL', venue='XNAS').value)",
+            "reveal_type(Vendor.quote(Vendor(), 'AAPL'))",
+            "async def main() -> None:",
+            "    reveal_type(await Vendor().book('AAPL'))",
+            "    reveal_type(await Vendor().book.with_meta('AAPL'))",
+            "Vendor().quote(1)",
+        ],
+    )
+    assert revealed == [
+        '"float"',
+        '"float"',
+        '"float"',
+        '"int"',
+        '"argo_perf.resilience._result.ResilientResult[int]"',
+    ]
+    assert len(errors) == 1, errors
     assert 'incompatible type "int"; expected "str"' in errors[0]
 
 

@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,11 +207,19 @@ class Pipeline:
         self.tracker = tracker
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.metrics = metrics if metrics is not None else PerformanceMetrics(clock=self.clock)
-        # max_stale=0: a failed call never falls back on a value past its TTL.
+        # max_stale=0: a failed call never falls back on a value past its TTL. The
+        # vendors' answers are dataclasses, which JSON cannot hold: signed pickle,
+        # with a key that never leaves this process.
         self.cache = (
             cache
             if cache is not None
-            else AsyncRedisCache(namespace=config.name, max_stale=0.0, clock=self.clock)
+            else AsyncRedisCache(
+                namespace=config.name,
+                max_stale=0.0,
+                serializer="pickle",
+                signing_key=os.urandom(32),
+                clock=self.clock,
+            )
         )
         self.volatility = VolatilityTracker(clock=self.clock)
         self.adaptive = AdaptiveTTL(volatility=self.volatility, clock=self.clock)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import signal
 import sqlite3
 import sys
@@ -338,7 +339,17 @@ async def run_service(
             ) from None
     clock = SystemClock()
     limiter = RateLimiter(redis=options.redis_url, clock=clock)
-    cache = AsyncRedisCache(options.redis_url, namespace="signal_service", clock=clock)
+    # The vendors' answers are dataclasses: signed pickle. Processes sharing one Redis
+    # share its values only with one key: SIGNAL_SERVICE_SIGNING_KEY (hex), else a
+    # key of this process's own.
+    shared_key = os.environ.get("SIGNAL_SERVICE_SIGNING_KEY")
+    cache = AsyncRedisCache(
+        options.redis_url,
+        namespace="signal_service",
+        serializer="pickle",
+        signing_key=bytes.fromhex(shared_key) if shared_key else os.urandom(32),
+        clock=clock,
+    )
     tracker: AsyncSignalTracker | None = None
     handled: list[signal.Signals] = []
     try:

@@ -16,6 +16,7 @@ sync face (threads, `Batcher.load`) and the asyncio face (tasks,
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from . import _validate as check
-from ._failure import SharedFailure
+from ._failure import CancelledItself, SharedFailure, settled
 from .clock import Clock, _given_or_system
 from .errors import MissingKeyError
 
@@ -77,8 +78,9 @@ class BatcherStats:
     key_errors: int = 0
     """Keys a batch answered with an exception instance (raised to their callers)."""
     abandoned: int = 0
-    """Batches given up because the caller timing or fetching them was interrupted
-    or cancelled; their other callers joined another batch."""
+    """Batches given up because the caller or task timing or fetching them was
+    interrupted or cancelled; their other callers joined another batch. (A batch
+    function raising `asyncio.CancelledError` itself is a failed batch.)"""
     in_flight: int = 0
     """Batch calls running now (a gauge)."""
 
@@ -104,7 +106,7 @@ class _Window(Generic[K, V]):
         self.keys: dict[K, None] = {}  # distinct keys, in the order first asked for
         self.state = _OPEN
         self.answers: dict[K, Any] = {}  # key -> value, a SharedFailure or _MISSING
-        self.failure: SharedFailure[Exception] | None = None  # the whole batch failed
+        self.failure: SharedFailure[BaseException] | None = None  # the whole batch failed
         self.task: asyncio.Task[None] | None = None  # asyncio face: the timer, then the fetch
 
     def batch(self) -> list[K]:
@@ -217,8 +219,12 @@ class _Windows(Generic[K, V]):
             self._counts["missing_keys"] += missing
             self._counts["key_errors"] += errors
 
-    def fail(self, window: _Window[K, V], error: Exception) -> None:
-        """The batch function raised ``error``: every caller of ``window`` raises it."""
+    def fail(self, window: _Window[K, V], error: BaseException) -> None:
+        """The batch function raised ``error``: every caller of ``window`` raises it.
+
+        An `asyncio.CancelledError` the batch function raised itself (its task
+        not cancelled) is such an error, raised to every caller.
+        """
         window.failure = SharedFailure(error)
         with self._lock:
             self._end(window, _DONE)
@@ -285,7 +291,10 @@ class Batcher(Generic[K, V]):
     - a key mapped to an exception instance raises that exception in its
       callers only (per-key errors, e.g. an unknown symbol);
     - ``batch_fn`` raising fails every caller of that batch, and only them:
-      each raises the exception, from ``batch_fn``'s own traceback;
+      each raises the exception, from ``batch_fn``'s own traceback. So does an
+      `asyncio.CancelledError` it raises itself (an inner request cancelled
+      under it) while its task was not cancelled: every caller raises the
+      ``CancelledError``, and nobody tries again;
     - a caller cancelled while it waits (a task, or a thread interrupted)
       stops waiting; the batch goes on for the others. When the caller timing
       or fetching a batch is interrupted or cancelled before the answer, the
@@ -428,7 +437,7 @@ class Batcher(Generic[K, V]):
             if inspect.isawaitable(result):
                 _discard(result)
                 raise TypeError("batch_fn returned an awaitable: call load_async, not load")
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:  # a thread is not cancelled: its own
             windows.fail(window, exc)
         except BaseException:
             windows.abandon(window, _FETCHING)
@@ -497,9 +506,9 @@ class Batcher(Generic[K, V]):
     async def _fetch_async(self, window: _Window[K, V]) -> None:
         windows = self._windows
         try:
-            result = self.batch_fn(window.batch())
-            if inspect.isawaitable(result):
-                result = await result
+            result = await settled(functools.partial(self.batch_fn, window.batch()))
+        except CancelledItself as exc:  # not this task's cancellation: the batch failed
+            windows.fail(window, exc.error)
         except Exception as exc:
             windows.fail(window, exc)
         except BaseException:  # cancelled (the loop closes) or interrupted: callers join another

@@ -91,7 +91,7 @@ def _refuse_addresses(
             raise TypeError(
                 f"cannot build a cache key for {fn.__qualname__}: argument {param!r} "
                 f"({type(value).__qualname__}) has a repr naming its memory address; "
-                "pass cached(..., key=...) to say what identifies it"
+                "pass key=... (to cached or resilient) to say what identifies it"
             )
 
 

@@ -117,6 +117,24 @@ class TokenBucket:
         finally:
             lock.release()
 
+    def _take_at_hand(self) -> bool:
+        """Take one token if it is there now; a grant is counted, a refusal is not.
+
+        The fast path of a caller that, refused, goes on to `acquire` with its
+        own timeout (`resilient`): that acquire decides the request and counts
+        it, granted, waited for or denied, so one request counts one refusal at
+        most. No check of ``tokens``: one always fits the burst.
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
+            if self._reserve(self._now(), 1, 0.0) == 0.0:
+                self._counters.granted += 1
+                return True
+            return False
+        finally:
+            lock.release()
+
     def acquire(self, tokens: float = 1, timeout: float | None = None) -> bool:
         """Take ``tokens``, blocking the thread until they exist.
 

@@ -20,7 +20,7 @@ from typing import Any, cast
 from ..breaker import CircuitState
 from ..cache import AsyncRedisCache
 from ..cache._decorator import default_key, ttl_of_call
-from ..ratelimit import RedisTokenBucket, TokenBucket
+from ..ratelimit import RedisTokenBucket
 from ._plan import Call, Ends, Found, Plan, dress, from_cache, token_at_hand
 from ._result import ResilientResult
 from ._retry import RetryRun
@@ -73,7 +73,6 @@ def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., 
     retry = plan.retry
     max_wait = plan.max_wait
     attempt = fn if plan.timeout is None else timed_async(fn, plan.timeout, source)
-    local = isinstance(bucket, TokenBucket)
     try_acquire = token_at_hand(bucket)
 
     async def run(steps: Steps, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -90,9 +89,7 @@ def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., 
                 await clock.sleep_async(seconds)
             elif kind is TOKEN:
                 assert bucket is not None
-                reply = try_acquire() or (
-                    (max_wait > 0 or not local) and await bucket.acquire_async(1, max_wait)
-                )
+                reply = await bucket.acquire_async(1, max_wait)  # counted once: see token_at_hand
             elif kind is WAIT_TIME:
                 if isinstance(bucket, RedisTokenBucket):
                     reply = await bucket.wait_time_async()

@@ -13,7 +13,7 @@ from ..cache._decorator import CachedTTL
 from ..errors import ConfigError
 from ._async import build_async
 from ._plan import DEFAULT_MAX_WAIT, Plan, build_plan, track
-from ._result import AsyncResilientFunction, ResilientFunction
+from ._result import AsyncResilientFunction, ResilientFunction, method_or_function
 from ._sync import build_sync
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class Resilience:
             )
         wrapper = build_async(fn, plan) if is_async else build_sync(fn, plan)
         track(plan)
-        return wrapper
+        return method_or_function(wrapper, fn)
 
     def __repr__(self) -> str:
         plan = self._plan

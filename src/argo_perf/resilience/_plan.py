@@ -280,13 +280,16 @@ def _never() -> bool:
 
 
 def token_at_hand(bucket: Bucket | None) -> Callable[[], bool]:
-    """The rate limit's fast path: an in-process bucket's ``try_acquire``.
+    """The rate limit's fast path: a token an in-process bucket has now, taken.
 
-    A token that is there is taken without waiting, the cheapest grant. A Redis
-    bucket decides in one round trip, waiting or not, so its fast path says no
-    and the slow path asks Redis once.
+    A token that is there is taken without waiting, the cheapest grant. Past
+    it, the slow path's one ``acquire(1, max_wait)`` decides the request and
+    the bucket counts it once: granted, waited for, or denied when no token
+    comes in time. So the fast path's refusal is not counted (a call that then
+    waits for its token is no refusal), and a Redis bucket, which decides in
+    one round trip waiting or not, has no fast path: it says no at once.
     """
-    return bucket.try_acquire if isinstance(bucket, TokenBucket) else _never
+    return bucket._take_at_hand if isinstance(bucket, TokenBucket) else _never
 
 
 def dress(

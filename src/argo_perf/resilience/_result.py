@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import functools
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, Protocol, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec
 
 from .._recording import Outcome
 
-__all__ = ["AsyncResilientFunction", "ResilientFunction", "ResilientResult"]
+__all__ = [
+    "AsyncResilientFunction",
+    "ResilientFunction",
+    "ResilientResult",
+    "method_or_function",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
+Q = ParamSpec("Q")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +73,20 @@ class ResilientFunction(Protocol[P, R]):
         """Call as ``fn(...)`` does, and return the value with its outcome and age."""
         ...
 
+    # A method binds its instance, for the call and for with_meta alike: the
+    # overloads tell type checkers so (the first parameter is dropped).
+    @overload
+    def __get__(
+        self, instance: None, owner: type[Any] | None = None
+    ) -> ResilientFunction[P, R]: ...
+
+    @overload
+    def __get__(
+        self: ResilientFunction[Concatenate[Any, Q], R],
+        instance: object,
+        owner: type[Any] | None = None,
+    ) -> ResilientFunction[Q, R]: ...
+
 
 class AsyncResilientFunction(Protocol[P, R]):
     """An ``async def`` function decorated with `resilient`: same parameters, same result.
@@ -81,3 +102,69 @@ class AsyncResilientFunction(Protocol[P, R]):
     ) -> Coroutine[Any, Any, ResilientResult[R]]:
         """Await as ``fn(...)`` does, and return the value with its outcome and age."""
         ...
+
+    @overload
+    def __get__(
+        self, instance: None, owner: type[Any] | None = None
+    ) -> AsyncResilientFunction[P, R]: ...
+
+    @overload
+    def __get__(
+        self: AsyncResilientFunction[Concatenate[Any, Q], R],
+        instance: object,
+        owner: type[Any] | None = None,
+    ) -> AsyncResilientFunction[Q, R]: ...
+
+
+class _Bound(functools.partial):  # type: ignore[type-arg]
+    """A decorated method bound to an instance: ``self`` goes to the call and to ``with_meta``.
+
+    A `functools.partial`: its call costs no Python frame, and `inspect` sees
+    through it (signature without ``self``, an ``async def`` stays one).
+    """
+
+    __slots__ = ()
+
+    @property
+    def with_meta(self) -> Callable[..., Any]:
+        """``with_meta`` with the instance bound."""
+        return functools.partial(cast(Any, self.func).with_meta, *self.args)
+
+    def __repr__(self) -> str:
+        owner = type(self.args[0]).__qualname__
+        return f"<bound resilient method {self.func.__qualname__} of {owner} object>"
+
+
+class _Method:
+    """A decorated function defined in a class body: it binds to instances like a function.
+
+    A plain function binds too, but its ``with_meta`` attribute would not
+    receive ``self``. Read on an instance, this gives a `_Bound`; read on the
+    class, the decorated function itself (``self`` then passed explicitly).
+    """
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self._function = function
+        functools.update_wrapper(self, function)  # name, docs, __wrapped__, with_meta
+
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> Callable[..., Any]:
+        if instance is None:
+            return self._function
+        return _Bound(self._function, instance)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Reached only without binding, e.g. under staticmethod.
+        return self._function(*args, **kwargs)
+
+
+def method_or_function(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> Any:
+    """``wrapper`` as it is, or made to bind like a method when ``fn`` is defined in a class body.
+
+    A function stays a plain function: its call is the cheapest there is, and
+    `inspect.iscoroutinefunction` recognises an ``async def`` one. A function
+    defined in a class body (its ``__qualname__`` names the class, not an
+    enclosing function's ``<locals>``) is wrapped so that its ``with_meta``
+    receives ``self`` too.
+    """
+    *outer, _ = getattr(fn, "__qualname__", "").split(".")
+    return _Method(wrapper) if outer and outer[-1] != "<locals>" else wrapper

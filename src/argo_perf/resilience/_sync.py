@@ -18,7 +18,6 @@ from typing import Any, cast
 from ..breaker import CircuitState
 from ..cache import RedisCache
 from ..cache._decorator import default_key, ttl_of_call
-from ..ratelimit import TokenBucket
 from ._plan import Call, Ends, Found, Plan, dress, from_cache, token_at_hand
 from ._result import ResilientResult
 from ._retry import RetryRun
@@ -72,7 +71,6 @@ def build_sync(fn: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
     retry = plan.retry
     max_wait = plan.max_wait
     attempt = fn if plan.timeout is None else timed(fn, plan.timeout, source)
-    local = isinstance(bucket, TokenBucket)
     try_acquire = token_at_hand(bucket)
 
     def run(steps: Steps, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -89,9 +87,7 @@ def build_sync(fn: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
                 clock.sleep(seconds)
             elif kind is TOKEN:
                 assert bucket is not None
-                reply = try_acquire() or (
-                    (max_wait > 0 or not local) and bucket.acquire(1, max_wait)
-                )
+                reply = bucket.acquire(1, max_wait)  # counted once: see token_at_hand
             elif kind is WAIT_TIME:
                 assert bucket is not None
                 reply = bucket.wait_time()
