@@ -649,12 +649,20 @@ def test_an_interrupted_opener_sends_the_other_threads_to_another_batch() -> Non
     clock.go.set()
     assert isinstance(finish([opener])[0], Interrupt)
     wait_until(lambda: clock.sleepers == 1)  # one of the others opened a new window
-    clock.advance(WINDOW)
+
+    # The other may join that window or, woken later, open one of its own: each
+    # window the others open is closed until both have their values.
+    def all_answered() -> bool:
+        if clock.sleepers:
+            clock.advance(WINDOW)
+        return not any(caller.is_alive() for caller in others)
+
+    wait_until(all_answered)
     assert sorted(finish(others)) == [("a", 0), ("b", 0)]
-    assert len(vendor.calls) == 1
-    assert sorted(vendor.calls[0]) == ["a", "b"]
+    assert sorted(key for call in vendor.calls for key in call) == ["a", "b"]
     stats = batcher.stats
-    assert (stats.abandoned, stats.batches, stats.keys_requested) == (1, 1, 3)
+    assert (stats.abandoned, stats.keys_requested) == (1, 3)
+    assert stats.batches == len(vendor.calls)
 
 
 def window_of_three_threads(

@@ -156,9 +156,10 @@ async def test_one_probe_per_interval_for_8_threads_and_200_tasks(
 ) -> None:
     clock = ManualClock()
     gate = BackendHealth("shared", failure_threshold=1, clock=clock)
-    with RedisTokenBucket(
-        fault_redis.url, "busy", rate=1e6, burst=1e6, clock=clock, health=gate
-    ) as bucket:
+    # Generous timeouts: the probe must succeed even on a loaded machine (this
+    # counts probes; timeouts are the fault matrix's business).
+    url = f"{fault_redis.url}?socket_connect_timeout=2&socket_timeout=2"
+    with RedisTokenBucket(url, "busy", rate=1e6, burst=1e6, clock=clock, health=gate) as bucket:
         for _ in range(2):
             before = pings(fault_redis)
             gate.record_failure(redis.ConnectionError("refused"))  # down, though Redis is up
