@@ -342,12 +342,11 @@ async def run_service(
     # The vendors' answers are dataclasses: signed pickle. Processes sharing one Redis
     # share its values only with one key: SIGNAL_SERVICE_SIGNING_KEY (hex), else a
     # key of this process's own.
-    shared_key = os.environ.get("SIGNAL_SERVICE_SIGNING_KEY")
     cache = AsyncRedisCache(
         options.redis_url,
         namespace="signal_service",
         serializer="pickle",
-        signing_key=bytes.fromhex(shared_key) if shared_key else os.urandom(32),
+        signing_key=_signing_key(),
         clock=clock,
     )
     tracker: AsyncSignalTracker | None = None
@@ -510,6 +509,19 @@ def add_run_command(
     )
     parser.set_defaults(func=run_command)
     return parser
+
+
+def _signing_key() -> bytes:
+    """SIGNAL_SERVICE_SIGNING_KEY (hex) when set, else a key of this process's own."""
+    shared = os.environ.get("SIGNAL_SERVICE_SIGNING_KEY")
+    if not shared:
+        return os.urandom(32)
+    try:
+        return bytes.fromhex(shared)
+    except ValueError:
+        raise ConfigError(
+            "SIGNAL_SERVICE_SIGNING_KEY", "(not shown)", "must be hexadecimal"
+        ) from None
 
 
 def run_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
