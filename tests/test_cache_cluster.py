@@ -128,6 +128,13 @@ async def test_async_get_many_across_slots_on_a_cluster(
     await client.aclose()
 
 
+def test_coherent_mode_is_refused_on_a_cluster(
+    cluster_client: redis.cluster.RedisCluster,
+) -> None:
+    with pytest.raises(ConfigError, match=r"coherent.*Cluster"):
+        RedisCache(cluster_client, coherent=True)
+
+
 def test_a_cluster_with_no_node_left_raises_nothing(cluster: list[RedisServer]) -> None:
     client = redis.cluster.RedisCluster(
         host="127.0.0.1",
@@ -147,10 +154,3 @@ def test_a_cluster_with_no_node_left_raises_nothing(cluster: list[RedisServer]) 
     assert cache.delete("AAPL") is False
     assert cache.stats.redis_errors == 5
     client.close()
-
-
-def test_coherent_mode_is_refused_on_a_cluster(
-    cluster_client: redis.cluster.RedisCluster,
-) -> None:
-    with pytest.raises(ConfigError, match=r"coherent.*Cluster"):
-        RedisCache(cluster_client, coherent=True)
