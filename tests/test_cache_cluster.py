@@ -16,7 +16,7 @@ import redis.cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from argo_perf import AsyncRedisCache, RedisCache
+from argo_perf import AsyncRedisCache, ConfigError, RedisCache
 from argo_perf.testing import RedisCluster
 
 
@@ -84,3 +84,10 @@ def test_a_cluster_with_no_node_left_raises_nothing(cluster: RedisCluster) -> No
     assert cache.delete("AAPL") is False
     assert cache.stats.redis_errors == 5
     client.close()
+
+
+def test_coherent_mode_is_refused_on_a_cluster(
+    cluster_client: redis.cluster.RedisCluster,
+) -> None:
+    with pytest.raises(ConfigError, match=r"coherent.*Cluster"):
+        RedisCache(cluster_client, coherent=True)

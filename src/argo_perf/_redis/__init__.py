@@ -15,6 +15,9 @@ What lives here, once:
   interval sees it answer again; each state change is logged once), and the
   one outage classification (`is_outage`; `is_node_outage` tells the outage
   of one cluster node or slot from that of the whole cluster);
+* `_tracking`: `Tracker`, one dedicated connection that hears every write
+  under a key prefix (CLIENT TRACKING in broadcasting mode) on a daemon
+  thread, with a heartbeat and reconnects;
 * `_link`: `RedisLink`, what a Redis-backed piece owns: its clients (one per
   event loop for a URL), its gate, the probe rule (a background PING, never a
   caller's request) and the translation of failures into `BackendError`.
@@ -43,19 +46,30 @@ from ._health import (
     to_backend_error,
 )
 from ._link import PROBE_THREAD_NAME, RedisLink
+from ._tracking import (
+    INVALIDATION_CHANNEL,
+    TRACKER_THREAD_NAME,
+    Tracker,
+    TrackingListener,
+    tracking_connection,
+)
 from ._url import redact_url
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_SOCKET_TIMEOUT",
+    "INVALIDATION_CHANNEL",
     "PROBE_THREAD_NAME",
     "REDIS_ERRORS",
+    "TRACKER_THREAD_NAME",
     "Admission",
     "AsyncRedisClient",
     "BackendHealth",
     "RedisLink",
     "SyncRedisClient",
+    "Tracker",
+    "TrackingListener",
     "async_client",
     "describe_client",
     "is_answer",
@@ -64,4 +78,5 @@ __all__ = [
     "redact_url",
     "sync_client",
     "to_backend_error",
+    "tracking_connection",
 ]

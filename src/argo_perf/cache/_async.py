@@ -88,6 +88,8 @@ class AsyncRedisCache(Face):
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         failure_threshold: int = 3,
         probe_interval: float = 1.0,
+        coherent: bool = False,
+        heartbeat: float = 0.5,
         health: BackendHealth | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -109,6 +111,8 @@ class AsyncRedisCache(Face):
                 connect_timeout=connect_timeout,
                 failure_threshold=failure_threshold,
                 probe_interval=probe_interval,
+                coherent=coherent,
+                heartbeat=heartbeat,
             ),
             clock,
             rng,
@@ -325,6 +329,8 @@ class AsyncRedisCache(Face):
 
         A background probe still running is cancelled and waited for first.
         """
+        if self._coherence is not None:
+            await asyncio.to_thread(self._stop_tracking)
         if self._link is not None:
             await self._link.aclose()
 

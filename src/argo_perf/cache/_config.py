@@ -80,6 +80,8 @@ class CacheConfig:
     connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
     failure_threshold: int = 3
     probe_interval: float = 1.0
+    coherent: bool = False
+    heartbeat: float = 0.5
 
     def __post_init__(self) -> None:
         namespace = self.namespace
@@ -104,6 +106,9 @@ class CacheConfig:
         self._set(
             "probe_interval", _validate.positive_seconds("probe_interval", self.probe_interval)
         )
+        if not isinstance(self.coherent, bool):
+            raise ConfigError("coherent", self.coherent, "must be True or False")
+        self._set("heartbeat", _validate.positive_seconds("heartbeat", self.heartbeat))
         key = self.signing_key
         if key is not None and (not isinstance(key, bytes) or len(key) < 16):
             raise ConfigError("signing_key", "<redacted>", "must be bytes of length >= 16")

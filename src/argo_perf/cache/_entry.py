@@ -12,6 +12,7 @@ class Entry:
 
     __slots__ = (
         "check_at",
+        "covered",
         "delta",
         "fresh_until",
         "in_redis",
@@ -37,3 +38,6 @@ class Entry:
         self.stale_until = stale_until
         self.delta = delta
         self.in_redis = in_redis
+        # False once a write by another process could have replaced it unseen (coherent
+        # mode, channel down): then it is never fresh without asking Redis.
+        self.covered = True

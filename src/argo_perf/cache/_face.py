@@ -8,6 +8,7 @@ from collections.abc import Callable
 from .._redis import Admission, BackendHealth, RedisLink, describe_client
 from ..clock import Clock
 from ..errors import ConfigError
+from ._coherence import Coherence
 from ._config import CacheConfig
 from ._policy import CacheCore
 from ._stats import CacheStats
@@ -62,6 +63,7 @@ class Face:
 
     _core: CacheCore
     _link: RedisLink | None
+    _coherence: Coherence | None = None
 
     def _build_core(
         self,
@@ -92,7 +94,18 @@ class Face:
             clock=clock,
             rng=rng,
         )
+        if config.coherent:
+            if link is None:
+                raise ConfigError("coherent", True, "needs Redis: pass a URL or a client")
+            if self._core.tracking:  # maxsize=0: no in-process tier to keep coherent
+                self._coherence = Coherence(self._core, link, on_loop=on_loop)
+                self._coherence.start()
         return self._core
+
+    def _stop_tracking(self) -> None:
+        """Close the invalidation channel (coherent mode); idempotent."""
+        if self._coherence is not None:
+            self._coherence.close()
 
     @property
     def config(self) -> CacheConfig:

@@ -179,7 +179,7 @@ def get_with_meta(
     now = core.monotonic()
     entry, source, degraded = yield from _find(core, key, now, core.recall(key))
     found = core.serve(entry, source, degraded, now)
-    return None if found is None else core.meta(found, now, source)
+    return None if found is None else core.meta(found, now, source, degraded=degraded)
 
 
 def get_many(core: CacheCore, keys: Iterable[str]) -> Generator[Request, Any, dict[str, Any]]:
@@ -335,7 +335,7 @@ def _lead(
     """A flight's work: look the key up in Redis, and run the loader when that finds nothing."""
     now = core.monotonic()
     entry, source, degraded = yield from _find(core, key, now, core.recall(key))
-    landing = core.looked_up(entry, source, now)
+    landing = core.looked_up(entry, source, degraded, now)
     if landing is not None:
         return landing
     try:

@@ -113,9 +113,15 @@ class CacheCore:
         self.redis_ok: Callable[[], None] = self.gate.record_success
         self._memory: LRU[str, Entry] | None = LRU(config.maxsize) if config.maxsize else None
         self._lock = threading.Lock()
-        # Bumped (under ``_lock``) by every write and delete in this process: a read
-        # whose GET was in flight meanwhile must not keep what it read (see _replace).
+        # Bumped (under ``_lock``) by every write and delete in this process, every
+        # invalidation and every change of the invalidation channel: a read whose GET
+        # was in flight meanwhile must not keep what it read (see _replace).
         self.writes = 0
+        # Coherent mode: invalidations keep the in-process tier in step with Redis.
+        # ``watching`` is True while the channel is up (always, outside coherent mode).
+        self.tracking = config.coherent and has_redis and self._memory is not None
+        self.watching = not self.tracking
+        self._swept_transitions = -1
         self.counters = Counters()
         self.reports = Reports(target)
         # Keys being looked up and loaded (single flight): the face's waitable object.
@@ -153,6 +159,11 @@ class CacheCore:
         self.counters.redis_errors += 1
         assert self.link is not None  # only a cache with Redis calls it
         error = self.link.failed(exc)
+        gate = self.gate
+        if self.tracking and not gate.available and self._swept_transitions != gate.transitions:
+            # Redis is unreachable: what was copied before is not known to be current.
+            self._swept_transitions = gate.transitions
+            self.doubt_all()
         if is_answer(exc):
             # Redis answered (WRONGTYPE, OOM ...): it is up, the data or capacity is the problem.
             if str(exc).startswith("WRONGTYPE"):
@@ -247,10 +258,15 @@ class CacheCore:
         return hit
 
     def remember(self, key: str, entry: Entry) -> None:
+        """Keep a value this process wrote or loaded."""
         memory = self._memory
         if memory is not None:
             with self._lock:
                 self.writes += 1
+                if not self.watching:
+                    # Asked for again while Redis is reachable; while it is not, still
+                    # the newest value this process knows (as in any outage).
+                    entry.check_at = -_INF
                 memory[key] = entry
 
     def recall(self, key: str) -> Entry | None:
@@ -287,8 +303,63 @@ class CacheCore:
         memory = self._memory
         if memory is not None:
             with self._lock:
-                if memory.get(key) is old and (old is not None or self.writes == seen):
+                if memory.get(key) is not old:
+                    return
+                # In coherent mode an invalidation of this key, or a lost channel, may
+                # have come while the GET was in flight: only ``writes`` tells.
+                if self.writes == seen or (old is not None and not self.tracking):
+                    if not self.watching:
+                        # A copy no invalidation will reach: never fresh by itself.
+                        new.check_at = -_INF
+                        new.covered = False
                     memory[key] = new
+
+    # -- coherence (see _coherence) -------------------------------------------------
+
+    def drop_keys(self, keys: Iterable[str]) -> int:
+        """Forget the entries of ``keys`` (another process changed them); returns how many."""
+        memory = self._memory
+        assert memory is not None  # coherent mode needs the in-process tier
+        dropped = 0
+        with self._lock:
+            self.writes += 1
+            for key in keys:
+                if memory.pop(key, None) is not None:
+                    dropped += 1
+        return dropped
+
+    def drop_all(self) -> int:
+        """Forget every entry (Redis was flushed); returns how many."""
+        memory = self._memory
+        assert memory is not None
+        with self._lock:
+            self.writes += 1
+            dropped = len(memory)
+            memory.clear()
+        return dropped
+
+    def watch(self, up: bool) -> None:
+        """The invalidation channel went up or down; down, no entry stays fresh by itself.
+
+        Entries are kept as a fallback: while Redis cannot be asked they are
+        served as stale (within ``max_stale``), never as fresh, and once Redis
+        answers again each is read again before it is served.
+        """
+        with self._lock:
+            self.writes += 1
+            self.watching = up
+        if not up:
+            self.doubt_all()
+
+    def doubt_all(self) -> None:
+        """Mark every entry as one that may have been replaced unseen."""
+        memory = self._memory
+        assert memory is not None
+        with self._lock:
+            self.writes += 1
+            for entry in memory.values():
+                entry.check_at = -_INF
+                entry.covered = False
 
     def forget_prefix(self, prefix: str) -> int:
         memory = self._memory
@@ -325,10 +396,11 @@ class CacheCore:
         """Decide what a read returns: a fresh entry, a stale one while degraded, or nothing.
 
         ``degraded`` is True when Redis was skipped or failed for this read; only
-        then may a value past its TTL (within ``max_stale``) be served.
+        then may a value past its TTL (within ``max_stale``) be served, and then a
+        copy the invalidation channel no longer covers is stale too.
         """
         if entry is not None:
-            if now < entry.fresh_until:
+            if now < entry.fresh_until and (entry.covered or not degraded):
                 self.count_hit(source)
                 return entry
             if degraded and now < entry.stale_until:
@@ -338,9 +410,11 @@ class CacheCore:
         self.counters.misses += 1
         return None
 
-    def looked_up(self, entry: Entry | None, source: Source, now: float) -> Landing | None:
+    def looked_up(
+        self, entry: Entry | None, source: Source, degraded: bool, now: float
+    ) -> Landing | None:
         """A flight's lookup: the fresh value it found, or None when the loader must run."""
-        if entry is not None and now < entry.fresh_until:
+        if entry is not None and now < entry.fresh_until and (entry.covered or not degraded):
             return Landing(entry.value, source, entry, None, None)
         return None
 
@@ -570,15 +644,16 @@ class CacheCore:
             memory_entries=entries,
             loads_in_flight=flights,
             backend_transitions=self.gate.transitions if self.has_redis else 0,
+            coherent=self.tracking and self.watching,
         )
 
     def meta_of(self, value: Any, source: Source, served: Entry | None) -> CachedValue:
         """Describe what a load returned: a fresh load (served None) or an entry served."""
         if served is None:
             return CachedValue(value, 0.0, source, False)
-        return self.meta(served, self.monotonic(), source)
+        # An in-process entry served in place of a load had no fresh Redis value beside it.
+        return self.meta(served, self.monotonic(), source, degraded=source == "memory")
 
-    def meta(self, entry: Entry, now: float, source: Source) -> CachedValue:
-        return CachedValue(
-            entry.value, max(0.0, now - entry.stored_at), source, now >= entry.fresh_until
-        )
+    def meta(self, entry: Entry, now: float, source: Source, *, degraded: bool) -> CachedValue:
+        fresh = now < entry.fresh_until and (entry.covered or not degraded)
+        return CachedValue(entry.value, max(0.0, now - entry.stored_at), source, not fresh)

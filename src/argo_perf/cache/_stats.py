@@ -46,6 +46,14 @@ class CacheStats:
             changed state (up to down, down to up); 0 for a memory-only cache.
             With a gate shared between pieces (``health=``), it counts the
             shared gate's transitions.
+        invalidations: keys Redis reported as changed under this cache's
+            prefix, by any process including this one (coherent mode; a flush
+            counts once).
+        invalidated_entries: in-process entries dropped because of them.
+        channel_reconnects: times the invalidation channel came back after
+            being lost (coherent mode).
+        coherent: True while coherent mode is on and its invalidation channel
+            is up, so the in-process tier answers without asking Redis (a gauge).
     """
 
     memory_hits: int
@@ -66,6 +74,10 @@ class CacheStats:
     memory_entries: int = 0
     loads_in_flight: int = 0
     backend_transitions: int = 0
+    invalidations: int = 0
+    invalidated_entries: int = 0
+    channel_reconnects: int = 0
+    coherent: bool = False
 
     @property
     def hits(self) -> int:
@@ -95,10 +107,13 @@ class Counters:
     """The live counters behind `CacheStats` (each a field of the same name)."""
 
     __slots__ = (
+        "channel_reconnects",
         "coalesced",
         "decode_failures",
         "early_refreshes",
         "encode_failures",
+        "invalidated_entries",
+        "invalidations",
         "loader_calls",
         "memory_hits",
         "misses",
@@ -112,10 +127,13 @@ class Counters:
     )
 
     def __init__(self) -> None:
+        self.channel_reconnects = 0
         self.coalesced = 0
         self.decode_failures = 0
         self.early_refreshes = 0
         self.encode_failures = 0
+        self.invalidated_entries = 0
+        self.invalidations = 0
         self.loader_calls = 0
         self.memory_hits = 0
         self.misses = 0

@@ -113,6 +113,18 @@ class RedisCache(Face):
         failure_threshold: consecutive Redis outages before Redis is skipped (default 3).
         probe_interval: seconds between background probes while Redis is skipped
             (default 1.0).
+        coherent: keep the in-process tier coherent with Redis (default False).
+            A connection of the cache's own receives Redis's invalidations for
+            its key prefix (``CLIENT TRACKING`` in broadcasting mode) on a
+            daemon thread and drops the in-process copy of every key any process
+            writes, within milliseconds, so ``local_ttl`` is not needed. While
+            that channel is down (and until it is first up) every read asks
+            Redis, and when Redis cannot be asked, copies made before are served
+            only as stale (within ``max_stale``). A single server only: a cluster
+            client is a `ConfigError`. See the guide's "Coherent in-process tier".
+        heartbeat: seconds between PINGs on the invalidation channel (default 0.5,
+            coherent mode): a frozen server or a silent partition is noticed
+            within twice this.
         health: the backend-health gate to use, e.g. one shared with other
             Redis-backed pieces on the same server (default: a new gate built from
             ``failure_threshold``, ``probe_interval`` and ``clock``; ignored for a
@@ -123,7 +135,8 @@ class RedisCache(Face):
     Raises:
         ConfigError: a parameter is out of range, ``"pickle"`` without a
             ``signing_key``, or ``url_or_client`` is not a redis URL or sync client
-            (or is a client built with ``decode_responses=True``).
+            (or is a client built with ``decode_responses=True``), or
+            ``coherent=True`` without Redis or with a cluster client.
 
     Example:
         >>> cache = RedisCache(namespace="prices", default_ttl=10.0)
@@ -151,6 +164,8 @@ class RedisCache(Face):
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
         failure_threshold: int = 3,
         probe_interval: float = 1.0,
+        coherent: bool = False,
+        heartbeat: float = 0.5,
         health: BackendHealth | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
@@ -172,6 +187,8 @@ class RedisCache(Face):
                 connect_timeout=connect_timeout,
                 failure_threshold=failure_threshold,
                 probe_interval=probe_interval,
+                coherent=coherent,
+                heartbeat=heartbeat,
             ),
             clock,
             rng,
@@ -422,6 +439,7 @@ class RedisCache(Face):
 
         A background probe still running is waited for first (bounded by its timeouts).
         """
+        self._stop_tracking()
         if self._link is not None:
             self._link.close()
 
