@@ -15,7 +15,7 @@ import pkgutil
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -307,28 +307,18 @@ def pages(site: Path) -> dict[str, Element]:
 # ----------------------------------------------------------------------------- the site
 
 
-def test_no_page_shows_a_raw_sphinx_role(pages: dict[str, Element]) -> None:
-    found = {name: roles for name, page in pages.items() if (roles := sphinx_roles(page))}
-    assert found == {}
+PAGE_CHECKS = {
+    "no_raw_sphinx_role": sphinx_roles,
+    "no_private_name_in_signatures_headings_or_bases": private_names,
+    "every_argo_perf_base_class_links_to_its_reference": undocumented_bases,
+    "every_example_renders_as_a_code_block": example_problems,
+    "defaults_show_values_not_constant_names": default_constants,
+}
 
 
-def test_signatures_headings_and_bases_name_no_private_class(pages: dict[str, Element]) -> None:
-    found = {name: names for name, page in pages.items() if (names := private_names(page))}
-    assert found == {}
-
-
-def test_every_argo_perf_base_class_links_to_its_reference(pages: dict[str, Element]) -> None:
-    found = {name: bases for name, page in pages.items() if (bases := undocumented_bases(page))}
-    assert found == {}
-
-
-def test_every_example_renders_as_a_code_block(pages: dict[str, Element]) -> None:
-    found = {name: issues for name, page in pages.items() if (issues := example_problems(page))}
-    assert found == {}
-
-
-def test_defaults_show_values_not_constant_names(pages: dict[str, Element]) -> None:
-    found = {name: names for name, page in pages.items() if (names := default_constants(page))}
+@pytest.mark.parametrize("check", PAGE_CHECKS.values(), ids=PAGE_CHECKS.keys())
+def test_every_page(pages: dict[str, Element], check: Callable[[Element], list[str]]) -> None:
+    found = {name: problems for name, page in pages.items() if (problems := check(page))}
     assert found == {}
 
 
@@ -445,3 +435,14 @@ def test_check_flags_an_argo_perf_base_without_a_reference_link() -> None:
         '<code><span title="typing.Protocol">Protocol</span></code></p>'
     )
     assert undocumented_bases(page) == ["argo_perf.cache._face.Face"]
+
+
+def test_check_flags_constant_names_as_defaults_only() -> None:
+    page = parse(
+        '<h3 class="doc-heading"><code>connect(timeout=DEFAULT_TIMEOUT)</code></h3>'
+        '<h3 class="doc-heading"><code>DEFAULT_CONFIGS = {}</code></h3>'
+        "<table><tr><th>Name</th><th>Description</th><th>Default</th></tr>"
+        "<tr><td>retries</td><td>see DEFAULT_RETRIES</td><td>3</td></tr>"
+        "<tr><td>wait</td><td>seconds</td><td><code>DEFAULT_WAIT</code></td></tr></table>"
+    )
+    assert default_constants(page) == ["DEFAULT_TIMEOUT", "DEFAULT_WAIT"]
