@@ -52,7 +52,7 @@ class BatcherStats:
     batch size, and ``keys_requested / batches`` the single-key calls each
     call of the batch function served.
 
-    Example:
+    Examples:
         ```python
         batcher = Batcher(fetch_quotes)
         batcher.load("AAPL")
@@ -328,7 +328,7 @@ class Batcher(Generic[K, V]):
             int of at least 1, or ``window`` is negative, infinite or not a
             number.
 
-    Example:
+    Examples:
         ```python
         async def fetch_quotes(symbols: list[str]) -> dict[str, float]:
             reply = await vendor.get("/quotes", params={"symbols": ",".join(symbols)})

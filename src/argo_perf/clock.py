@@ -53,7 +53,7 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock: `time.monotonic`, UTC now, `time.sleep`, `asyncio.sleep`.
 
-    Example:
+    Examples:
         >>> clock = SystemClock()
         >>> clock.now().tzinfo is not None
         True
@@ -147,7 +147,7 @@ class ManualClock:
     its own duration at once, so single-threaded code that waits runs
     instantly.
 
-    Example:
+    Examples:
         >>> clock = ManualClock()
         >>> clock.advance(1.5)
         >>> clock.monotonic()

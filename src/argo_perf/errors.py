@@ -56,7 +56,7 @@ class CircuitOpenError(ArgoPerfError):
             rest of the open time, the time until a half-open probe's permit
             comes back, or ``math.inf`` while it is forced open. Always > 0.
 
-    Example:
+    Examples:
         ```python
         >>> error = CircuitOpenError(name="xai", retry_after=2.5)
         >>> (error.name, error.retry_after)
@@ -128,7 +128,7 @@ class MissingKeyError(ArgoPerfError, KeyError):
     Attributes:
         key: the key the batch function's mapping did not contain.
 
-    Example:
+    Examples:
         ```python
         >>> error = MissingKeyError("ZZZZ")
         >>> (error.key, str(error))

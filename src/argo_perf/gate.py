@@ -42,7 +42,7 @@ class ChangeGate(Generic[V]):
     Thread-safe. Prices that are not finite positive numbers raise
     `ValueError` and change nothing.
 
-    Example:
+    Examples:
         >>> gate = ChangeGate(threshold=0.005)
         >>> gate.changed("AAPL", 230.0)
         True

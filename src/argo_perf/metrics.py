@@ -218,7 +218,7 @@ class PerformanceMetrics:
         ConfigError: a window or ``max_sources`` below 1, a negative
             ``symbol_labels``.
 
-    Example:
+    Examples:
         >>> from argo_perf import ManualClock, PerformanceMetrics
         >>> clock = ManualClock()
         >>> metrics = PerformanceMetrics(clock=clock)
@@ -454,7 +454,7 @@ class PerformanceMetrics:
 
         Reads the tracked caches' ``.stats`` for the cache totals.
 
-        Example:
+        Examples:
             >>> metrics = PerformanceMetrics()
             >>> sorted(metrics.get_summary())  # doctest: +NORMALIZE_WHITESPACE
             ['avg_api_latency', 'avg_signal_generation_time', 'cache_hit_rate',
@@ -649,7 +649,7 @@ _default_lock = threading.Lock()
 def get_performance_metrics() -> PerformanceMetrics:
     """The process-wide `PerformanceMetrics` (own registry, system clock), created on first use.
 
-    Example:
+    Examples:
         >>> get_performance_metrics() is get_performance_metrics()
         True
     """

@@ -53,7 +53,7 @@ class ConfigChange:
         old: the value before.
         new: the value after.
 
-    Example:
+    Examples:
         >>> str(ConfigChange("breakers.xai.timeout", 60.0, 30.0))
         'breakers.xai.timeout: 60.0 -> 30.0'
     """
@@ -227,7 +227,7 @@ class LiveConfig:
     Raises:
         ConfigError: an argument of the wrong type, or none of the three given.
 
-    Example:
+    Examples:
         ```python
         >>> limiter = RateLimiter({"xai": {"requests_per_second": 1, "burst_size": 5}})
         >>> live = LiveConfig(limiter)
@@ -319,7 +319,7 @@ class LiveConfig:
             ConfigError: ``interval`` is not positive, or the file is neither
                 ``.json`` nor ``.toml`` (or TOML before Python 3.11).
 
-        Example:
+        Examples:
             ```python
             with live.watch("/etc/signals/limits.toml", interval=10.0):
                 run_service()
@@ -339,7 +339,7 @@ class LiveConfig:
         (``asyncio.to_thread``), so the event loop never blocks on the disk.
         Stop it with `ConfigWatcher.aclose` or ``async with``.
 
-        Example:
+        Examples:
             ```python
             async with await live.watch_async("limits.json"):
                 await serve()

@@ -48,7 +48,7 @@ class SymbolResult(Generic[T]):
 
     Times are the scheduler clock's ``monotonic()`` seconds.
 
-    Example:
+    Examples:
         ```python
         report = await scheduler.run(symbols, fetch, deadline=4.0)
         for result in report.values():
@@ -90,7 +90,7 @@ class ScheduleReport(Mapping[str, SymbolResult[T]]):
     One entry per distinct symbol, iterated in the order the symbols were
     scheduled. Times are the scheduler clock's ``monotonic()`` seconds.
 
-    Example:
+    Examples:
         ```python
         report = await scheduler.run(["BTC-USD", "AAPL"], fetch, deadline=4.0)
         prices = {symbol: r.value for symbol, r in report.items() if r.ok}
@@ -224,7 +224,7 @@ class PriorityScheduler:
     Thread-safe: `order` and `stats` may be called from any thread; runs may
     overlap (each updates the streaks when it ends).
 
-    Example:
+    Examples:
         ```python
         tracker = VolatilityTracker()
         scheduler = PriorityScheduler(tracker, max_skips=3)
@@ -273,7 +273,7 @@ class PriorityScheduler:
                 them), or holds something else than strings.
             ValueError: a symbol is empty.
 
-        Example:
+        Examples:
             >>> PriorityScheduler().order(["AAPL", "MSFT", "AAPL"])
             ['AAPL', 'MSFT']
         """
@@ -325,8 +325,8 @@ class PriorityScheduler:
             that ignores its cancellation holds the run up).
 
         Raises:
-            ConfigError: ``concurrency`` not an int >= 1, ``deadline`` not
-                > 0, or ``fn`` not callable (before anything is started).
+            ConfigError: ``concurrency`` not an int >= 1, ``deadline``
+                not > 0, or ``fn`` not callable (before anything is started).
             TypeError, ValueError: as `order`.
             asyncio.CancelledError: the run itself was cancelled; every call it
                 started is cancelled and has ended when this propagates (the

@@ -56,7 +56,7 @@ class AdaptiveTTLConfig:
             outside [0, 1), a negative or non-finite ``open_jitter`` or
             threshold.
 
-    Example:
+    Examples:
         >>> AdaptiveTTLConfig(stock_ttl=15.0, jitter=0.1).stock_ttl
         15.0
     """
@@ -120,7 +120,7 @@ class AdaptiveTTL:
     `argo_perf.CalendarRangeError` when ``now`` lies outside the calendar's
     years. Thread-safe.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timezone
         >>> from argo_perf import ManualClock
         >>> clock = ManualClock(datetime(2026, 1, 5, 14, 28, tzinfo=timezone.utc))  # 09:28 NY
@@ -239,7 +239,7 @@ class AdaptiveTTL:
         Raises:
             ConfigError: ``config`` is not an `AdaptiveTTLConfig` (nothing changes).
 
-        Example:
+        Examples:
             >>> ttl = AdaptiveTTL()
             >>> ttl.reconfigure(AdaptiveTTLConfig(crypto_ttl=45.0))
             >>> ttl.ttl_for("BTC-USD")

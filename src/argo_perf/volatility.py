@@ -82,7 +82,7 @@ class VolatilityTracker:
 
     Thread-safe: observations are serialised; readers never block.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timedelta, timezone
         >>> vol = VolatilityTracker()
         >>> start = datetime(2026, 1, 5, 15, tzinfo=timezone.utc)

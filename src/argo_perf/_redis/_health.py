@@ -125,7 +125,7 @@ class BackendHealth:
 
     Thread-safe; does no I/O.
 
-    Example:
+    Examples:
         >>> from argo_perf.clock import ManualClock
         >>> gate = BackendHealth("redis://x", failure_threshold=1, clock=ManualClock())
         >>> gate.record_failure(OSError("refused"))

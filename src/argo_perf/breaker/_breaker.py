@@ -100,7 +100,7 @@ class CircuitBreaker:
             `argo_perf.breaker.RedisBreakerState`, a listener that is
             not callable.
 
-    Example:
+    Examples:
         >>> breaker = CircuitBreaker("massive", CircuitBreakerConfig(failure_threshold=2))
         >>> @breaker
         ... def fetch_price(symbol: str) -> float:
@@ -118,7 +118,7 @@ class CircuitBreaker:
     whatever it raises is re-raised unchanged (also by the call that trips the
     circuit). An open circuit raises `CircuitOpenError` and `fn` does not run.
 
-    Example:
+    Examples:
         ```python
         CircuitBreaker("xai").call(len, "abc")  # 3
         ```
@@ -325,7 +325,7 @@ class CircuitBreaker:
         counts for nothing and gives a half-open permit back.
         ``wrapper.breaker`` is this breaker.
 
-        Example:
+        Examples:
             >>> breaker = CircuitBreaker("alpha_vantage")
             >>> @breaker
             ... async def fetch_quote(symbol: str) -> dict[str, float]:
@@ -405,7 +405,7 @@ class CircuitBreaker:
         report how it went with `Permit.on_success`,
         `Permit.on_failure` or `Permit.release`.
 
-        Example:
+        Examples:
             >>> breaker = CircuitBreaker("sonar")
             >>> permit = breaker.try_acquire()
             >>> permit is not None

@@ -86,7 +86,7 @@ class CircuitBreakerConfig:
     Raises:
         ConfigError: a value out of range, naming the parameter and the value.
 
-    Example:
+    Examples:
         >>> from argo_perf.breaker import FailureRate
         >>> config = CircuitBreakerConfig(
         ...     failure_threshold=5, trip=FailureRate(0.5, last_calls=20)

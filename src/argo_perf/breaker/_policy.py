@@ -68,7 +68,7 @@ class TripRule:
 
     Rules combine with ``|``: the circuit opens as soon as any of them says so.
 
-    Example:
+    Examples:
         >>> rule = ConsecutiveFailures(5) | FailureRate(0.5, last_calls=20)
         >>> isinstance(rule, AnyRule)
         True
@@ -100,7 +100,7 @@ class ConsecutiveFailures(TripRule):
     Raises:
         ConfigError: ``threshold`` is not an int >= 1.
 
-    Example:
+    Examples:
         >>> ConsecutiveFailures(3)
         ConsecutiveFailures(threshold=3)
     """
@@ -160,7 +160,7 @@ class FailureRate(TripRule):
         ConfigError: a value out of range, both or neither window given, or
             ``minimum_calls`` larger than a count window.
 
-    Example:
+    Examples:
         >>> FailureRate(0.5, last_calls=20, minimum_calls=10).threshold
         0.5
     """
@@ -191,7 +191,7 @@ class SlowCallRate(TripRule):
         ConfigError: a value out of range (see `FailureRate`), or
             ``slow_call_duration`` not > 0.
 
-    Example:
+    Examples:
         >>> SlowCallRate(0.8, slow_call_duration=2.0, window=60.0).slow_threshold()
         2.0
     """
@@ -224,7 +224,7 @@ class SlowCallRate(TripRule):
 class AnyRule(TripRule):
     """Several rules at once: the circuit opens when any of them says so (built by ``|``).
 
-    Example:
+    Examples:
         >>> len((ConsecutiveFailures(5) | FailureRate(0.5, last_calls=10)).rules)
         2
     """
@@ -391,7 +391,7 @@ def backoff(
         ConfigError: a non-positive ``initial``, ``maximum < initial``,
             ``multiplier < 1`` or ``jitter`` outside [0, 1).
 
-    Example:
+    Examples:
         ```python
         >>> open_for = backoff(1.0, 30.0, jitter=0.0)
         >>> [open_for(n) for n in (1, 2, 3, 10)]
@@ -429,7 +429,7 @@ def retry_after_of(error: BaseException) -> float | None:
     vendor errors (e.g. from a 429 or 503 response). Anything that is not a
     finite number > 0 is ignored.
 
-    Example:
+    Examples:
         >>> from argo_perf.errors import RateLimitExceeded
         >>> retry_after_of(RateLimitExceeded("xai", 7.0))
         7.0

@@ -41,7 +41,7 @@ class CircuitBreakerRegistry:
         ConfigError: a configuration that is not a `CircuitBreakerConfig`,
             a bad ``shared`` or a listener that is not callable.
 
-    Example:
+    Examples:
         >>> registry = CircuitBreakerRegistry({"xai": CircuitBreakerConfig(failure_threshold=3)})
         >>> registry["xai"].config.failure_threshold
         3
@@ -137,7 +137,7 @@ class CircuitBreakerRegistry:
             ConfigError: ``name`` is unknown and the registry has no default;
                 the message lists the known names.
 
-        Example:
+        Examples:
             >>> registry = CircuitBreakerRegistry({"xai": CircuitBreakerConfig(timeout=30.0)})
             >>> registry.config("xai").timeout, registry.config("massive").timeout
             (30.0, 60.0)

@@ -34,7 +34,7 @@ def retry_unless_circuit_open(inner: retry_base | None = None) -> retry_base:
     A non-callable ``inner`` raises `argo_perf.errors.ConfigError`.
     Built from tenacity's own ``retry_if_not_exception_type(CircuitOpenError) & inner``.
 
-    Example:
+    Examples:
         >>> from tenacity import Retrying, stop_after_attempt
         >>> retrying = Retrying(
         ...     retry=retry_unless_circuit_open(), stop=stop_after_attempt(3), reraise=True
@@ -61,7 +61,7 @@ class wait_retry_after(wait_base):
     Raises:
         ConfigError: ``maximum`` is negative or not a number.
 
-    Example:
+    Examples:
         >>> from tenacity import wait_exponential
         >>> wait = wait_retry_after(wait_exponential(max=10), maximum=30.0)
     """

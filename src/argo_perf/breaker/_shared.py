@@ -135,7 +135,7 @@ class RedisBreakerState:
         ConfigError: a `prefix` that is not a string, a `health` that is not a
             `BackendHealth`, a bad URL or client.
 
-    Example:
+    Examples:
         >>> state = RedisBreakerState("redis://localhost:6379/0")  # doctest: +SKIP
         >>> breaker = CircuitBreaker("massive", shared=state)  # doctest: +SKIP
     """

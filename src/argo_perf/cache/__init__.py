@@ -16,7 +16,7 @@ once, as a generator of Redis requests), `_face` (what both faces share),
 then `_sync` and `_async` (where the sync/async split happens: they only run
 the requests), `_decorator` (`cached`) and `_default` (`get_redis_cache`).
 
-Example:
+Examples:
     >>> from argo_perf import RedisCache
     >>> cache = RedisCache()  # memory-only; pass a redis:// URL for the Redis tier
     >>> cache.set("AAPL", 231.5, ttl=10)

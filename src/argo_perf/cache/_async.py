@@ -60,7 +60,7 @@ class AsyncRedisCache(Face):
     awaitable (an ``async def``) or a plain value; a caller cancelled while
     waiting for a shared load does not cancel the load for the others.
 
-    Example:
+    Examples:
         >>> import asyncio
         >>> async def main():
         ...     cache = AsyncRedisCache()  # memory-only

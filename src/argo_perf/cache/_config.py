@@ -36,6 +36,7 @@ USE_DEFAULT = UseDefault()
 
 TTLValue: TypeAlias = "float | Callable[[str], float | None] | None"
 TTLArg: TypeAlias = "float | Callable[[str], float | None] | UseDefault | None"
+"""A `ttl=` argument: seconds, a callable `key -> seconds`, None (never) or `USE_DEFAULT`."""
 
 
 def check_ttl(value: object, parameter: str) -> TTLValue:
@@ -60,7 +61,7 @@ class CacheConfig:
         ConfigError: a value out of range, naming the parameter and the value
             (never the signing key's bytes).
 
-    Example:
+    Examples:
         >>> config = CacheConfig(namespace="prices", default_ttl=10.0)
         >>> config.max_stale
         60.0

@@ -176,7 +176,7 @@ def cached(
             not seconds > 0, None, a callable or `USE_DEFAULT`, or a ``key``
             that is not callable (all raised when decorating).
 
-    Example:
+    Examples:
         ```python
         adaptive = AdaptiveTTL()
         cache = RedisCache("redis://localhost:6379/0")

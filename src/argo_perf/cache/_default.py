@@ -26,7 +26,7 @@ def get_redis_cache() -> RedisCache:
     Raises:
         ConfigError: ``ARGO_PERF_REDIS_URL`` is set but not a redis URL.
 
-    Example:
+    Examples:
         >>> get_redis_cache() is get_redis_cache()
         True
     """

@@ -31,7 +31,7 @@ class Serializer(Protocol):
     miss instead of misreading it. ``loads`` may raise anything on bad input:
     the cache counts it as a decode failure and a miss.
 
-    Example:
+    Examples:
         >>> import json
         >>> class CompactJSON:
         ...     name = "cjson"

@@ -4,7 +4,7 @@ A face without policy: every operation is a generator in `_operations` that
 decides what to do and yields the Redis commands it needs; this class runs
 them (and the loaders) on the caller's thread and sends the replies back.
 
-Example:
+Examples:
     >>> from argo_perf import RedisCache
     >>> cache = RedisCache()  # memory-only; pass a redis:// URL for the Redis tier
     >>> cache.set("AAPL", 231.5, ttl=10)
@@ -138,7 +138,7 @@ class RedisCache(Face):
             (or is a client built with ``decode_responses=True``), or
             ``coherent=True`` without Redis or with a cluster client.
 
-    Example:
+    Examples:
         >>> cache = RedisCache(namespace="prices", default_ttl=10.0)
         >>> cache.get_or_set("BTC-USD", lambda: 97_000.0)
         97000.0
@@ -223,7 +223,7 @@ class RedisCache(Face):
         None: ``source`` is ``"loader"`` when the factory produced the value, and
         ``stale`` is True when the factory failed and an older value was served.
 
-        Example:
+        Examples:
             >>> cache = RedisCache()
             >>> cache.get_with_meta("AAPL", lambda: 231.5).source
             'loader'

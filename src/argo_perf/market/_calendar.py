@@ -19,7 +19,7 @@ class CalendarRangeError(ArgoPerfError, ValueError):
     close to `datetime.min` or `datetime.max` to be converted. It is also a
     `ValueError`.
 
-    Example:
+    Examples:
         >>> from datetime import date
         >>> try:
         ...     NYSE.is_session(date(1999, 12, 31))
@@ -75,7 +75,7 @@ class MarketCalendar(ABC):
     datetimes. Instants or dates outside the range a calendar covers raise
     `CalendarRangeError`.
 
-    Example:
+    Examples:
         >>> from datetime import datetime, timezone
         >>> NYSE.is_open(datetime(2026, 1, 5, 15, 0, tzinfo=timezone.utc))
         True
@@ -130,7 +130,7 @@ class _AlwaysOpenCalendar(MarketCalendar):
     (9999-12-31) has no next midnight, so `next_open` and `next_close`
     raise `CalendarRangeError` there.
 
-    Example:
+    Examples:
         >>> from datetime import date
         >>> CRYPTO.is_session(date(2026, 12, 25))
         True

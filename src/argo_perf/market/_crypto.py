@@ -147,7 +147,7 @@ def is_crypto(
         TypeError: ``symbol`` is not a string, or a configuration value is
             not a collection of strings.
 
-    Example:
+    Examples:
         >>> is_crypto("BTC-USD"), is_crypto("X:BTCUSD"), is_crypto("XBTUSD"), is_crypto("AAPL")
         (True, True, True, False)
         >>> is_crypto("btc", symbols={"BTC"}), is_crypto("DOGE.X", suffixes=(".x",))

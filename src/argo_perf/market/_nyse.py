@@ -58,7 +58,7 @@ class NYSECalendar(MarketCalendar):
     process (`NYSE` and any extended-hours calendar alike), at once. All
     methods are thread-safe.
 
-    Example:
+    Examples:
         >>> from datetime import date
         >>> cal = NYSECalendar(extended_hours=True)
         >>> cal.is_session(date(2026, 7, 3))  # July 4th is a Saturday
@@ -185,7 +185,7 @@ class NYSECalendar(MarketCalendar):
             ConfigError: ``open`` is not a naive time in whole seconds after
                 09:30 and before the day's close.
 
-        Example:
+        Examples:
             >>> from datetime import date, time
             >>> cal = NYSECalendar(first_year=2001, last_year=2001)
             >>> cal.add_late_open(date(2001, 9, 17), time(9, 33))

@@ -60,7 +60,7 @@ class Quota:
     Raises:
         ConfigError: ``limit`` below 1 or ``period`` not a positive number.
 
-    Example:
+    Examples:
         >>> bucket = TokenBucket(5, 5, quotas=[Quota(25, 86_400)])
     """
 

@@ -60,7 +60,7 @@ class TokenBucket:
     Raises:
         ConfigError: a non-positive rate, a burst below 1, or a bad quota.
 
-    Example:
+    Examples:
         >>> bucket = TokenBucket(rate=5, burst=10)
         >>> bucket.try_acquire()
         True

@@ -106,7 +106,7 @@ class RedisTokenBucket:
         ConfigError: bad URL, key, rate, burst, quotas, share or health.
         TypeError: ``url_or_client``, ``key``, ``rate`` or ``burst`` missing.
 
-    Example:
+    Examples:
         >>> bucket = RedisTokenBucket("redis://localhost:6379/0", "vendor:massive", 5, 10)
         >>> bucket.try_acquire()  # doctest: +SKIP
         True

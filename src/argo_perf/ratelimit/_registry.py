@@ -31,7 +31,7 @@ class RateLimitConfig:
     Raises:
         ConfigError: a non-positive rate, a burst below 1, or a bad quota.
 
-    Example:
+    Examples:
         >>> RateLimitConfig(requests_per_second=5, burst_size=10)
         RateLimitConfig(requests_per_second=5, burst_size=10, quotas=())
     """
@@ -49,7 +49,7 @@ class RateLimitConfig:
     def from_mapping(cls, data: Mapping[str, Any]) -> RateLimitConfig:
         """Build from a plain mapping, e.g. parsed JSON, YAML or environment settings.
 
-        Example:
+        Examples:
             >>> RateLimitConfig.from_mapping(
             ...     {"requests_per_second": 1, "burst_size": 5,
             ...      "quotas": [{"limit": 25, "period": 86400}]}
@@ -121,7 +121,7 @@ class RateLimiter:
         ConfigError: a bad config, a bad ``redis`` URL or client, or (on use)
             an unknown source without a default.
 
-    Example:
+    Examples:
         >>> limiter = RateLimiter({"massive": {"requests_per_second": 5, "burst_size": 10}})
         >>> limiter.try_acquire("massive")
         True
@@ -257,7 +257,7 @@ class RateLimiter:
                 raised at once (nothing is taken) and carrying ``retry_after``.
             ConfigError: unknown source and no default.
 
-        Example:
+        Examples:
             >>> async def fetch(symbol):  # doctest: +SKIP
             ...     await limiter.wait_for_permission("massive", timeout=2.0)
             ...     return await client.get(symbol)
@@ -380,7 +380,7 @@ class RateLimiter:
     async def penalize_async(self, source: str, retry_after: float) -> None:
         """The asyncio face of `penalize` (reaches Redis through the asyncio client).
 
-        Example:
+        Examples:
             >>> async def on_429(response):  # doctest: +SKIP
             ...     await limiter.penalize_async("massive", float(response.headers["Retry-After"]))
         """
@@ -412,7 +412,7 @@ _default_lock = threading.Lock()
 def get_rate_limiter() -> RateLimiter:
     """The process-wide `RateLimiter` with the seed defaults, created on first use.
 
-    Example:
+    Examples:
         >>> get_rate_limiter() is get_rate_limiter()
         True
     """

@@ -14,7 +14,7 @@ class BucketStats:
     subclass [RedisBucketStats][argo_perf.RedisBucketStats], whose counters
     are this process's calls (other processes sharing the key count their own).
 
-    Example:
+    Examples:
         ```python
         bucket = TokenBucket(rate=5, burst=10)
         bucket.try_acquire()

@@ -9,7 +9,7 @@ them, `_result` the result type and the decorated functions' protocols,
 `_decorator` `resilient` itself. This is the only package that imports more
 than one primitive.
 
-Example:
+Examples:
     >>> from argo_perf import CircuitBreaker, RedisCache, TokenBucket, resilient
     >>> @resilient("massive", cache=RedisCache(), ttl=10.0, limiter=TokenBucket(5, 10),
     ...            breaker=CircuitBreaker("massive"), retry=3)

@@ -221,7 +221,7 @@ def resilient(
             a retry strategy that retries on results, or a cache, fallback or
             function of the wrong kind (see `Resilience.__call__`).
 
-    Example:
+    Examples:
         ```python
         from tenacity import Retrying, stop_after_attempt, wait_exponential
 

@@ -44,7 +44,7 @@ class ResilientResult(Generic[T]):
             ``"ok"``, the cached value's age for ``"cached"`` and
             ``"stale"``, None for ``"fallback"`` (not from the source).
 
-    Example:
+    Examples:
         >>> from argo_perf import RedisCache, resilient
         >>> @resilient("massive", cache=RedisCache(), ttl=10.0)
         ... def price(symbol: str) -> float:

@@ -12,7 +12,7 @@
   `RedisSentinelGroup` a master, its replica and three sentinels that fail
   over within a couple of seconds.
 
-Example:
+Examples:
     >>> from argo_perf.testing import RedisServer
     >>> with RedisServer() as server:  # doctest: +SKIP
     ...     client = server.client()

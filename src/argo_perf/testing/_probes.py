@@ -20,7 +20,7 @@ def join_redis_probes(timeout: float = 5.0) -> None:
     Args:
         timeout: seconds to wait for each probe thread.
 
-    Example:
+    Examples:
         ```python
         clock.advance(1.0)
         bucket.try_acquire()  # starts the probe, answered by the fallback

@@ -48,7 +48,7 @@ class TcpProxy:
     Raises:
         ValueError: a port out of range.
 
-    Example:
+    Examples:
         ```python
         with RedisServer() as server, TcpProxy(server.host, server.port) as proxy:
             cache = RedisCache(proxy.url)

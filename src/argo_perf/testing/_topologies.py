@@ -105,7 +105,7 @@ class RedisCluster(_Group):
         RedisServerError: ``redis-cli`` is missing, or the cluster did not
             become ready in time.
 
-    Example:
+    Examples:
         ```python
         with RedisCluster() as cluster:
             cache = RedisCache(cluster.url)  # redis+cluster://127.0.0.1:<p1>,...
@@ -247,7 +247,7 @@ class RedisSentinelGroup(_Group):
         failover_timeout: seconds a failover may take (``failover-timeout``).
         startup_timeout: seconds to wait for the group to be ready.
 
-    Example:
+    Examples:
         ```python
         with RedisSentinelGroup() as group:
             cache = RedisCache(group.url)  # redis+sentinel://127.0.0.1:<p>,.../mymaster/0
