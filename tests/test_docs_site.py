@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
@@ -280,7 +281,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     built = os.environ.get("ARGO_PERF_DOCS_SITE")
     if built and (Path(built) / "index.html").is_file():
         return Path(built)
-    pytest.importorskip("mkdocstrings", reason="the docs extra is not installed")
+    assert importlib.util.find_spec("mkdocstrings"), (
+        "the docs extra is required: pip install -e '.[docs]' (scripts/test installs it)"
+    )
     site_dir = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
