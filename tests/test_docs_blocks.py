@@ -41,7 +41,9 @@ NEEDS = {
     "redis-sentinel": REDIS_SENTINEL_URL,
 }
 
-MARKER = re.compile(r"^<!-- runnable(?P<args>[^>]*?)\s*-->\n```python\n(?P<code>.*?)^```", re.M | re.S)
+MARKER = re.compile(
+    r"^<!-- runnable(?P<args>[^>]*?)\s*-->\n```python\n(?P<code>.*?)^```", re.M | re.S
+)
 SNIPPET = re.compile(r'^--8<-- "(?P<file>[^":]+)(?::(?P<section>[\w-]+))?"$', re.M)
 
 
@@ -68,7 +70,8 @@ def expand_snippets(text: str) -> str:
             return body
         start = re.search(rf"^.*--8<-- \[start:{section}\].*\n", body, re.M)
         end = re.search(rf"^.*--8<-- \[end:{section}\].*$", body, re.M)
-        assert start is not None and end is not None, f"no section {section} in {match['file']}"
+        assert start is not None, f"no start of {section} in {match['file']}"
+        assert end is not None, f"no end of {section} in {match['file']}"
         return body[start.end() : end.start()]
 
     return SNIPPET.sub(include, text)
