@@ -50,12 +50,20 @@ def _check_timeout(timeout: float | None) -> float:
 
 @dataclass(frozen=True)
 class Quota:
-    """An extra window on a bucket: at most ``limit`` tokens per ``period`` seconds.
+    """An extra window on a bucket: ``limit`` tokens per ``period`` seconds, refilled continuously.
 
     Vendors' free tiers combine a rate with a daily allowance (5/s and 25/day).
     A quota is a token bucket of its own with rate ``limit / period`` and burst
     ``limit``; an acquire succeeds only when the main rate and every quota
     admit it, and a denied acquire takes nothing from any of them.
+
+    Being a bucket, it refills as it goes: over any span of ``t`` seconds it
+    grants at most ``limit + limit * t / period``, so a full quota can grant
+    nearly ``2 * limit`` within one ``period`` (49 in a day for
+    ``Quota(25, 86_400)``). For a vendor that counts a hard "25 in any 24
+    hours", give a smaller burst and the rest as rate: ``Quota(b, b * period /
+    (limit - b))`` grants at most ``limit`` in any ``period``, e.g.
+    ``Quota(5, 21_600)`` for 25 a day.
 
     Raises:
         ConfigError: ``limit`` below 1 or ``period`` not a positive number.
@@ -65,7 +73,7 @@ class Quota:
     """
 
     limit: float
-    """Tokens allowed per ``period`` (also the most that can be taken at once)."""
+    """Tokens refilled per ``period`` (also the most that can be taken at once)."""
     period: float
     """Seconds."""
 
