@@ -194,9 +194,8 @@ async def test_async_face_and_cancelled_waiter_refund(
 
 async def test_penalize_holds_every_process_back(redis_url: str) -> None:
     sync_bucket = RedisTokenBucket(redis_url, "pen", rate=100, burst=100)
-    async_bucket = RedisTokenBucket(
-        redis.asyncio.Redis.from_url(redis_url), "pen", rate=100, burst=100
-    )
+    async_client = redis.asyncio.Redis.from_url(redis_url)
+    async_bucket = RedisTokenBucket(async_client, "pen", rate=100, burst=100)
     sync_bucket.penalize(30)
     assert not sync_bucket.try_acquire()
     assert not await async_bucket.acquire_async(timeout=0)
@@ -209,6 +208,7 @@ async def test_penalize_holds_every_process_back(redis_url: str) -> None:
     with pytest.raises(TypeError, match="asyncio client"):
         await sync_only.acquire_async()
     assert async_bucket.backend == "redis"
+    await async_client.aclose()  # the caller's own client: the bucket leaves it open
 
 
 def test_quotas_are_enforced_in_redis(redis_url: str) -> None:

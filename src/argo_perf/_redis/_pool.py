@@ -42,7 +42,7 @@ __all__ = ["AsyncPool", "AsyncSentinelPool", "ClusterNodePool", "SentinelPool", 
 
 
 def _is_connected(connection: Any) -> bool:
-    """Whether a pooled connection holds an open socket (redis-py 5 to 8 alike)."""
+    """Whether a pooled connection holds an open socket (redis-py 7.1 to 8 alike)."""
     # Sync connections have the property only from redis-py 8; before, the socket itself.
     state = getattr(connection, "is_connected", None)
     if state is None:
