@@ -34,8 +34,10 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.connection
+import redis.asyncio.sentinel
 import redis.cluster
 import redis.connection
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -56,8 +58,12 @@ _JOIN_TIMEOUT = 5.0
 Connection: TypeAlias = Any
 
 # The connection classes a dedicated RESP2 connection can be built like, by the
-# client's own pool class (a sentinel-managed or cluster connection is not one).
+# client's own pool class; a sentinel-managed one is built for the master found.
 _SYNC_CLASSES: dict[type[Any], type[Any]] = {
+    redis.sentinel.SentinelManagedConnection: redis.connection.Connection,
+    redis.sentinel.SentinelManagedSSLConnection: redis.connection.SSLConnection,
+    redis.asyncio.sentinel.SentinelManagedConnection: redis.connection.Connection,
+    redis.asyncio.sentinel.SentinelManagedSSLConnection: redis.connection.SSLConnection,
     redis.connection.Connection: redis.connection.Connection,
     redis.connection.SSLConnection: redis.connection.SSLConnection,
     redis.connection.UnixDomainSocketConnection: redis.connection.UnixDomainSocketConnection,
@@ -97,6 +103,33 @@ class TrackingListener(Protocol):
         """The channel is down: writes since the last report may have been missed."""
 
 
+def _options(
+    source: dict[str, Any], socket_timeout: float, connect_timeout: float | None
+) -> dict[str, Any]:
+    """Where and who to connect as, from a client's connection options; the rest is ours."""
+    kwargs = {
+        name: value for name, value in source.items() if name in _KEPT or name.startswith("ssl_")
+    }
+    kwargs.update(
+        protocol=2,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return kwargs
+
+
+def _kind(connection_class: type[Any]) -> type[Any]:
+    kind = _SYNC_CLASSES.get(connection_class)
+    if kind is None:
+        raise ConfigError(
+            "coherent",
+            True,
+            f"needs plain TCP, TLS or unix-socket connections, not {connection_class.__name__}",
+        )
+    return kind
+
+
 def tracking_connection(
     client: SyncRedisClient | AsyncRedisClient,
     *,
@@ -107,39 +140,45 @@ def tracking_connection(
 
     Built like the client's own connections (address, database, credentials,
     TLS), with ``socket_timeout`` (the tracker's heartbeat: this connection is
-    on no caller's path) and no retries.
+    on no caller's path) and no retries. For a Sentinel-managed client each
+    call asks the sentinels for the service's master (raising
+    ``MasterNotFoundError`` while none is known), so a reconnect after a
+    failover goes to the promoted replica.
 
     Raises:
-        ConfigError: a cluster client, or a pool whose connections are not
-            plain TCP, TLS or unix-socket ones (e.g. sentinel-managed).
+        ConfigError: a cluster client (see `ClusterTracker`), or a pool whose
+            connections are not plain TCP, TLS, unix-socket or
+            sentinel-managed ones.
     """
     if isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)):
         raise ConfigError(
             "coherent", True, f"is not supported with Redis Cluster yet ({describe_client(client)})"
         )
     pool: Any = client.connection_pool
-    kind = _SYNC_CLASSES.get(pool.connection_class)
-    if kind is None:
-        raise ConfigError(
-            "coherent",
-            True,
-            "needs plain TCP, TLS or unix-socket connections, "
-            f"not {pool.connection_class.__name__}",
-        )
-    kwargs = {
-        name: value
-        for name, value in pool.connection_kwargs.items()
-        if name in _KEPT or name.startswith("ssl_")
-    }
-    kwargs.update(
-        protocol=2,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=Retry(NoBackoff(), 0),
+    kind = _kind(pool.connection_class)
+    kwargs = _options(pool.connection_kwargs, socket_timeout, connect_timeout)
+    manager = getattr(pool, "sentinel_manager", None)
+    if manager is None:
+        return lambda: kind(**kwargs)
+    # A sync Sentinel of our own (the client's may be asyncio, and is not ours to
+    # share across threads): the same sentinels and credentials, our timeouts.
+    sentinels = [s.connection_pool.connection_kwargs for s in manager.sentinels]
+    first = sentinels[0]
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        [(kw["host"], kw["port"]) for kw in sentinels],
+        sentinel_kwargs={
+            "username": first.get("username"),
+            "password": first.get("password"),
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "retry": Retry(NoBackoff(), 0),
+        },
     )
+    service = pool.service_name
 
     def connect() -> Connection:
-        return kind(**kwargs)
+        host, port = sentinel.discover_master(service)  # type: ignore[no-untyped-call]
+        return kind(host=host, port=port, **kwargs)
 
     return connect
 
@@ -204,11 +243,15 @@ class Tracker:
             self._stop.wait(max(0.0, retry_at - time.monotonic()))
             if self._stop.is_set():
                 break
-            connection = self._connect()
-            with self._lock:
-                self._connection = connection
             subscribed = False
+            connection: Connection | None = None
             try:
+                # Inside the try: finding the address may be I/O (a Sentinel's master).
+                connection = self._connect()
+                with self._lock:
+                    self._connection = connection
+                if self._stop.is_set():
+                    break
                 self._subscribe(connection)
                 subscribed = True
                 if not self._tell("up"):
@@ -222,7 +265,8 @@ class Tracker:
             finally:
                 with self._lock:
                     self._connection = None
-                connection.disconnect()
+                if connection is not None:
+                    connection.disconnect()
             # A channel that was up is reopened at once (a reset, a failover);
             # a failed attempt waits for the next interval.
             retry_at = time.monotonic() + (0.0 if subscribed else self._retry_interval)

@@ -120,8 +120,9 @@ class RedisCache(Face):
             writes, within milliseconds, so ``local_ttl`` is not needed. While
             that channel is down (and until it is first up) every read asks
             Redis, and when Redis cannot be asked, copies made before are served
-            only as stale (within ``max_stale``). A single server only: a cluster
-            client is a `ConfigError`. See the guide's "Coherent in-process tier".
+            only as stale (within ``max_stale``). A single server or a Sentinel
+            service (the channel follows a failover); a cluster client is a
+            `ConfigError`. See the guide's "Coherent in-process tier".
         heartbeat: seconds between PINGs on the invalidation channel (default 0.5,
             coherent mode): a frozen server or a silent partition is noticed
             within twice this.
