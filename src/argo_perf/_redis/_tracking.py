@@ -28,6 +28,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol, TypeAlias
 
@@ -41,12 +42,22 @@ import redis.connection
 import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from typing_extensions import Self
 
 from ..errors import ConfigError
 from ._clients import AsyncRedisClient, SyncRedisClient, describe_client
 from ._url import Topology
 
-__all__ = ["INVALIDATION_CHANNEL", "TRACKER_THREAD_NAME", "Tracker", "TrackingListener"]
+__all__ = [
+    "INVALIDATION_CHANNEL",
+    "TRACKER_THREAD_NAME",
+    "ClusterTracker",
+    "Tracker",
+    "TrackingListener",
+    "cluster_masters",
+    "cluster_tracking",
+    "tracking_connection",
+]
 
 INVALIDATION_CHANNEL = "__redis__:invalidate"
 """The channel Redis publishes invalidations to for a RESP2 connection (ACL: ``&`` it)."""
@@ -185,7 +196,50 @@ def tracking_connection(
     return connect
 
 
-class Tracker:
+class _Channel(ABC):
+    """What `Tracker` and `ClusterTracker` share: a listener held weakly, a daemon thread."""
+
+    def __init__(
+        self,
+        prefix: str,
+        listener: TrackingListener,
+        *,
+        heartbeat: float,
+        retry_interval: float,
+        target: str,
+    ) -> None:
+        self._prefix = prefix
+        self._listener = weakref.ref(listener)
+        self._heartbeat = heartbeat
+        self._retry_interval = retry_interval
+        self.target = target
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=TRACKER_THREAD_NAME, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @abstractmethod
+    def _run(self) -> None:
+        """The thread: keep the channel open until stopped or the listener is gone."""
+
+    def _tell(self, what: str, *args: Any) -> bool:
+        """Call the listener; False when it is gone (the thread then ends)."""
+        listener = self._listener()
+        if listener is None:
+            self._stop.set()
+            return False
+        getattr(listener, what)(*args)
+        return True
+
+
+class Tracker(_Channel):
     """Keeps one tracking connection for ``prefix`` open and reports what it hears.
 
     Args:
@@ -208,24 +262,11 @@ class Tracker:
         retry_interval: float,
         target: str,
     ) -> None:
+        super().__init__(
+            prefix, listener, heartbeat=heartbeat, retry_interval=retry_interval, target=target
+        )
         self._connect = connect
-        self._prefix = prefix
-        self._listener = weakref.ref(listener)
-        self._heartbeat = heartbeat
-        self._retry_interval = retry_interval
-        self.target = target
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._connection: Connection | None = None
-        self._thread = threading.Thread(target=self._run, name=TRACKER_THREAD_NAME, daemon=True)
-
-    def start(self) -> Tracker:
-        self._thread.start()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
 
     def close(self, *, wait: bool = True) -> None:
         """Stop: shut the connection (a read waiting on it ends at once); join the thread."""
@@ -272,15 +313,6 @@ class Tracker:
             # A channel that was up is reopened at once (a reset, a failover);
             # a failed attempt waits for the next interval.
             retry_at = time.monotonic() + (0.0 if subscribed else self._retry_interval)
-
-    def _tell(self, what: str, *args: Any) -> bool:
-        """Call the listener; False when it is gone (the thread then ends)."""
-        listener = self._listener()
-        if listener is None:
-            self._stop.set()
-            return False
-        getattr(listener, what)(*args)
-        return True
 
     def _subscribe(self, connection: Connection) -> None:
         connection.connect()
@@ -387,7 +419,7 @@ class _Node:
         self.owner._node_changed(self, False, reason)
 
 
-class ClusterTracker:
+class ClusterTracker(_Channel):
     """One `Tracker` per master of a Redis Cluster, told to one listener as one channel.
 
     A write lands on its slot's master, which tells only its own tracking
@@ -422,29 +454,17 @@ class ClusterTracker:
         retry_interval: float,
         target: str,
     ) -> None:
+        super().__init__(
+            prefix, listener, heartbeat=heartbeat, retry_interval=retry_interval, target=target
+        )
         self._seeds = seeds
         self._connect_to = connect_to
-        self._prefix = prefix
-        self._listener = weakref.ref(listener)
-        self._heartbeat = heartbeat
-        self._retry_interval = retry_interval
-        self.target = target
-        self._stop = threading.Event()
         self._wake = threading.Event()
-        # Held while the state changes and while the listener is told of it, so
-        # that an "up" and a "lost" from two nodes' threads are never reordered.
-        self._lock = threading.Lock()
+        # ``_lock`` is held while the state changes and while the listener is told
+        # of it, so that an "up" and a "lost" from two nodes' threads are never
+        # reordered.
         self._nodes: dict[Address, _Node] = {}
         self._up = False
-        self._thread = threading.Thread(target=self._run, name=TRACKER_THREAD_NAME, daemon=True)
-
-    def start(self) -> ClusterTracker:
-        self._thread.start()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
 
     @property
     def nodes(self) -> list[Address]:
@@ -465,15 +485,6 @@ class ClusterTracker:
                 node.tracker.close(wait=wait)
 
     # -- from the nodes' threads ---------------------------------------------------
-
-    def _tell(self, what: str, *args: Any) -> bool:
-        listener = self._listener()
-        if listener is None:
-            self._stop.set()
-            self._wake.set()
-            return False
-        getattr(listener, what)(*args)
-        return True
 
     def _node_changed(self, node: _Node, up: bool, reason: str) -> None:
         if not up:
