@@ -8,6 +8,7 @@ test's fixture brings it back as a replica of the new one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -287,3 +288,29 @@ async def test_async_coherent_cache_on_a_sentinel_client_passed_in(
     assert await cache.get("AAPL", "gone") == "gone"
     await cache.close()
     await client.aclose()
+
+
+def test_coherent_cache_leaves_a_master_demoted_without_being_stopped(
+    sentinels: RedisSentinelGroup, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A manual failover leaves the old master running (its connections open) as a
+    # replica: the sentinels' announcements on it move the channel.
+    cache = RedisCache(
+        sentinels.url, namespace="co", coherent=True, heartbeat=0.1, probe_interval=0.1
+    )
+    _wait_until(lambda: cache.stats.coherent)
+    old = sentinels.master()
+    with caplog.at_level(logging.WARNING, logger="argo_perf.cache"):
+        with sentinels.sentinels[0].client() as sentinel:
+            sentinel.execute_command("SENTINEL", "FAILOVER", sentinels.service)
+        new = sentinels.promoted(old, timeout=20.0)
+        _wait_until(lambda: cache.stats.channel_reconnects >= 1 and cache.stats.coherent)
+    lost = [r.getMessage() for r in caplog.records if "invalidation channel" in r.getMessage()]
+    assert f"the sentinels name 127.0.0.1:{new.port} as the master now" in lost[0]
+    assert cache.set("AAPL", 1.0) is True
+    _wait_until(lambda: cache.get_with_meta("AAPL").source == "memory")  # type: ignore[union-attr]
+    with new.client() as client:  # heard on the promoted master
+        client.set(cache.redis_key("AAPL"), b"not an envelope")
+    _wait_until(lambda: cache.get("AAPL", "gone") == "gone")
+    assert old.running
+    cache.close()

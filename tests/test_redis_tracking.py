@@ -13,7 +13,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 
 from argo_perf._redis import ClusterTracker, Tracker, cluster_tracking, tracking_connection
-from argo_perf._redis._tracking import cluster_masters
+from argo_perf._redis._tracking import _check_master, cluster_masters
 from argo_perf.errors import ConfigError
 from argo_perf.testing import RedisCluster, RedisServer, TcpProxy
 
@@ -223,3 +223,11 @@ def test_cluster_nodes_are_read_from_a_seed(cluster: RedisCluster) -> None:
     del listener
     gc.collect()
     wait_until(lambda: not running.running)
+
+
+def test_a_sentinel_hello_naming_another_master_drops_the_channel() -> None:
+    connection = redis.Connection(host="10.0.0.1", port=6379)
+    _check_master(connection, b"10.0.0.9,26379,id,3,svc,10.0.0.1,6379,3")  # this one
+    _check_master(connection, b"not a hello")  # ignored
+    with pytest.raises(ConnectionError, match=r"name 10\.0\.0\.2:6379 as the master now"):
+        _check_master(connection, b"10.0.0.9,26379,id,4,svc,10.0.0.2,6379,4")

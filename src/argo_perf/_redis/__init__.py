@@ -54,6 +54,7 @@ from ._tracking import (
     Tracker,
     TrackingListener,
     cluster_tracking,
+    follows_sentinels,
     tracking_connection,
 )
 from ._url import redact_url
@@ -77,6 +78,7 @@ __all__ = [
     "async_client",
     "cluster_tracking",
     "describe_client",
+    "follows_sentinels",
     "is_answer",
     "is_node_outage",
     "is_outage",

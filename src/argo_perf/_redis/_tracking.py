@@ -25,6 +25,7 @@ listener as one channel, up only while every one is.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import weakref
@@ -50,17 +51,22 @@ from ._url import Topology
 
 __all__ = [
     "INVALIDATION_CHANNEL",
+    "SENTINEL_HELLO_CHANNEL",
     "TRACKER_THREAD_NAME",
     "ClusterTracker",
     "Tracker",
     "TrackingListener",
     "cluster_masters",
     "cluster_tracking",
+    "follows_sentinels",
     "tracking_connection",
 ]
 
 INVALIDATION_CHANNEL = "__redis__:invalidate"
 """The channel Redis publishes invalidations to for a RESP2 connection (ACL: ``&`` it)."""
+
+SENTINEL_HELLO_CHANNEL = "__sentinel__:hello"
+"""Where sentinels announce, on every server they watch, which one is the master."""
 
 TRACKER_THREAD_NAME = "argo-perf-redis-tracking"
 """The name of the daemon thread that reads a `Tracker`'s connection."""
@@ -190,10 +196,35 @@ def tracking_connection(
     service = pool.service_name
 
     def connect() -> Connection:
-        host, port = sentinel.discover_master(service)  # type: ignore[no-untyped-call]
+        try:
+            host, port = sentinel.discover_master(service)  # type: ignore[no-untyped-call]
+        finally:  # asked once per connect: keep no connection to the sentinels open
+            for client in sentinel.sentinels:
+                client.connection_pool.disconnect()
         return kind(host=host, port=port, **kwargs)
 
     return connect
+
+
+_HELLO = SENTINEL_HELLO_CHANNEL.encode()
+
+
+def _check_master(connection: Connection, hello: bytes) -> None:
+    """Raise when a sentinel's hello names a master other than the server connected to."""
+    fields = hello.split(b",")  # ip,port,runid,epoch,name,master ip,master port,epoch
+    if len(fields) < 7:
+        return
+    master = (fields[5].decode(), int(fields[6]))
+    if master != (connection.host, int(connection.port)):
+        raise ConnectionError(
+            f"the sentinels name {_address(master)} as the master now, "
+            f"not {_address((connection.host, int(connection.port)))}"
+        )
+
+
+def follows_sentinels(client: SyncRedisClient | AsyncRedisClient) -> bool:
+    """True for a client whose master is found through Sentinel (sync or asyncio)."""
+    return getattr(getattr(client, "connection_pool", None), "sentinel_manager", None) is not None
 
 
 class _Channel(ABC):
@@ -250,6 +281,11 @@ class Tracker(_Channel):
             loses the channel.
         retry_interval: seconds between reconnect attempts after the first.
         target: where the connection goes, password-free (for messages).
+        follow_sentinels: the server is a Sentinel service's master: also
+            listen to the sentinels' announcements on it, and drop the channel
+            (and reconnect to the master found) once they name another master.
+            A failover that demotes a master without stopping it leaves its
+            connections open; this is how the channel learns of it.
     """
 
     def __init__(
@@ -261,11 +297,13 @@ class Tracker(_Channel):
         heartbeat: float,
         retry_interval: float,
         target: str,
+        follow_sentinels: bool = False,
     ) -> None:
         super().__init__(
             prefix, listener, heartbeat=heartbeat, retry_interval=retry_interval, target=target
         )
         self._connect = connect
+        self._follow_sentinels = follow_sentinels
         self._connection: Connection | None = None
 
     def close(self, *, wait: bool = True) -> None:
@@ -325,6 +363,12 @@ class Tracker(_Channel):
         # Subscribed last: a RESP2 connection in subscribe mode takes no CLIENT command.
         connection.send_command("SUBSCRIBE", INVALIDATION_CHANNEL)
         connection.read_response()
+        if self._follow_sentinels:
+            connection.send_command("SUBSCRIBE", SENTINEL_HELLO_CHANNEL)
+            # Without the ACL right to the channel, a failover that kills the
+            # master is still noticed; one that only demotes it is not.
+            with contextlib.suppress(redis.ResponseError):
+                connection.read_response()
 
     def _listen(self, connection: Connection) -> None:
         heartbeat = self._heartbeat
@@ -335,7 +379,9 @@ class Tracker(_Channel):
             if wait > 0.0 and connection.can_read(timeout=wait):
                 reply = connection.read_response()
                 kind = reply[0]
-                if kind == b"message":
+                if kind == b"message" and reply[1] == _HELLO:
+                    _check_master(connection, reply[2])
+                elif kind == b"message":
                     if not self._tell("invalidated", reply[2]):
                         return
                 elif kind == b"pong":

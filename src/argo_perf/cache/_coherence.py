@@ -14,7 +14,14 @@ import logging
 import threading
 from typing import Any
 
-from .._redis import ClusterTracker, RedisLink, Tracker, cluster_tracking, tracking_connection
+from .._redis import (
+    ClusterTracker,
+    RedisLink,
+    Tracker,
+    cluster_tracking,
+    follows_sentinels,
+    tracking_connection,
+)
 from ._policy import CacheCore
 
 __all__ = ["Coherence"]
@@ -66,6 +73,7 @@ class Coherence:
                 heartbeat=heartbeat,
                 retry_interval=config.probe_interval,
                 target=link.target,
+                follow_sentinels=follows_sentinels(source),
             )
 
     def start(self) -> None:
