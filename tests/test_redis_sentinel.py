@@ -7,8 +7,11 @@ test's fixture brings it back as a replica of the new one.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -205,3 +208,109 @@ def test_every_piece_keeps_serving_through_a_failover_and_returns_to_redis(
         f"{watch.granted} tokens granted (bound {bound:.1f}), "
         f"{watch.bucket.stats.fallback_calls} by the fallback"
     )
+
+
+# -- coherent mode ------------------------------------------------------------------
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait for the tracking thread's effect (bounded; not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_coherent_cache_follows_the_master_through_a_failover(
+    sentinels: RedisSentinelGroup,
+) -> None:
+    options: dict[str, Any] = {"socket_timeout": 1.0, "connect_timeout": 1.0}
+    cache = RedisCache(
+        sentinels.url,
+        namespace="co",
+        coherent=True,
+        heartbeat=0.1,
+        probe_interval=0.1,
+        failure_threshold=1,
+        **options,
+    )
+    writer = RedisCache(sentinels.url, namespace="co", maxsize=0, **options)
+    _wait_until(lambda: cache.stats.coherent)
+    assert writer.set("AAPL", 1.0) is True
+    _wait_until(lambda: cache.stats.invalidations >= 1)
+    assert cache.get("AAPL") == 1.0
+    before = cache.stats.invalidated_entries
+    assert writer.set("AAPL", 2.0) is True  # another client's write drops the copy
+    _wait_until(lambda: cache.stats.invalidated_entries > before)
+    assert cache.get("AAPL") == 2.0
+    assert cache.get_with_meta("AAPL").source == "memory"  # type: ignore[union-attr]
+    old = sentinels.master()
+    old.kill()
+    _wait_until(lambda: not cache.stats.coherent)
+    new = sentinels.promoted(old, timeout=20.0)
+    assert new is not old
+
+    def back() -> bool:  # no copy from before the failover is ever served as fresh
+        meta = cache.get_with_meta("AAPL")
+        assert meta is not None
+        assert meta.stale or meta.source == "redis"
+        return cache.stats.coherent
+
+    _wait_until(back)
+    assert cache.stats.channel_reconnects == 1
+    with new.client() as client:  # the channel is on the promoted master
+        client.set(cache.redis_key("AAPL"), b"not an envelope")
+    _wait_until(lambda: cache.get("AAPL", "gone") == "gone")
+    cache.close()
+    writer.close()
+
+
+async def test_async_coherent_cache_on_a_sentinel_client_passed_in(
+    sentinels: RedisSentinelGroup,
+) -> None:
+    import redis.asyncio.sentinel
+
+    sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        [(s.host, s.port) for s in sentinels.sentinels], sentinel_kwargs={"socket_timeout": 1.0}
+    )
+    client = sentinel.master_for(sentinels.service, socket_timeout=1.0)
+    cache = AsyncRedisCache(client, namespace="co", coherent=True)
+    deadline = time.monotonic() + 10.0
+    while not cache.stats.coherent:
+        assert time.monotonic() < deadline, "the channel did not come up"
+        await asyncio.sleep(0.005)
+    assert await cache.set("AAPL", 1.0) is True
+    with sentinels.master().client() as other:
+        other.set(cache.redis_key("AAPL"), b"not an envelope")
+    while cache.stats.invalidations < 2:
+        assert time.monotonic() < deadline, "no invalidation"
+        await asyncio.sleep(0.005)
+    assert await cache.get("AAPL", "gone") == "gone"
+    await cache.close()
+    await client.aclose()
+
+
+def test_coherent_cache_leaves_a_master_demoted_without_being_stopped(
+    sentinels: RedisSentinelGroup, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A manual failover leaves the old master running (its connections open) as a
+    # replica: the sentinels' announcements on it move the channel.
+    cache = RedisCache(
+        sentinels.url, namespace="co", coherent=True, heartbeat=0.1, probe_interval=0.1
+    )
+    _wait_until(lambda: cache.stats.coherent)
+    old = sentinels.master()
+    with caplog.at_level(logging.WARNING, logger="argo_perf.cache"):
+        with sentinels.sentinels[0].client() as sentinel:
+            sentinel.execute_command("SENTINEL", "FAILOVER", sentinels.service)
+        new = sentinels.promoted(old, timeout=20.0)
+        _wait_until(lambda: cache.stats.channel_reconnects >= 1 and cache.stats.coherent)
+    lost = [r.getMessage() for r in caplog.records if "invalidation channel" in r.getMessage()]
+    assert f"the sentinels name 127.0.0.1:{new.port} as the master now" in lost[0]
+    assert cache.set("AAPL", 1.0) is True
+    _wait_until(lambda: cache.get_with_meta("AAPL").source == "memory")  # type: ignore[union-attr]
+    with new.client() as client:  # heard on the promoted master
+        client.set(cache.redis_key("AAPL"), b"not an envelope")
+    _wait_until(lambda: cache.get("AAPL", "gone") == "gone")
+    assert old.running
+    cache.close()

@@ -17,7 +17,8 @@ What lives here, once:
   of one cluster node or slot from that of the whole cluster);
 * `_tracking`: `Tracker`, one dedicated connection that hears every write
   under a key prefix (CLIENT TRACKING in broadcasting mode) on a daemon
-  thread, with a heartbeat and reconnects;
+  thread, with a heartbeat and reconnects (to a Sentinel service's current
+  master); `ClusterTracker`, one per master of a cluster, as one channel;
 * `_link`: `RedisLink`, what a Redis-backed piece owns: its clients (one per
   event loop for a URL), its gate, the probe rule (a background PING, never a
   caller's request) and the translation of failures into `BackendError`.
@@ -49,8 +50,11 @@ from ._link import PROBE_THREAD_NAME, RedisLink
 from ._tracking import (
     INVALIDATION_CHANNEL,
     TRACKER_THREAD_NAME,
+    ClusterTracker,
     Tracker,
     TrackingListener,
+    cluster_tracking,
+    follows_sentinels,
     tracking_connection,
 )
 from ._url import redact_url
@@ -66,12 +70,15 @@ __all__ = [
     "Admission",
     "AsyncRedisClient",
     "BackendHealth",
+    "ClusterTracker",
     "RedisLink",
     "SyncRedisClient",
     "Tracker",
     "TrackingListener",
     "async_client",
+    "cluster_tracking",
     "describe_client",
+    "follows_sentinels",
     "is_answer",
     "is_node_outage",
     "is_outage",

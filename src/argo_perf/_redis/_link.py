@@ -65,7 +65,7 @@ from ._health import (
     is_outage,
     to_backend_error,
 )
-from ._url import CLUSTER, redact_url, topology_scheme
+from ._url import CLUSTER, Topology, parse_topology, redact_url, topology_scheme
 
 __all__ = ["PROBE_THREAD_NAME", "REPLY_REPORT_INTERVAL", "RedisLink"]
 
@@ -192,6 +192,12 @@ class RedisLink:
     def has_sync(self) -> bool:
         """True when the sync face has a client (a URL or a sync client was given)."""
         return self._sync is not None or self._build_sync is not None
+
+    def topology(self) -> Topology | None:
+        """The ``redis+cluster://`` or ``redis+sentinel://`` URL taken apart (None otherwise)."""
+        if self._url is None or topology_scheme(self._url) is None:
+            return None
+        return parse_topology(self._url)
 
     def built_sync_client(self) -> SyncRedisClient | None:
         """The sync client if it exists yet (a cluster URL's is built on first use)."""

@@ -18,15 +18,18 @@ every ``retry_interval`` seconds, and tells the listener when the channel is
 up again (`TrackingListener.up`).
 
 The listener is held weakly: when the cache that listens is gone, the thread
-ends and closes its connection. Per-node tracking (a cluster) is one
-`Tracker` per node with one listener; a single server needs one.
+ends and closes its connection. A cluster is tracked per master: a
+`ClusterTracker` keeps one `Tracker` per master and reports them to its
+listener as one channel, up only while every one is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol, TypeAlias
 
@@ -34,18 +37,36 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.connection
+import redis.asyncio.sentinel
 import redis.cluster
 import redis.connection
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from typing_extensions import Self
 
 from ..errors import ConfigError
 from ._clients import AsyncRedisClient, SyncRedisClient, describe_client
+from ._url import Topology
 
-__all__ = ["INVALIDATION_CHANNEL", "TRACKER_THREAD_NAME", "Tracker", "TrackingListener"]
+__all__ = [
+    "INVALIDATION_CHANNEL",
+    "SENTINEL_HELLO_CHANNEL",
+    "TRACKER_THREAD_NAME",
+    "ClusterTracker",
+    "Tracker",
+    "TrackingListener",
+    "cluster_masters",
+    "cluster_tracking",
+    "follows_sentinels",
+    "tracking_connection",
+]
 
 INVALIDATION_CHANNEL = "__redis__:invalidate"
 """The channel Redis publishes invalidations to for a RESP2 connection (ACL: ``&`` it)."""
+
+SENTINEL_HELLO_CHANNEL = "__sentinel__:hello"
+"""Where sentinels announce, on every server they watch, which one is the master."""
 
 TRACKER_THREAD_NAME = "argo-perf-redis-tracking"
 """The name of the daemon thread that reads a `Tracker`'s connection."""
@@ -56,8 +77,12 @@ _JOIN_TIMEOUT = 5.0
 Connection: TypeAlias = Any
 
 # The connection classes a dedicated RESP2 connection can be built like, by the
-# client's own pool class (a sentinel-managed or cluster connection is not one).
+# client's own pool class; a sentinel-managed one is built for the master found.
 _SYNC_CLASSES: dict[type[Any], type[Any]] = {
+    redis.sentinel.SentinelManagedConnection: redis.connection.Connection,
+    redis.sentinel.SentinelManagedSSLConnection: redis.connection.SSLConnection,
+    redis.asyncio.sentinel.SentinelManagedConnection: redis.connection.Connection,
+    redis.asyncio.sentinel.SentinelManagedSSLConnection: redis.connection.SSLConnection,
     redis.connection.Connection: redis.connection.Connection,
     redis.connection.SSLConnection: redis.connection.SSLConnection,
     redis.connection.UnixDomainSocketConnection: redis.connection.UnixDomainSocketConnection,
@@ -97,6 +122,33 @@ class TrackingListener(Protocol):
         """The channel is down: writes since the last report may have been missed."""
 
 
+def _options(
+    source: dict[str, Any], socket_timeout: float, connect_timeout: float | None
+) -> dict[str, Any]:
+    """Where and who to connect as, from a client's connection options; the rest is ours."""
+    kwargs = {
+        name: value for name, value in source.items() if name in _KEPT or name.startswith("ssl_")
+    }
+    kwargs.update(
+        protocol=2,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return kwargs
+
+
+def _kind(connection_class: type[Any]) -> type[Any]:
+    kind = _SYNC_CLASSES.get(connection_class)
+    if kind is None:
+        raise ConfigError(
+            "coherent",
+            True,
+            f"needs plain TCP, TLS or unix-socket connections, not {connection_class.__name__}",
+        )
+    return kind
+
+
 def tracking_connection(
     client: SyncRedisClient | AsyncRedisClient,
     *,
@@ -107,44 +159,118 @@ def tracking_connection(
 
     Built like the client's own connections (address, database, credentials,
     TLS), with ``socket_timeout`` (the tracker's heartbeat: this connection is
-    on no caller's path) and no retries.
+    on no caller's path) and no retries. For a Sentinel-managed client each
+    call asks the sentinels for the service's master (raising
+    ``MasterNotFoundError`` while none is known), so a reconnect after a
+    failover goes to the promoted replica.
 
     Raises:
-        ConfigError: a cluster client, or a pool whose connections are not
-            plain TCP, TLS or unix-socket ones (e.g. sentinel-managed).
+        ConfigError: a cluster client (see `ClusterTracker`), or a pool whose
+            connections are not plain TCP, TLS, unix-socket or
+            sentinel-managed ones.
     """
     if isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)):
         raise ConfigError(
-            "coherent", True, f"is not supported with Redis Cluster yet ({describe_client(client)})"
+            "coherent", True, f"tracks a cluster per node ({describe_client(client)})"
         )
     pool: Any = client.connection_pool
-    kind = _SYNC_CLASSES.get(pool.connection_class)
-    if kind is None:
-        raise ConfigError(
-            "coherent",
-            True,
-            "needs plain TCP, TLS or unix-socket connections, "
-            f"not {pool.connection_class.__name__}",
-        )
-    kwargs = {
-        name: value
-        for name, value in pool.connection_kwargs.items()
-        if name in _KEPT or name.startswith("ssl_")
-    }
-    kwargs.update(
-        protocol=2,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=connect_timeout,
-        retry=Retry(NoBackoff(), 0),
+    kind = _kind(pool.connection_class)
+    kwargs = _options(pool.connection_kwargs, socket_timeout, connect_timeout)
+    manager = getattr(pool, "sentinel_manager", None)
+    if manager is None:
+        return lambda: kind(**kwargs)
+    # A sync Sentinel of our own (the client's may be asyncio, and is not ours to
+    # share across threads): the same sentinels and credentials, our timeouts.
+    sentinels = [s.connection_pool.connection_kwargs for s in manager.sentinels]
+    first = sentinels[0]
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        [(kw["host"], kw["port"]) for kw in sentinels],
+        sentinel_kwargs={
+            "username": first.get("username"),
+            "password": first.get("password"),
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "retry": Retry(NoBackoff(), 0),
+        },
     )
+    service = pool.service_name
 
     def connect() -> Connection:
-        return kind(**kwargs)
+        try:
+            host, port = sentinel.discover_master(service)  # type: ignore[no-untyped-call]
+        finally:  # asked once per connect: keep no connection to the sentinels open
+            for client in sentinel.sentinels:
+                client.connection_pool.disconnect()
+        return kind(host=host, port=port, **kwargs)
 
     return connect
 
 
-class Tracker:
+_HELLO = SENTINEL_HELLO_CHANNEL.encode()
+
+
+def _check_master(connection: Connection, hello: bytes) -> None:
+    """Raise when a sentinel's hello names a master other than the server connected to."""
+    fields = hello.split(b",")  # ip,port,runid,epoch,name,master ip,master port,epoch
+    if len(fields) < 7:
+        return
+    master = (fields[5].decode(), int(fields[6]))
+    if master != (connection.host, int(connection.port)):
+        raise ConnectionError(
+            f"the sentinels name {_address(master)} as the master now, "
+            f"not {_address((connection.host, int(connection.port)))}"
+        )
+
+
+def follows_sentinels(client: SyncRedisClient | AsyncRedisClient) -> bool:
+    """True for a client whose master is found through Sentinel (sync or asyncio)."""
+    return getattr(getattr(client, "connection_pool", None), "sentinel_manager", None) is not None
+
+
+class _Channel(ABC):
+    """What `Tracker` and `ClusterTracker` share: a listener held weakly, a daemon thread."""
+
+    def __init__(
+        self,
+        prefix: str,
+        listener: TrackingListener,
+        *,
+        heartbeat: float,
+        retry_interval: float,
+        target: str,
+    ) -> None:
+        self._prefix = prefix
+        self._listener = weakref.ref(listener)
+        self._heartbeat = heartbeat
+        self._retry_interval = retry_interval
+        self.target = target
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=TRACKER_THREAD_NAME, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @abstractmethod
+    def _run(self) -> None:
+        """The thread: keep the channel open until stopped or the listener is gone."""
+
+    def _tell(self, what: str, *args: Any) -> bool:
+        """Call the listener; False when it is gone (the thread then ends)."""
+        listener = self._listener()
+        if listener is None:
+            self._stop.set()
+            return False
+        getattr(listener, what)(*args)
+        return True
+
+
+class Tracker(_Channel):
     """Keeps one tracking connection for ``prefix`` open and reports what it hears.
 
     Args:
@@ -155,6 +281,11 @@ class Tracker:
             loses the channel.
         retry_interval: seconds between reconnect attempts after the first.
         target: where the connection goes, password-free (for messages).
+        follow_sentinels: the server is a Sentinel service's master: also
+            listen to the sentinels' announcements on it, and drop the channel
+            (and reconnect to the master found) once they name another master.
+            A failover that demotes a master without stopping it leaves its
+            connections open; this is how the channel learns of it.
     """
 
     def __init__(
@@ -166,25 +297,14 @@ class Tracker:
         heartbeat: float,
         retry_interval: float,
         target: str,
+        follow_sentinels: bool = False,
     ) -> None:
+        super().__init__(
+            prefix, listener, heartbeat=heartbeat, retry_interval=retry_interval, target=target
+        )
         self._connect = connect
-        self._prefix = prefix
-        self._listener = weakref.ref(listener)
-        self._heartbeat = heartbeat
-        self._retry_interval = retry_interval
-        self.target = target
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._follow_sentinels = follow_sentinels
         self._connection: Connection | None = None
-        self._thread = threading.Thread(target=self._run, name=TRACKER_THREAD_NAME, daemon=True)
-
-    def start(self) -> Tracker:
-        self._thread.start()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
 
     def close(self, *, wait: bool = True) -> None:
         """Stop: shut the connection (a read waiting on it ends at once); join the thread."""
@@ -204,11 +324,15 @@ class Tracker:
             self._stop.wait(max(0.0, retry_at - time.monotonic()))
             if self._stop.is_set():
                 break
-            connection = self._connect()
-            with self._lock:
-                self._connection = connection
             subscribed = False
+            connection: Connection | None = None
             try:
+                # Inside the try: finding the address may be I/O (a Sentinel's master).
+                connection = self._connect()
+                with self._lock:
+                    self._connection = connection
+                if self._stop.is_set():
+                    break
                 self._subscribe(connection)
                 subscribed = True
                 if not self._tell("up"):
@@ -222,19 +346,11 @@ class Tracker:
             finally:
                 with self._lock:
                     self._connection = None
-                connection.disconnect()
+                if connection is not None:
+                    connection.disconnect()
             # A channel that was up is reopened at once (a reset, a failover);
             # a failed attempt waits for the next interval.
             retry_at = time.monotonic() + (0.0 if subscribed else self._retry_interval)
-
-    def _tell(self, what: str, *args: Any) -> bool:
-        """Call the listener; False when it is gone (the thread then ends)."""
-        listener = self._listener()
-        if listener is None:
-            self._stop.set()
-            return False
-        getattr(listener, what)(*args)
-        return True
 
     def _subscribe(self, connection: Connection) -> None:
         connection.connect()
@@ -247,6 +363,12 @@ class Tracker:
         # Subscribed last: a RESP2 connection in subscribe mode takes no CLIENT command.
         connection.send_command("SUBSCRIBE", INVALIDATION_CHANNEL)
         connection.read_response()
+        if self._follow_sentinels:
+            connection.send_command("SUBSCRIBE", SENTINEL_HELLO_CHANNEL)
+            # Without the ACL right to the channel, a failover that kills the
+            # master is still noticed; one that only demotes it is not.
+            with contextlib.suppress(redis.ResponseError):
+                connection.read_response()
 
     def _listen(self, connection: Connection) -> None:
         heartbeat = self._heartbeat
@@ -257,7 +379,9 @@ class Tracker:
             if wait > 0.0 and connection.can_read(timeout=wait):
                 reply = connection.read_response()
                 kind = reply[0]
-                if kind == b"message":
+                if kind == b"message" and reply[1] == _HELLO:
+                    _check_master(connection, reply[2])
+                elif kind == b"message":
                     if not self._tell("invalidated", reply[2]):
                         return
                 elif kind == b"pong":
@@ -268,3 +392,237 @@ class Tracker:
             connection.send_command("PING")
             awaiting_pong = True
             next_ping = time.monotonic() + heartbeat
+
+
+Address: TypeAlias = tuple[str, int]
+
+
+def cluster_masters(reply: bytes | str) -> list[Address]:
+    """The address of every master that serves slots, from a ``CLUSTER NODES`` reply.
+
+    A master marked failing still counts while it holds slots: its keys are
+    written there again once it is back, so the channel waits for it.
+    """
+    text = reply.decode() if isinstance(reply, bytes) else reply
+    masters: list[Address] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 9 or "master" not in fields[2].split(","):
+            continue
+        host, _, port = fields[1].split("@", 1)[0].rpartition(":")
+        if host and port.isdigit() and int(port):
+            masters.append((host, int(port)))
+    return sorted(masters)
+
+
+def cluster_tracking(
+    source: Any,
+    *,
+    socket_timeout: float,
+    connect_timeout: float | None,
+) -> tuple[Callable[[], list[Address]], Callable[[Address], Callable[[], Connection]]]:
+    """What a `ClusterTracker` needs for a cluster client or a ``redis+cluster://`` topology.
+
+    Returns ``(seeds, connect_to)``: the startup nodes, and a factory of
+    dedicated RESP2 connections (as in `tracking_connection`) per node address.
+
+    Raises:
+        ConfigError: the nodes' connections are not plain TCP or TLS ones.
+    """
+    if isinstance(source, Topology):
+        seeds = list(source.nodes)
+        options: dict[str, Any] = {"username": source.username, "password": source.password}
+    else:
+        manager = source.nodes_manager
+        seeds = [(node.host, int(node.port)) for node in manager.startup_nodes.values()]
+        options = manager.connection_kwargs
+    kind = _kind(options.get("connection_class", redis.connection.Connection))
+    kwargs = _options(options, socket_timeout, connect_timeout)
+    kwargs.pop("db", None)  # a cluster has database 0 only
+
+    def connect_to(address: Address) -> Callable[[], Connection]:
+        return lambda: kind(host=address[0], port=address[1], **kwargs)
+
+    return (lambda: seeds), connect_to
+
+
+class _Node:
+    """A `ClusterTracker`'s listener for one master's `Tracker`."""
+
+    def __init__(self, owner: ClusterTracker, address: Address) -> None:
+        self.owner = owner
+        self.address = address
+        self.up_now = False
+        self.tracker: Tracker | None = None
+
+    def invalidated(self, keys: list[bytes] | None) -> None:
+        self.owner._tell("invalidated", keys)
+
+    def up(self) -> None:
+        self.owner._node_changed(self, True, "")
+
+    def lost(self, reason: str) -> None:
+        self.owner._node_changed(self, False, reason)
+
+
+class ClusterTracker(_Channel):
+    """One `Tracker` per master of a Redis Cluster, told to one listener as one channel.
+
+    A write lands on its slot's master, which tells only its own tracking
+    connections: every master that serves slots needs one. The channel is up
+    only while every one of them is: the listener's copies are not tracked
+    per node, so losing any master's connection loses them all.
+
+    A daemon thread reads ``CLUSTER NODES`` (from a known master or a seed)
+    every ``retry_interval`` seconds, and at once when a node's connection is
+    lost: a master that appears (a promoted replica, resharding) gets a
+    tracker (the channel is down until it is up), a master that no longer
+    serves slots is dropped.
+
+    Args:
+        seeds: the addresses to ask first (the client's startup nodes).
+        connect_to: builds the connection factory of one node.
+        prefix: the key prefix tracked (``BCAST PREFIX``).
+        listener: told about invalidations and channel changes; held weakly.
+        heartbeat: as for `Tracker`.
+        retry_interval: seconds between node-set refreshes and reconnects.
+        target: where the connections go, password-free (for messages).
+    """
+
+    def __init__(
+        self,
+        seeds: Callable[[], list[Address]],
+        connect_to: Callable[[Address], Callable[[], Connection]],
+        prefix: str,
+        listener: TrackingListener,
+        *,
+        heartbeat: float,
+        retry_interval: float,
+        target: str,
+    ) -> None:
+        super().__init__(
+            prefix, listener, heartbeat=heartbeat, retry_interval=retry_interval, target=target
+        )
+        self._seeds = seeds
+        self._connect_to = connect_to
+        self._wake = threading.Event()
+        # ``_lock`` is held while the state changes and while the listener is told
+        # of it, so that an "up" and a "lost" from two nodes' threads are never
+        # reordered.
+        self._nodes: dict[Address, _Node] = {}
+        self._up = False
+
+    @property
+    def nodes(self) -> list[Address]:
+        """The masters tracked now."""
+        with self._lock:
+            return sorted(self._nodes)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop refreshing and close every node's tracker."""
+        self._stop.set()
+        self._wake.set()
+        if wait and self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(_JOIN_TIMEOUT)
+        with self._lock:
+            nodes, self._nodes = list(self._nodes.values()), {}
+        for node in nodes:
+            if node.tracker is not None:
+                node.tracker.close(wait=wait)
+
+    # -- from the nodes' threads ---------------------------------------------------
+
+    def _node_changed(self, node: _Node, up: bool, reason: str) -> None:
+        if not up:
+            self._wake.set()  # the cluster may have moved: read its nodes now
+        with self._lock:
+            if self._nodes.get(node.address) is not node:
+                return  # dropped from the set
+            node.up_now = up
+            self._report(f"{_address(node.address)}: {reason}", lost=not up)
+
+    def _report(self, reason: str, *, lost: bool = False) -> None:
+        """Tell the listener what the whole channel is now (under ``_lock``).
+
+        Up when every master's connection is; a node lost is told even while
+        the channel is already down (the listener logs it once).
+        """
+        nodes = self._nodes.values()
+        was, self._up = self._up, bool(nodes) and all(n.up_now for n in nodes)
+        if self._up and not was:
+            self._tell("up")
+        elif not self._up and (was or lost):
+            self._tell("lost", reason)
+
+    # -- the refresh thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set() and self._listener() is not None:
+                try:
+                    masters = self._discover()
+                except Exception as exc:
+                    with self._lock:
+                        if not self._nodes:
+                            self._tell("lost", f"{type(exc).__name__}: {exc}")
+                else:
+                    self._reconcile(masters)
+                self._wake.wait(self._retry_interval)
+                self._wake.clear()
+        finally:
+            self.close(wait=False)
+
+    def _discover(self) -> list[Address]:
+        with self._lock:
+            known = sorted(self._nodes)
+        tried: list[str] = []
+        for address in dict.fromkeys([*known, *self._seeds()]):
+            connection = self._connect_to(address)()
+            try:
+                connection.connect()
+                connection.send_command("CLUSTER", "NODES")
+                masters = cluster_masters(connection.read_response())
+            except Exception as exc:
+                tried.append(f"{_address(address)} ({type(exc).__name__})")
+                continue
+            finally:
+                connection.disconnect()
+            if masters:
+                return masters
+            tried.append(f"{_address(address)} (no master serves slots)")
+        raise ConnectionError("no node gave the cluster's masters: " + ", ".join(tried))
+
+    def _reconcile(self, masters: list[Address]) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            gone = [self._nodes.pop(a) for a in list(self._nodes) if a not in masters]
+            new = [_Node(self, a) for a in masters if a not in self._nodes]
+            for node in new:
+                self._nodes[node.address] = node
+            if gone or new:
+                self._report(
+                    "masters changed: "
+                    + ", ".join([f"+{_address(n.address)}" for n in new])
+                    + ", ".join([f"-{_address(n.address)}" for n in gone])
+                )
+            for node in new:
+                node.tracker = Tracker(
+                    self._connect_to(node.address),
+                    self._prefix,
+                    node,
+                    heartbeat=self._heartbeat,
+                    retry_interval=self._retry_interval,
+                    target=_address(node.address),
+                )
+        for node in new:
+            assert node.tracker is not None
+            node.tracker.start()
+        for node in gone:
+            if node.tracker is not None:
+                node.tracker.close(wait=False)
+
+
+def _address(address: Address) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

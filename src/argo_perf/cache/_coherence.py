@@ -12,8 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
-from .._redis import RedisLink, Tracker, tracking_connection
+from .._redis import (
+    ClusterTracker,
+    RedisLink,
+    Tracker,
+    cluster_tracking,
+    follows_sentinels,
+    tracking_connection,
+)
 from ._policy import CacheCore
 
 __all__ = ["Coherence"]
@@ -33,21 +41,40 @@ class Coherence:
         self._was_up = False
         self._lost_logged = False
         config = core.config
-        # A URL's sync client, or the client passed in (it has no loop of its own).
-        client = link.async_client() if on_loop and not link.owns_clients else link.sync_client()
-        connect = tracking_connection(
-            client,
-            socket_timeout=config.heartbeat,
-            connect_timeout=config.connect_timeout,
-        )
-        self._tracker = Tracker(
-            connect,
-            core.prefix,
-            self,
-            heartbeat=config.heartbeat,
-            retry_interval=config.probe_interval,
-            target=link.target,
-        )
+        heartbeat, connect_timeout = config.heartbeat, config.connect_timeout
+        # A URL's sync client, or the client passed in (it has no loop of its own);
+        # a cluster URL's topology (its client connects when it is built).
+        source: Any = link.topology() if link.cluster and link.owns_clients else None
+        if source is None:
+            source = (
+                link.async_client() if on_loop and not link.owns_clients else link.sync_client()
+            )
+        self._tracker: Tracker | ClusterTracker
+        if link.cluster:
+            seeds, connect_to = cluster_tracking(
+                source, socket_timeout=heartbeat, connect_timeout=connect_timeout
+            )
+            self._tracker = ClusterTracker(
+                seeds,
+                connect_to,
+                core.prefix,
+                self,
+                heartbeat=heartbeat,
+                retry_interval=config.probe_interval,
+                target=link.target,
+            )
+        else:
+            self._tracker = Tracker(
+                tracking_connection(
+                    source, socket_timeout=heartbeat, connect_timeout=connect_timeout
+                ),
+                core.prefix,
+                self,
+                heartbeat=heartbeat,
+                retry_interval=config.probe_interval,
+                target=link.target,
+                follow_sentinels=follows_sentinels(source),
+            )
 
     def start(self) -> None:
         self._tracker.start()

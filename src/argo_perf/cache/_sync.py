@@ -120,8 +120,10 @@ class RedisCache(Face):
             writes, within milliseconds, so ``local_ttl`` is not needed. While
             that channel is down (and until it is first up) every read asks
             Redis, and when Redis cannot be asked, copies made before are served
-            only as stale (within ``max_stale``). A single server only: a cluster
-            client is a `ConfigError`. See the guide's "Coherent in-process tier".
+            only as stale (within ``max_stale``). On a Sentinel service the
+            channel follows a failover; on a Redis Cluster there is one per
+            master, and losing any one counts as losing the channel. See the
+            guide's "Coherent in-process tier".
         heartbeat: seconds between PINGs on the invalidation channel (default 0.5,
             coherent mode): a frozen server or a silent partition is noticed
             within twice this.
@@ -136,7 +138,7 @@ class RedisCache(Face):
         ConfigError: a parameter is out of range, ``"pickle"`` without a
             ``signing_key``, or ``url_or_client`` is not a redis URL or sync client
             (or is a client built with ``decode_responses=True``), or
-            ``coherent=True`` without Redis or with a cluster client.
+            ``coherent=True`` without Redis.
 
     Examples:
         >>> cache = RedisCache(namespace="prices", default_ttl=10.0)
