@@ -272,7 +272,13 @@ def test_killed_server_old_copies_are_only_stale_and_coherence_returns(
             assert (meta.value, meta.stale, meta.source) == (1.0, True, "memory")
             assert cache.get("AAPL") == 1.0  # still served (stale) while Redis is down
         fault_redis.restart()
-        wait_until(lambda: cache.stats.coherent)
+
+        # Back on both: the channel, and the gate (whose probe a call starts).
+        def back() -> bool:
+            cache.get("MSFT")
+            return cache.stats.coherent and cache.backend == "redis"
+
+        wait_until(back)
     with fault_redis.client() as other:
         other.set(cache.redis_key("AAPL"), b"not an envelope")  # what Redis holds now wins
     assert cache.get("AAPL", "gone") == "gone"
