@@ -27,8 +27,8 @@ except ImportError as exc:  # the extra is not installed
         name="prometheus_client",
     ) from exc
 
+from ._metrics_data import DURATION_BUCKETS, HistogramData, Snapshot
 from ._recording import OUTCOMES
-from .metrics import DURATION_BUCKETS, HistogramData, Snapshot
 
 __all__ = ["exposition", "new_registry", "register"]
 

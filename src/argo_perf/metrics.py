@@ -17,10 +17,18 @@ import threading
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 from . import _validate as check
+from ._metrics_data import (
+    DURATION_BUCKETS,
+    Snapshot,
+    SourceData,
+    SymbolData,
+    _Source,
+    _Symbol,
+    histogram_data,
+)
 from ._recording import OUTCOMES, Outcome
 from .clock import Clock, _given_or_system
 from .errors import ConfigError
@@ -29,31 +37,15 @@ if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
     from ._recording import Recorder
-    from .breaker import BreakerStats, CircuitBreaker
-    from .cache import AsyncRedisCache, CacheStats, RedisCache
-    from .ratelimit import BucketStats, RedisTokenBucket, TokenBucket
+    from .breaker import CircuitBreaker
+    from .cache import AsyncRedisCache, RedisCache
+    from .ratelimit import RedisTokenBucket, TokenBucket
 
 __all__ = [
     "PerformanceMetrics",
     "PerformanceSummary",
     "get_performance_metrics",
 ]
-
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
-"""Upper bounds (seconds) of the duration histograms' buckets; ``+Inf`` follows."""
 
 OTHER = "other"
 """The label of the sources and symbols past the configured limits."""
@@ -98,83 +90,6 @@ class PerformanceSummary(TypedDict):
     """Mean of the recent request latencies of every source, in seconds."""
     data_source_latencies: dict[str, float]
     """Per source, the mean of its recent request latencies, in seconds."""
-
-
-class _Histogram:
-    """Counts per bucket of `DURATION_BUCKETS` (``+Inf`` last) and the sum, as recorded."""
-
-    __slots__ = ("counts", "total")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(DURATION_BUCKETS) + 1)
-        self.total = 0.0
-
-
-class _Symbol(_Histogram):
-    """One symbol's signal generation times and counts (or everything, without labels)."""
-
-    __slots__ = ("processed", "skipped")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.processed = 0
-        self.skipped = 0
-
-
-class _Source(_Histogram):
-    """One data source: requests per outcome, latencies, last known health."""
-
-    __slots__ = ("healthy", "outcomes", "recent")
-
-    def __init__(self, window: int) -> None:
-        super().__init__()
-        self.outcomes = [0] * len(OUTCOMES)
-        self.recent: deque[float] = deque(maxlen=window)
-        self.healthy = True
-
-
-@dataclass(frozen=True, slots=True)
-class HistogramData:
-    """A histogram's counts per bucket (not cumulative, ``+Inf`` last) and its sum."""
-
-    counts: tuple[int, ...]
-    total: float
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolData:
-    """What was recorded for one symbol label (``""`` without per-symbol labels)."""
-
-    durations: HistogramData
-    processed: int
-    skipped: int
-
-
-@dataclass(frozen=True, slots=True)
-class SourceData:
-    """What was recorded for one data source."""
-
-    requests: dict[str, int]
-    durations: HistogramData
-    healthy: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Everything the Prometheus collector exports, read at once (private to the package).
-
-    ``caches`` are keyed by the cache's namespace, ``buckets`` and ``breakers``
-    by source; each holds the stats of every distinct object tracked there.
-    """
-
-    symbol_labels: bool
-    symbols: dict[str, SymbolData]
-    cache_hits: int
-    cache_misses: int
-    sources: dict[str, SourceData]
-    caches: dict[str, list[CacheStats]]
-    buckets: dict[str, list[BucketStats]]
-    breakers: dict[str, list[BreakerStats]]
 
 
 class PerformanceMetrics:
@@ -578,13 +493,13 @@ class PerformanceMetrics:
         breakers = self._tracked(self._breakers)
         with self._lock:
             symbols = {
-                name: SymbolData(_histogram(entry), entry.processed, entry.skipped)
+                name: SymbolData(histogram_data(entry), entry.processed, entry.skipped)
                 for name, entry in self._symbols.items()
             }
             sources = {
                 name: SourceData(
                     dict(zip(OUTCOMES, entry.outcomes, strict=True)),
-                    _histogram(entry),
+                    histogram_data(entry),
                     entry.healthy,
                 )
                 for name, entry in self._sources.items()
@@ -615,10 +530,6 @@ def _label(name: object) -> str:
     except UnicodeEncodeError:
         label = label.encode("utf-8", "backslashreplace").decode("utf-8")
     return label
-
-
-def _histogram(entry: _Histogram) -> HistogramData:
-    return HistogramData(tuple(entry.counts), entry.total)
 
 
 def _grouped(pairs: Iterable[tuple[str, _S]]) -> dict[str, list[_S]]:
