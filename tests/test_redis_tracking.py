@@ -13,7 +13,8 @@ import redis.asyncio
 import redis.asyncio.cluster
 
 from argo_perf._redis import ClusterTracker, Tracker, cluster_tracking, tracking_connection
-from argo_perf._redis._tracking import _check_master, cluster_masters
+from argo_perf._redis._cluster_tracking import cluster_masters
+from argo_perf._redis._tracking import _check_master
 from argo_perf.errors import ConfigError
 from argo_perf.testing import RedisCluster, RedisServer, TcpProxy
 

@@ -37,6 +37,7 @@ from ._clients import (
     describe_client,
     sync_client,
 )
+from ._cluster_tracking import ClusterTracker, cluster_tracking
 from ._health import (
     REDIS_ERRORS,
     Admission,
@@ -50,10 +51,8 @@ from ._link import PROBE_THREAD_NAME, RedisLink
 from ._tracking import (
     INVALIDATION_CHANNEL,
     TRACKER_THREAD_NAME,
-    ClusterTracker,
     Tracker,
     TrackingListener,
-    cluster_tracking,
     follows_sentinels,
     tracking_connection,
 )
