@@ -18,7 +18,9 @@ What lives here, once:
 * `_tracking`: `Tracker`, one dedicated connection that hears every write
   under a key prefix (CLIENT TRACKING in broadcasting mode) on a daemon
   thread, with a heartbeat and reconnects (to a Sentinel service's current
-  master); `ClusterTracker`, one per master of a cluster, as one channel;
+  master);
+* `_cluster_tracking`: `ClusterTracker`, one `Tracker` per master of a
+  Redis Cluster, told to the cache as one channel;
 * `_link`: `RedisLink`, what a Redis-backed piece owns: its clients (one per
   event loop for a URL), its gate, the probe rule (a background PING, never a
   caller's request) and the translation of failures into `BackendError`.
