@@ -245,6 +245,8 @@ def test_coherent_cache_follows_the_master_through_a_failover(
     assert cache.get("AAPL") == 2.0
     assert cache.get_with_meta("AAPL").source == "memory"  # type: ignore[union-attr]
     old = sentinels.master()
+    with old.client() as client:  # the replica has the value: the failover keeps it
+        assert client.execute_command("WAIT", 1, 5000) >= 1
     old.kill()
     _wait_until(lambda: not cache.stats.coherent)
     new = sentinels.promoted(old, timeout=20.0)
