@@ -450,6 +450,18 @@ def test_a_planted_pickle_never_executes(
         _HEAD.pack(_MAGIC, 1, 0, 4) + b"json" + b"\x00" * 10,  # truncated times
         json.dumps({"d": 1}).encode(),
     ],
+    # Stable ids: two envelopes carry the time they were made.
+    ids=[
+        "empty",
+        "not-an-envelope",
+        "bad-header",
+        "bad-json",
+        "truncated-body",
+        "future-version",
+        "nan-times",
+        "truncated-times",
+        "bare-json",
+    ],
 )
 def test_garbage_bytes_are_a_counted_miss(
     redis_url: str, redis_client: redis.Redis, garbage: bytes, caplog: pytest.LogCaptureFixture
