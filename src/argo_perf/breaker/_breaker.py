@@ -111,29 +111,6 @@ class CircuitBreaker:
         <CircuitState.CLOSED: 'closed'>
     """
 
-    call: SyncCall
-    """Run `fn(*args, **kwargs)` through the breaker and return its result.
-
-    `breaker.call(fn, *args, **kwargs)`: `fn` runs unless the circuit is open;
-    whatever it raises is re-raised unchanged (also by the call that trips the
-    circuit). An open circuit raises `CircuitOpenError` and `fn` does not run.
-
-    Examples:
-        ```python
-        CircuitBreaker("xai").call(len, "abc")  # 3
-        ```
-    """
-
-    call_async: AsyncCall
-    """Await `fn(*args, **kwargs)` through the breaker and return its result.
-
-    `await breaker.call_async(fn, *args, **kwargs)`, the asyncio form of
-    [call][argo_perf.breaker.CircuitBreaker.call]. A cancelled call
-    (`asyncio.CancelledError`) counts for nothing and a cancelled probe gives
-    its permit back; an open circuit raises `CircuitOpenError` and `fn` is
-    not called.
-    """
-
     def __init__(
         self,
         name: str,
@@ -160,49 +137,94 @@ class CircuitBreaker:
         # One thread tells at a time (re-entrant: a listener may read the breaker), so
         # listeners hear transitions in the order they happened, never two at once.
         self._telling = threading.RLock()
+        # The context managers' (ticket, start, outer) per task; one variable per
+        # breaker, so blocks of different breakers may end in any order.
         self._held: ContextVar[tuple[int, float, Any] | None] = ContextVar(
-            f"argo_perf.breaker.{name}", default=None
+            "argo_perf.breaker.held", default=None
         )
+        self._link: SharedCircuit | None = None
+        if shared is not None:
+            self._link = SharedCircuit(
+                shared, core, name, config.probe_timeout, self._notify, self._telling
+            )
+        # The call paths, `call` and `call_async` are built on first use (cached
+        # properties): a registry of thousands of breakers, each called through
+        # one face, holds only what it uses.
+
+    @functools.cached_property
+    def _sync_path(self) -> CallPath:
         # One call path (see _wrapper), spelled for each face. The choice
         # between local and shared admission and settlement is made here, once.
-        self._link: SharedCircuit | None = None
-        if shared is None:
-            self._sync_path = CallPath(
-                core, self._now, self._admit_at, self._settle, self._settle_error, name, _Rejection
+        link = self._link
+        if link is None:
+            return CallPath(
+                self._core,
+                self._now,
+                self._admit_at,
+                self._settle,
+                self._settle_error,
+                self.name,
+                _Rejection,
             )
-            self._async_path = CallPath(
-                core,
+        return CallPath(
+            self._core,
+            self._now,
+            self._admit_shared,
+            link.settle,
+            link.settle_error,
+            self.name,
+            _Rejection,
+        )
+
+    @functools.cached_property
+    def _async_path(self) -> CallPath:
+        link = self._link
+        if link is None:
+            return CallPath(
+                self._core,
                 self._now,
                 self._admit_at_async,
                 self._settle_async,
                 self._settle_error_async,
-                name,
+                self.name,
                 _Rejection,
             )
-        else:
-            self._link = link = SharedCircuit(
-                shared, core, name, config.probe_timeout, self._notify, self._telling
-            )
-            self._sync_path = CallPath(
-                core,
-                self._now,
-                self._admit_shared,
-                link.settle,
-                link.settle_error,
-                name,
-                _Rejection,
-            )
-            self._async_path = CallPath(
-                core,
-                self._now,
-                self._admit_shared_async,
-                link.settle_async,
-                link.settle_error_async,
-                name,
-                _Rejection,
-            )
-        self.call = cast(SyncCall, call_function(self._sync_path, is_async=False))
-        self.call_async = cast(AsyncCall, call_function(self._async_path, is_async=True))
+        return CallPath(
+            self._core,
+            self._now,
+            self._admit_shared_async,
+            link.settle_async,
+            link.settle_error_async,
+            self.name,
+            _Rejection,
+        )
+
+    @functools.cached_property
+    def call(self) -> SyncCall:
+        """Run `fn(*args, **kwargs)` through the breaker and return its result.
+
+        `breaker.call(fn, *args, **kwargs)`: `fn` runs unless the circuit is open;
+        whatever it raises is re-raised unchanged (also by the call that trips the
+        circuit). An open circuit raises `CircuitOpenError` and `fn` does not run.
+
+        Examples:
+            ```python
+            CircuitBreaker("xai").call(len, "abc")  # 3
+            ```
+        """
+        return cast(SyncCall, call_function(self._sync_path, is_async=False))
+
+    @functools.cached_property
+    def call_async(self) -> AsyncCall:
+        """Await `fn(*args, **kwargs)` through the breaker and return its result.
+
+        `await breaker.call_async(fn, *args, **kwargs)`, the asyncio form of
+        [call][argo_perf.breaker.CircuitBreaker.call]. A cancelled call
+        (`asyncio.CancelledError`) counts for nothing and a cancelled probe gives
+        its permit back; an open circuit raises `CircuitOpenError` and `fn` is
+        not called.
+        """
+        return cast(AsyncCall, call_function(self._async_path, is_async=True))
 
     # -- state and control --------------------------------------------------------
 

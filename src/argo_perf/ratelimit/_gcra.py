@@ -189,8 +189,11 @@ class _TokenMath:
 
     def __init__(self, windows: Sequence[tuple[float, float]], burst: float) -> None:
         (self.interval, self.tolerance), *quotas = windows
-        self.quota_intervals = [interval for interval, _ in quotas]
-        self.quota_tolerances = [tolerance for _, tolerance in quotas]
+        # Tuples: never changed, and for a bucket without quotas the one empty
+        # tuple, which `reserve` tests on every request without a memory read of
+        # its own.
+        self.quota_intervals = tuple(interval for interval, _ in quotas)
+        self.quota_tolerances = tuple(tolerance for _, tolerance in quotas)
         self.tat = -math.inf  # full since forever
         self.quota_tats = [-math.inf] * len(quotas)
         self.burst = burst
@@ -219,7 +222,7 @@ class _TokenMath:
         tat = self.tat
         new = (tat if tat > now else now) + tokens * self.interval
         wait = new - self.tolerance - now
-        if self.quota_tats:
+        if self.quota_intervals:
             return self._reserve_with_quotas(now, tokens, max_wait, wait)
         if wait <= _EPSILON:
             if self.pending:  # granted while others wait: part of the replay

@@ -68,6 +68,21 @@ class TokenBucket:
         True
     """
 
+    # Slots: with thousands of sources (one bucket each), a grant reads the
+    # bucket's fields from the object itself, not from a dict beside it.
+    __slots__ = (
+        "_clock",
+        "_counters",
+        "_lock",
+        "_math",
+        "_max",
+        "_now",
+        "_reserve",
+        "burst",
+        "quotas",
+        "rate",
+    )
+
     def __init__(
         self,
         rate: float,
@@ -86,7 +101,7 @@ class TokenBucket:
         self._use(_TokenMath(_windows(self.rate, self.burst, self.quotas), self._max_tokens()))
 
     def _use(self, token_math: _TokenMath) -> None:
-        # Bound methods and the limit are cached: try_acquire is on every request.
+        # The bound method and the limit are cached: try_acquire is on every request.
         self._math = token_math
         self._reserve = token_math.reserve
         self._max = token_math.burst
