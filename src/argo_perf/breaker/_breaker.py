@@ -151,53 +151,31 @@ class CircuitBreaker:
         # properties): a registry of thousands of breakers, each called through
         # one face, holds only what it uses.
 
-    @functools.cached_property
-    def _sync_path(self) -> CallPath:
+    def _path(self, *, is_async: bool) -> CallPath:
         # One call path (see _wrapper), spelled for each face. The choice
         # between local and shared admission and settlement is made here, once.
         link = self._link
         if link is None:
-            return CallPath(
-                self._core,
-                self._now,
-                self._admit_at,
-                self._settle,
-                self._settle_error,
-                self.name,
-                _Rejection,
+            admit, settle, settle_error = (
+                (self._admit_at_async, self._settle_async, self._settle_error_async)
+                if is_async
+                else (self._admit_at, self._settle, self._settle_error)
             )
-        return CallPath(
-            self._core,
-            self._now,
-            self._admit_shared,
-            link.settle,
-            link.settle_error,
-            self.name,
-            _Rejection,
-        )
+        else:
+            admit, settle, settle_error = (
+                (self._admit_shared_async, link.settle_async, link.settle_error_async)
+                if is_async
+                else (self._admit_shared, link.settle, link.settle_error)
+            )
+        return CallPath(self._core, self._now, admit, settle, settle_error, self.name, _Rejection)
+
+    @functools.cached_property
+    def _sync_path(self) -> CallPath:
+        return self._path(is_async=False)
 
     @functools.cached_property
     def _async_path(self) -> CallPath:
-        link = self._link
-        if link is None:
-            return CallPath(
-                self._core,
-                self._now,
-                self._admit_at_async,
-                self._settle_async,
-                self._settle_error_async,
-                self.name,
-                _Rejection,
-            )
-        return CallPath(
-            self._core,
-            self._now,
-            self._admit_shared_async,
-            link.settle_async,
-            link.settle_error_async,
-            self.name,
-            _Rejection,
-        )
+        return self._path(is_async=True)
 
     @functools.cached_property
     def call(self) -> SyncCall:
