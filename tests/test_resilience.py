@@ -1224,6 +1224,36 @@ def test_sync_a_timeout_error_is_raised_when_no_attempt_answers() -> None:
         release.set()
 
 
+def test_sync_a_hung_vendor_leaves_a_bounded_number_of_threads_behind() -> None:
+    from argo_perf.resilience._sync import MAX_OVERDUE
+
+    release = threading.Event()
+    name = "argo_perf call to hung"
+
+    @resilient("hung", timeout=0.001)
+    def price(symbol: str) -> float:
+        release.wait(30)
+        return 231.5
+
+    def running() -> int:
+        return sum(thread.name == name for thread in threading.enumerate())
+
+    try:
+        for _ in range(MAX_OVERDUE + 40):
+            with pytest.raises(TimeoutError, match="hung did not answer"):
+                price("AAPL")
+        assert running() == MAX_OVERDUE
+        with pytest.raises(TimeoutError, match="still running past their timeout"):
+            price("AAPL")
+    finally:
+        release.set()
+    for thread in threading.enumerate():
+        if thread.name == name:
+            thread.join(10)
+    # Once they have returned, attempts get threads (and answers) again.
+    assert price("AAPL") == 231.5
+
+
 # -- cancellation ---------------------------------------------------------------------
 
 

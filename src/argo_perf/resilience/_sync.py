@@ -29,30 +29,62 @@ _OPEN = CircuitState.OPEN
 _CLOSED = CircuitState.CLOSED
 
 
+MAX_OVERDUE = 32
+"""Attempts of one decorated function left running past their timeout, at most.
+
+A thread cannot be stopped: each attempt that times out runs on until the
+function returns. A vendor that hangs would otherwise leave one thread per
+attempt behind, without bound; past this many, an attempt fails at once with
+`TimeoutError`, starting no thread, until one of them returns.
+"""
+
+
 def timed(fn: Callable[..., Any], seconds: float, source: str) -> Callable[..., Any]:
     """``fn`` run in a worker thread per call, waited for at most ``seconds``.
 
     On timeout the caller gets `TimeoutError` and stops waiting; the call
     itself cannot be stopped and runs on in its (daemon) thread, its result
     discarded. The worker runs in a copy of the caller's context variables.
+    While `MAX_OVERDUE` attempts are still running past their timeout, a new
+    attempt raises `TimeoutError` at once.
     """
+    lock = threading.Lock()
+    overdue = 0  # attempts abandoned by their caller and still running
 
     def attempt(*args: Any, **kwargs: Any) -> Any:
+        nonlocal overdue
+        if overdue >= MAX_OVERDUE:
+            raise TimeoutError(
+                f"{source} did not answer within {seconds:g} s: {overdue} earlier calls "
+                "are still running past their timeout"
+            )
         finished = threading.Event()
         outcome: list[tuple[bool, Any]] = []
+        abandoned = False
         context = contextvars.copy_context()
 
         def run() -> None:
+            nonlocal overdue
             try:
                 outcome.append((True, context.run(fn, *args, **kwargs)))
             except BaseException as exc:  # handed to the caller as it is
                 outcome.append((False, exc))
             finally:
-                finished.set()
+                with lock:
+                    finished.set()
+                    if abandoned:
+                        overdue -= 1
 
         threading.Thread(target=run, name=f"argo_perf call to {source}", daemon=True).start()
         if not finished.wait(seconds):
-            raise TimeoutError(f"{source} did not answer within {seconds:g} s")
+            with lock:
+                # Decided under the lock: either the worker has finished (its
+                # outcome is taken below after all) or it counts as overdue
+                # until it does.
+                if not finished.is_set():
+                    abandoned = True
+                    overdue += 1
+                    raise TimeoutError(f"{source} did not answer within {seconds:g} s")
         ok, value = outcome[0]
         if ok:
             return value
