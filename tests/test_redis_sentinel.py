@@ -254,8 +254,9 @@ def test_coherent_cache_follows_the_master_through_a_failover(
 
     def back() -> bool:  # no copy from before the failover is ever served as fresh
         meta = cache.get_with_meta("AAPL")
-        assert meta is not None
-        assert meta.stale or meta.source == "redis"
+        # A miss is allowed too: what is tested is that no copy from before the
+        # failover is served as fresh.
+        assert meta is None or meta.stale or meta.source == "redis"
         return cache.stats.coherent
 
     _wait_until(back)
