@@ -851,3 +851,10 @@ def test_a_thousand_sources_hold_under_800_bytes_each() -> None:
         tracemalloc.stop()
     # About 700 bytes on CPython 3.11 (860 before the bucket's fields moved to slots).
     assert held / len(sources) < 800
+
+
+def test_a_token_bucket_can_be_weakly_referenced() -> None:
+    import weakref
+
+    bucket = TokenBucket(5, 10)
+    assert weakref.ref(bucket)() is bucket

@@ -8,6 +8,7 @@ import doctest
 import inspect
 import itertools
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -1252,6 +1253,115 @@ def test_sync_a_hung_vendor_leaves_a_bounded_number_of_threads_behind() -> None:
             thread.join(10)
     # Once they have returned, attempts get threads (and answers) again.
     assert price("AAPL") == 231.5
+
+
+def test_sync_callers_arriving_together_at_a_hung_vendor_then_start_no_thread() -> None:
+    # Callers already waiting when the bound is reached all leave a thread behind
+    # (the bound is MAX_OVERDUE plus the callers waiting then); later attempts none.
+    from argo_perf.resilience._sync import MAX_OVERDUE
+
+    release = threading.Event()
+    name = "argo_perf call to hung-burst"
+    callers = MAX_OVERDUE + 16
+    start = threading.Barrier(callers)
+    timeouts: list[TimeoutError] = []
+
+    @resilient("hung-burst", timeout=0.2)
+    def price(symbol: str) -> float:
+        release.wait(30)
+        return 231.5
+
+    def call() -> None:
+        start.wait()
+        try:
+            price("AAPL")
+        except TimeoutError as error:
+            timeouts.append(error)
+
+    threads = [threading.Thread(target=call) for _ in range(callers)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(timeouts) == callers
+        left = sum(thread.name == name for thread in threading.enumerate())
+        assert MAX_OVERDUE <= left <= callers
+        for _ in range(10):
+            with pytest.raises(TimeoutError, match="still running past their timeout"):
+                price("AAPL")
+        assert sum(thread.name == name for thread in threading.enumerate()) == left
+    finally:
+        release.set()
+    for thread in threading.enumerate():
+        if thread.name == name:
+            thread.join(10)
+
+
+class _Interrupted(BaseException):
+    """What a SIGINT (KeyboardInterrupt) or a signal-based deadline raises in the caller."""
+
+
+def test_an_attempt_abandoned_by_an_interrupted_caller_counts_as_overdue() -> None:
+    from argo_perf.resilience._sync import MAX_OVERDUE
+
+    # The caller is interrupted while it waits (KeyboardInterrupt, a SIGALRM
+    # deadline): its worker thread runs on, but `overdue` only grows on the
+    # timeout branch, so such attempts are never counted and the cap never holds.
+    release = threading.Event()
+    name = "argo_perf call to hung-interrupted"
+    entered = threading.Semaphore(0)
+
+    @resilient("hung-interrupted", timeout=30.0)
+    def price(symbol: str) -> float:
+        entered.release()
+        release.wait(30)
+        return 231.5
+
+    armed = threading.Event()  # one interruption per attempt
+    interrupted = threading.Event()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if armed.is_set():
+            armed.clear()
+            interrupted.set()
+            raise _Interrupted
+
+    main = threading.get_ident()
+    skip = threading.Event()
+
+    def send_when_entered() -> None:
+        if not entered.acquire(timeout=10) or skip.is_set():
+            return
+        # Again and again: a signal landing just before the caller blocks is only
+        # handled when its wait ends.
+        while not interrupted.wait(0.005):
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        for _ in range(MAX_OVERDUE + 8):
+            skip.clear()
+            interrupted.clear()
+            armed.set()
+            sender = threading.Thread(target=send_when_entered)
+            sender.start()
+            try:
+                price("AAPL")
+            except _Interrupted:
+                pass
+            except TimeoutError:  # the cap: no thread started, nothing to interrupt
+                armed.clear()
+                skip.set()
+                entered.release()
+            sender.join(10)
+        assert sum(thread.name == name for thread in threading.enumerate()) <= MAX_OVERDUE
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        release.set()
+    for thread in threading.enumerate():
+        if thread.name == name:
+            thread.join(10)
 
 
 # -- cancellation ---------------------------------------------------------------------

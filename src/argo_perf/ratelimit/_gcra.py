@@ -229,7 +229,7 @@ class _TokenMath:
                 self._pend_if_queued(now, tokens)
             self.tat = new
             return 0.0
-        if wait > max_wait:
+        if wait > max_wait + _EPSILON:  # a timeout equal to the wait is enough
             return -wait
         self._pend(now, now + wait, tokens)
         self.tat = new  # with one window ``tat >= now + wait`` here: no clamp needed
@@ -283,7 +283,7 @@ class _TokenMath:
             wait = max(wait, (tat if tat > now else now) + tokens * interval - tolerance - now)
         if wait <= _EPSILON:
             wait = 0.0
-        elif wait > max_wait:
+        elif wait > max_wait + _EPSILON:
             return -wait
         # Every window records the grant at the time it really happens: the
         # latest of the windows' due times.

@@ -71,6 +71,7 @@ class TokenBucket:
     # Slots: with thousands of sources (one bucket each), a grant reads the
     # bucket's fields from the object itself, not from a dict beside it.
     __slots__ = (
+        "__weakref__",
         "_clock",
         "_counters",
         "_lock",
@@ -246,7 +247,14 @@ class TokenBucket:
         )
 
     def wait_time(self, tokens: float = 1) -> float:
-        """Seconds until ``tokens`` could be taken (0.0 when now); takes nothing."""
+        """Seconds until ``tokens`` could be taken (0.0 when now); takes nothing.
+
+        Raises:
+            ValueError: ``tokens`` is not positive or exceeds the burst (they
+                could never be taken), as for `try_acquire`.
+        """
+        if not 0 < tokens <= self._max:
+            raise self._too_many(tokens)
         with self._lock:
             return self._math.wait_time(self._clock.monotonic(), tokens)
 

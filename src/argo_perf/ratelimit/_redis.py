@@ -213,7 +213,8 @@ class RedisTokenBucket:
     def _args(self, op: bytes, amount: float, max_wait: float) -> list[Any]:
         if op == b"r" and amount == 1 and max_wait == 0.0:
             return self._try_one  # the common request, encoded once
-        wait_us = b"-1" if max_wait == math.inf else str(math.floor(max_wait * 1e6)).encode()
+        # Rounded, not floored: 0.57 s is 569999.99... microseconds as a float.
+        wait_us = b"-1" if max_wait == math.inf else str(round(max_wait * 1e6)).encode()
         return [*self._keys, op, repr(amount).encode(), wait_us, *self._windows_args]
 
     def _queued_args(self, op: bytes, amount: float, queued: _Queued) -> list[Any]:
@@ -389,7 +390,12 @@ class RedisTokenBucket:
         """Seconds until ``tokens`` could be taken (0.0 when now); takes nothing.
 
         One script call; while Redis is unreachable, the fallback bucket answers.
+
+        Raises:
+            ValueError: ``tokens`` is not positive or exceeds the burst (they
+                could never be taken), as for `try_acquire`.
         """
+        self._check_tokens(tokens)
         seconds = self._call(self._args(b"w", tokens, 0.0))
         if not isinstance(seconds, float):
             return self.fallback.wait_time(min(tokens, self.fallback._max))
@@ -397,6 +403,7 @@ class RedisTokenBucket:
 
     async def wait_time_async(self, tokens: float = 1) -> float:
         """The asyncio face of `wait_time`."""
+        self._check_tokens(tokens)
         seconds = await self._call_async(self._args(b"w", tokens, 0.0))
         if not isinstance(seconds, float):
             return self.fallback.wait_time(min(tokens, self.fallback._max))

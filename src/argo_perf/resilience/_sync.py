@@ -32,10 +32,13 @@ _CLOSED = CircuitState.CLOSED
 MAX_OVERDUE = 32
 """Attempts of one decorated function left running past their timeout, at most.
 
-A thread cannot be stopped: each attempt that times out runs on until the
-function returns. A vendor that hangs would otherwise leave one thread per
-attempt behind, without bound; past this many, an attempt fails at once with
-`TimeoutError`, starting no thread, until one of them returns.
+A thread cannot be stopped: each attempt that times out (or whose caller is
+interrupted while it waits) runs on until the function returns. A vendor that
+hangs would otherwise leave one thread per attempt behind, without bound; while
+this many run on, an attempt fails at once with `TimeoutError`, starting no
+thread, until one of them returns. Attempts already waiting when the bound is
+reached may still add to them: at most this many plus the callers waiting at
+that moment are left behind.
 """
 
 
@@ -53,7 +56,7 @@ def timed(fn: Callable[..., Any], seconds: float, source: str) -> Callable[..., 
 
     def attempt(*args: Any, **kwargs: Any) -> Any:
         nonlocal overdue
-        if overdue >= MAX_OVERDUE:
+        if overdue >= MAX_OVERDUE:  # read without the lock: a bound, not a count
             raise TimeoutError(
                 f"{source} did not answer within {seconds:g} s: {overdue} earlier calls "
                 "are still running past their timeout"
@@ -75,16 +78,26 @@ def timed(fn: Callable[..., Any], seconds: float, source: str) -> Callable[..., 
                     if abandoned:
                         overdue -= 1
 
-        threading.Thread(target=run, name=f"argo_perf call to {source}", daemon=True).start()
-        if not finished.wait(seconds):
+        def abandon() -> bool:
+            """Leave the worker running, counted as overdue; False if it has finished."""
+            nonlocal abandoned, overdue
+            # Decided under the lock: either the worker has finished (its outcome
+            # is taken after all) or it counts as overdue until it does.
             with lock:
-                # Decided under the lock: either the worker has finished (its
-                # outcome is taken below after all) or it counts as overdue
-                # until it does.
-                if not finished.is_set():
-                    abandoned = True
-                    overdue += 1
-                    raise TimeoutError(f"{source} did not answer within {seconds:g} s")
+                if finished.is_set():
+                    return False
+                abandoned = True
+                overdue += 1
+                return True
+
+        threading.Thread(target=run, name=f"argo_perf call to {source}", daemon=True).start()
+        try:
+            answered = finished.wait(seconds)
+        except BaseException:  # the caller interrupted while waiting: the worker runs on
+            abandon()
+            raise
+        if not answered and abandon():
+            raise TimeoutError(f"{source} did not answer within {seconds:g} s")
         ok, value = outcome[0]
         if ok:
             return value
