@@ -99,6 +99,40 @@ def test_a_server_that_cannot_start_fails_loudly() -> None:
     server.close()
 
 
+def test_a_server_whose_chosen_port_was_taken_meanwhile_starts_on_another() -> None:
+    # Another redis-server (a parallel test run) took the port chosen for this one
+    # before it started: it moves, and never mistakes the other for itself.
+    server = RedisServer()
+    with RedisServer(server.port) as squatter, server:
+        assert server.port != squatter.port
+        with server.client() as client:
+            assert client.info("server")["process_id"] == server.pid
+        with squatter.client() as client:
+            assert client.info("server")["process_id"] == squatter.pid
+
+
+def test_a_server_whose_chosen_port_is_held_by_a_socket_starts_on_another() -> None:
+    server = RedisServer()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", server.port))
+        holder.listen()
+        taken = server.port
+        with server:
+            assert server.port != taken
+            with server.client() as client:
+                assert client.ping()
+
+
+def test_a_server_on_a_port_given_by_the_caller_does_not_move() -> None:
+    first = RedisServer()
+    second = RedisServer(first.port)
+    try:
+        with first, pytest.raises(RedisServerError, match="Address already in use"):
+            second.start()
+    finally:
+        second.close()
+
+
 def test_a_context_manager_whose_server_cannot_start_removes_its_directory() -> None:
     server = RedisServer(extra_args=["--no-such-option", "x"])
     with pytest.raises(RedisServerError, match="exited"), server:

@@ -88,6 +88,10 @@ class RedisServer:
     ) -> None:
         self.binary = find_redis_server()
         self.port = port if port is not None else free_port()
+        # A port chosen here may be taken by the time the server binds it (another
+        # process's outgoing connection, or a server of a parallel test run):
+        # until the first start succeeds, start tries another.
+        self._movable = port is None
         self.host = "127.0.0.1"
         self.extra_args = list(extra_args or [])
         self.startup_timeout = startup_timeout
@@ -126,6 +130,19 @@ class RedisServer:
         """Start the process and wait until it answers PING."""
         if self.running:
             return self
+        for _ in range(5):
+            try:
+                self._launch()
+            except RedisServerError as error:
+                if not (self._movable and "Address already in use" in str(error)):
+                    raise
+                self.port = free_port()
+                continue
+            self._movable = False
+            return self
+        raise RedisServerError("redis-server found no free port in 5 tries")
+
+    def _launch(self) -> None:
         args = [
             self.binary,
             *self._config,
@@ -143,7 +160,6 @@ class RedisServer:
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._paused = False
         self._wait_ready()
-        return self
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
@@ -163,7 +179,9 @@ class RedisServer:
                         f"{proc.returncode}: {err}{detail}"
                     )
                 try:
-                    if probe.ping():
+                    # Ours, not another server that holds the port while ours fails
+                    # to bind it.
+                    if proc is not None and probe.info("server")["process_id"] == proc.pid:
                         return
                 except (redis.ConnectionError, redis.TimeoutError):
                     pass

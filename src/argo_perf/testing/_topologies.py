@@ -50,13 +50,18 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _cluster_ports(count: int) -> list[int]:
-    """Free ports whose cluster bus port (port + 10000) is free too."""
+def _quiet_ports(count: int, *, bus: bool = False) -> list[int]:
+    """Free ports for servers whose port other servers are told before they start.
+
+    Below the range the system hands out to outgoing connections (32768 and up
+    on Linux), so no client's socket takes one in the meantime; with ``bus``,
+    the cluster bus port (port + 10000) is free too.
+    """
     ports: list[int] = []
     rng = random.Random()
     while len(ports) < count:
-        port = rng.randrange(20_000, 55_000)
-        if port not in ports and _bindable(port) and _bindable(port + 10_000):
+        port = rng.randrange(12_000, 22_768)
+        if port not in ports and _bindable(port) and (not bus or _bindable(port + 10_000)):
             ports.append(port)
     return ports
 
@@ -130,7 +135,8 @@ class RedisCluster(_Group):
             "--cluster-node-timeout", str(round(node_timeout * 1000)),
             "--cluster-require-full-coverage", "no",
         ]  # fmt: skip
-        self.nodes = [RedisServer(port, extra_args=args) for port in _cluster_ports(masters)]
+        ports = _quiet_ports(masters, bus=True)
+        self.nodes = [RedisServer(port, extra_args=args) for port in ports]
         """The masters, in the order their slot ranges were assigned."""
 
     def _servers(self) -> list[RedisServer]:
@@ -273,10 +279,16 @@ class RedisSentinelGroup(_Group):
         self.startup_timeout = startup_timeout
         # A replica's first sync must not wait 5 s for more replicas to join it.
         self._data_args = ["--repl-diskless-sync-delay", "0"]
-        first = RedisServer(extra_args=self._data_args)
+        # The replica and the sentinels are told the master's port before it
+        # starts: it must not have to move.
+        master_port, replica_port = _quiet_ports(2)
+        first = RedisServer(master_port, extra_args=self._data_args)
         self.servers = [
             first,
-            RedisServer(extra_args=[*self._data_args, "--replicaof", first.host, str(first.port)]),
+            RedisServer(
+                replica_port,
+                extra_args=[*self._data_args, "--replicaof", first.host, str(first.port)],
+            ),
         ]
         """The data servers: the first master, then its replica (roles change on failover)."""
         config = (
