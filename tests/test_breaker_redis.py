@@ -564,3 +564,24 @@ async def test_a_server_that_lost_the_scripts_is_sent_them_again(
         assert not lease[0]  # still open: no probe yet
     assert shared.stats.errors == 0
     await shared.aclose()
+
+
+def test_a_reset_withdraws_its_own_opening_and_leaves_a_longer_one_of_another(
+    state: RedisBreakerState, redis_client: redis.Redis, clock: ManualClock
+) -> None:
+    first = process(state, clock)
+    trip(first)
+    assert redis_client.exists(OPEN_KEY)
+    first.reset()
+    assert not redis_client.exists(OPEN_KEY)  # withdrawn: nobody adopts it any more
+    with pytest.raises(VendorDown):
+        first.call(fail)
+    assert first.state is CLOSED  # one failure of two: not its own old opening again
+
+    second = CircuitBreaker("vendor", config(timeout=90.0), clock=clock, shared=state)
+    trip(second)  # another process's opening: 90 s
+    with pytest.raises(VendorDown):
+        first.call(fail)  # adopts it
+    assert first.state is OPEN
+    first.reset()
+    assert 89_000 < redis_client.pttl(OPEN_KEY) <= 90_000  # another's opening stays

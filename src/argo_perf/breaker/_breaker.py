@@ -128,7 +128,7 @@ class CircuitBreaker:
             raise ConfigError("config", config, "must be a CircuitBreakerConfig")
         check_shared(shared)
         check_listeners(listeners)
-        self.name = name
+        self._name = name
         self.config = config
         self._clock: Clock = _given_or_system(clock)
         self._now: Callable[[], float] = self._clock.monotonic
@@ -203,6 +203,12 @@ class CircuitBreaker:
         not called.
         """
         return cast(AsyncCall, call_function(self._async_path, is_async=True))
+
+    @property
+    def name(self) -> str:
+        """The dependency's name, as given (read-only: errors, logs, stats and the
+        shared state all use it)."""
+        return self._name
 
     # -- state and control --------------------------------------------------------
 

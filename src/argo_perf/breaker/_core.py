@@ -70,7 +70,9 @@ class CircuitBreakerConfig:
             its permit back (default 60.0).
         failure_types: exception types that count as failures (default
             ``(Exception,)``); other exceptions count as successes (the
-            dependency answered), as in resilience4j.
+            dependency answered), as in resilience4j, except those that are
+            not `Exception`s (cancellation, interrupts, a stream closed
+            early), which count for nothing.
         ignored_types: exception types that count for nothing (default
             ``CancelledError``, ``KeyboardInterrupt``, ``GeneratorExit``);
             checked before ``failure_types``.
@@ -261,12 +263,20 @@ class BreakerCore:
     # -- judgement ----------------------------------------------------------------
 
     def judge_error(self, error: BaseException) -> Outcome:
-        """Classify an exception: ignored types first, then failure types, else success."""
+        """Classify an exception: ignored types first, then failure types, else success.
+
+        "Else success" is for exceptions the dependency answered with. A
+        `BaseException` that is not an `Exception` (a cancellation, an
+        interrupt, a stream closed early) is an answer of nobody: it counts for
+        nothing unless ``failure_types`` names it, whatever ``ignored_types`` is.
+        """
         config = self._config
         if isinstance(error, config.ignored_types):
             return Outcome.IGNORED
         if isinstance(error, config.failure_types):
             return Outcome.FAILURE
+        if not isinstance(error, Exception):
+            return Outcome.IGNORED
         return Outcome.SUCCESS
 
     def judge_result(self, result: object) -> Outcome:

@@ -83,6 +83,7 @@ _PUBLISH = _Script.load("publish_open")
 _ACQUIRE = _Script.load("acquire_probe")
 _RELEASE = _Script.load("release_probe")
 _REMAINING = _Script.load("open_remaining")
+_WITHDRAW = _Script.load("withdraw_open")
 
 
 class _NoReply:
@@ -200,11 +201,20 @@ class RedisBreakerState:
 
     # -- sync ---------------------------------------------------------------------
 
-    def publish_open(self, name: str, token: str, seconds: float) -> None:
-        """Tell the other processes the circuit is open for ``seconds`` (never shortens)."""
+    def publish_open(self, name: str, token: str, seconds: float) -> int:
+        """Tell the other processes the circuit is open for ``seconds`` (never shortens).
+
+        Returns the open-until instant published (Redis time, ms), 0 when Redis
+        was not reached.
+        """
         ms = _millis(seconds)
-        if ms is not None:
-            self._request(_PUBLISH, self._keys(name), [ms, token])
+        if ms is None:
+            return 0
+        return _instant(self._request(_PUBLISH, self._keys(name), [ms, token]))
+
+    def withdraw_open(self, name: str, token: str, until: int) -> None:
+        """Withdraw the opening published as ``until`` if still in force; free the lease."""
+        self._request(_WITHDRAW, self._keys(name), [until, token])
 
     def open_remaining(self, name: str) -> float | None:
         """Seconds the circuit stays open according to another process, or None."""
@@ -240,11 +250,12 @@ class RedisBreakerState:
 
     # -- asyncio ------------------------------------------------------------------
 
-    async def publish_open_async(self, name: str, token: str, seconds: float) -> None:
+    async def publish_open_async(self, name: str, token: str, seconds: float) -> int:
         """The asyncio form of `publish_open`."""
         ms = _millis(seconds)
-        if ms is not None:
-            await self._request_async(_PUBLISH, self._keys(name), [ms, token])
+        if ms is None:
+            return 0
+        return _instant(await self._request_async(_PUBLISH, self._keys(name), [ms, token]))
 
     async def open_remaining_async(self, name: str) -> float | None:
         """The asyncio form of `open_remaining`."""
@@ -373,3 +384,8 @@ def _millis(seconds: float) -> int | None:
     if not 0 < seconds < math.inf:
         return None
     return max(1, math.ceil(seconds * 1000))
+
+
+def _instant(reply: object) -> int:
+    """A published open-until instant (ms), or 0 for anything else (no reply)."""
+    return reply if type(reply) is int and reply > 0 else 0

@@ -33,6 +33,7 @@ _IGNORED = Outcome.IGNORED
 _LOCAL_TRIPS = frozenset({"tripped", "probe failed"})
 _PUBLISH = "publish"
 _RELEASE = "release"
+_WITHDRAW = "withdraw"
 
 
 class SharedCircuit:
@@ -54,6 +55,7 @@ class SharedCircuit:
         "_cut_off",
         "_name",
         "_notify",
+        "_published",
         "_shared",
         "_telling",
         "_token",
@@ -73,6 +75,9 @@ class SharedCircuit:
         self._core = core
         self._name = name
         self._token = os.urandom(8).hex()
+        # The open-until instant (Redis time, ms) of this breaker's latest
+        # published opening, 0 for none: a reset withdraws it while it is in force.
+        self._published = 0
         self.probe_timeout = probe_timeout
         self._notify = notify
         self._telling = telling
@@ -232,10 +237,19 @@ class SharedCircuit:
             for transition in self._core.take_pending():
                 effect = _redis_effect(transition)
                 if effect is _PUBLISH:
-                    shared.publish_open(self._name, self._token, transition.open_for)
+                    self._published = shared.publish_open(
+                        self._name, self._token, transition.open_for
+                    )
+                elif effect is _WITHDRAW:
+                    shared.withdraw_open(self._name, self._token, self._take_published())
                 elif effect is _RELEASE:
                     shared.release_probe(self._name, self._token)
                 self._notify(transition)
+
+    def _take_published(self) -> int:
+        """The opening to withdraw (0 for none); withdrawn once."""
+        until, self._published = self._published, 0
+        return until
 
     async def _announce_async(self) -> None:
         shared = self._shared
@@ -244,8 +258,10 @@ class SharedCircuit:
             effect = _redis_effect(transition)
             try:
                 if effect is _PUBLISH:
-                    await shared.publish_open_async(self._name, self._token, transition.open_for)
-                elif effect is _RELEASE:
+                    self._published = await shared.publish_open_async(
+                        self._name, self._token, transition.open_for
+                    )
+                elif effect is _RELEASE:  # (a reset, which withdraws, is told by `announce`)
                     await shared.release_probe_async(self._name, self._token)
             except BaseException:
                 # Cancelled while talking to Redis: the listeners still hear of
@@ -257,7 +273,10 @@ class SharedCircuit:
 
 
 def _redis_effect(transition: Transition) -> str | None:
-    """What a transition tells the other processes: publish an opening, free the lease, nothing."""
+    """What a transition tells the other processes: publish or withdraw an opening, free
+    the lease, or nothing."""
+    if transition.new is _CLOSED and transition.reason == "reset":
+        return _WITHDRAW  # our own opening, if still in force, and our lease
     if transition.new is _OPEN and transition.reason in _LOCAL_TRIPS:
         return _PUBLISH  # a trip of our own (not one learned from Redis)
     if transition.old is _HALF_OPEN and transition.new is _CLOSED:
