@@ -270,11 +270,20 @@ class CacheCore:
                 memory[key] = entry
 
     def recall(self, key: str) -> Entry | None:
+        """The in-process entry of ``key``, marked as just used; None when there is none.
+
+        Every read path past the fresh-hit fast path (`hit`) comes here: a key
+        read through `get_many`, `get_with_meta`, `get_or_set` or `cached` is
+        as recently used as one read through `get`.
+        """
         memory = self._memory
         if memory is None:
             return None
         with self._lock:
-            return memory.get(key)
+            entry = memory.get(key)
+            if entry is not None:
+                memory.move_to_end(key)
+            return entry
 
     def forget(self, key: str) -> None:
         memory = self._memory
