@@ -1741,3 +1741,27 @@ def test_doctests(module: Any) -> None:
     result = doctest.testmod(module)
     assert result.failed == 0
     assert result.attempted > 0
+
+
+def test_a_partial_is_cached_only_with_a_key_of_its_own() -> None:
+    import functools
+
+    def quote(symbol: str) -> float:
+        return {"AAPL": 231.5, "MSFT": 410.0}[symbol]
+
+    cache = RedisCache(maxsize=16)
+    # Two partials share a name and take no arguments: a default key would mix them up.
+    with pytest.raises(ConfigError, match="key"):
+        resilient("massive", cache=cache)(functools.partial(quote, "AAPL"))
+    aapl = resilient("massive", cache=cache, key=lambda: "AAPL")(functools.partial(quote, "AAPL"))
+    msft = resilient("massive", cache=cache, key=lambda: "MSFT")(functools.partial(quote, "MSFT"))
+    assert (aapl(), msft(), aapl()) == (231.5, 410.0, 231.5)
+
+
+async def test_an_object_with_an_async_call_is_an_async_function() -> None:
+    class Quote:
+        async def __call__(self, symbol: str) -> float:
+            return 231.5
+
+    fetch = resilient("massive", retry=2)(Quote())
+    assert await fetch("AAPL") == 231.5

@@ -644,28 +644,6 @@ def test_retry_if_exception_message_matches_an_empty_message(
     assert boom.attempts == 1
 
 
-# tenacity: TestDecoratorWrapper.test_retry_if_not_exception_message,
-# test_retry_if_not_exception_message_match, test_retry_if_not_exception_message_empty_message
-@pytest.mark.parametrize(
-    "strategy",
-    [
-        retry_if_not_exception_message(message=CUSTOM_MESSAGE),
-        retry_if_not_exception_message(match=CUSTOM_MESSAGE[:3] + ".*"),
-    ],
-    ids=["message", "match"],
-)
-def test_retry_if_not_exception_message_retries_other_errors_only(
-    face: Face, clock: ManualClock, strategy: retry_if_not_exception_message
-) -> None:
-    fetch = face.retrying(clock, retry=strategy)
-    custom = Vendor(clock, custom_errors(2))
-    with pytest.raises(CustomError):
-        fetch(custom)
-    assert custom.attempts == 1
-
-    assert fetch(Vendor(clock, io_errors(3))) is True
-
-
 # tenacity: TestDecoratorWrapper.test_retry_if_exception_cause_type
 def test_retry_if_exception_cause_type_retries_errors_caused_by_that_type(
     face: Face, clock: ManualClock
@@ -835,13 +813,8 @@ def test_strategies_that_retry_a_returned_value_are_refused(strategy: Any) -> No
 
 
 # tenacity: TestDecoratorWrapper.test_retry_if_not_exception_message_delay (it retries
-# every returned value until the message comes). Ours, documented: such strategies are refused.
-@pytest.mark.xfail(
-    strict=True,
-    reason="retry_if_not_exception_message and retry_always retry returned values in tenacity "
-    "but are accepted: docs/resilient.md refuses 'strategies that retry on a returned value' "
-    "with a ConfigError; instead the first returned value is silently the answer",
-)
+# every returned value until the message comes) and retry_always. Ours, documented: such
+# strategies are refused (retry_if_exception(lambda e: ...) retries failures only).
 @pytest.mark.parametrize(
     "strategy",
     [retry_if_not_exception_message(message=NAME_MESSAGE), retry_always],
@@ -1038,12 +1011,6 @@ def test_after_log_says_the_attempt_and_the_clocks_seconds(
 # tenacity: test_asyncio.py (AsyncRetrying awaits async def hooks) with
 # TestBeforeAfterAttempts.test_after_attempts, test_before_sleep. Ours: an async def
 # hook on an async def function must run, or be refused like a coroutine strategy.
-@pytest.mark.xfail(
-    strict=True,
-    reason="an async def after/before_sleep hook is called but never awaited (its body never "
-    "runs, only 'coroutine was never awaited' warnings), and not refused: docs/resilient.md "
-    "says the hooks run for async def functions and refuses coroutine strategies only",
-)
 @pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 async def test_async_def_hooks_are_awaited_or_refused(clock: ManualClock) -> None:
     seen: list[tuple[str, int]] = []
@@ -1144,12 +1111,6 @@ def test_the_signature_keeps_the_arguments_defaults(clock: ManualClock) -> None:
 
 
 # tenacity: TestDecoratorWrapper.test_retry_function_object (and a functools.partial)
-@pytest.mark.xfail(
-    strict=True,
-    reason="a callable object or functools.partial passes resilient's callable() check, then "
-    "decoration fails with AttributeError (default_key reads fn.__qualname__, even without "
-    "cache=): the docs promise a ConfigError naming fn for anything that is not a function",
-)
 @pytest.mark.parametrize("kind", ["object", "partial"])
 def test_a_callable_object_is_decorated_or_refused_with_a_config_error(
     clock: ManualClock, kind: str

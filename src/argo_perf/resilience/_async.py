@@ -24,7 +24,7 @@ from ..ratelimit import RedisTokenBucket
 from ._plan import Call, Ends, Found, Plan, dress, from_cache, token_at_hand
 from ._result import ResilientResult
 from ._retry import RetryRun
-from ._steps import SLEEP, TOKEN, WAIT_TIME, Steps, admission, retries
+from ._steps import HOOK, SLEEP, TOKEN, WAIT_TIME, Steps, admission, retries
 
 __all__ = ["build_async", "timed_async"]
 
@@ -81,12 +81,14 @@ def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., 
         failure: Exception | None = None
         while True:
             try:
-                kind, seconds = steps.send(reply) if failure is None else steps.throw(failure)
+                kind, arg = steps.send(reply) if failure is None else steps.throw(failure)
             except StopIteration as done:
                 return done.value
             reply = failure = None
             if kind is SLEEP:
-                await clock.sleep_async(seconds)
+                await clock.sleep_async(arg)
+            elif kind is HOOK:
+                await arg  # what an async def retry hook returned
             elif kind is TOKEN:
                 assert bucket is not None
                 reply = await bucket.acquire_async(1, max_wait)  # counted once: see token_at_hand
@@ -133,13 +135,14 @@ def build_async(fn: Callable[..., Awaitable[Any]], plan: Plan) -> Callable[..., 
 
     ends = Ends(plan)
     cache = cast(AsyncRedisCache | None, plan.cache)
-    make_key = plan.key if plan.key is not None else default_key(fn)
+    # The default key only with a cache: a callable object has no name to key by.
+    make_key = plan.key or (default_key(fn) if cache is not None else None)
     ttl_for = ttl_of_call(plan.ttl)
     fallback = plan.fallback
 
     async def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Found:
         call = Call()
-        key = "" if cache is None else make_key(*args, **kwargs)
+        key = "" if make_key is None else make_key(*args, **kwargs)
         try:
             if cache is None:
                 return ends.found((await call_source(args, kwargs, call), "ok", False, 0.0), call)

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ._async import build_async
 from ._plan import DEFAULT_MAX_WAIT, Plan, build_plan, track
 from ._result import AsyncResilientFunction, ResilientFunction, method_or_function
+from ._retry import async_hooks, is_async_callable
 from ._sync import build_sync
 
 if TYPE_CHECKING:
@@ -62,8 +63,15 @@ class Resilience:
     def __call__(self, fn: Callable[P, Any]) -> Any:
         """Decorate ``fn``, keeping its signature, name and docstring.
 
+        ``fn`` may also be a callable object or a `functools.partial` (an
+        object whose ``__call__`` is ``async def`` is decorated as a coroutine
+        function); to cache its results, give ``key=``: its name and the call's
+        arguments do not tell them apart.
+
         Raises:
-            ConfigError: ``fn`` is not a function, is a generator function, or
+            ConfigError: ``fn`` is not callable, is a generator function, is
+                not a function and ``cache=`` has no ``key=``, has an
+                ``async def`` retry hook while it is sync, or
                 does not fit the configuration: an ``async def`` function with a
                 `RedisCache` (use `AsyncRedisCache`), a sync one with an
                 `AsyncRedisCache`, or a sync one with an ``async def`` fallback.
@@ -75,8 +83,14 @@ class Resilience:
             raise ConfigError(
                 "fn", fn, "must return a value: generator functions cannot be retried or cached"
             )
-        is_async = inspect.iscoroutinefunction(fn)
+        is_async = is_async_callable(fn)
         cache = plan.cache
+        if cache is not None and plan.key is None and not inspect.isfunction(fn):
+            # A callable object or a functools.partial: its name and the call's
+            # arguments do not tell its results apart (the bound ones are not seen).
+            raise ConfigError(
+                "key", None, f"must be given to cache the results of {fn!r}, not a function"
+            )
         if is_async and isinstance(cache, RedisCache):
             raise ConfigError("cache", cache, "must be an AsyncRedisCache for an async function")
         if not is_async and isinstance(cache, AsyncRedisCache):
@@ -85,6 +99,9 @@ class Resilience:
             raise ConfigError(
                 "fallback", plan.fallback, "must be a sync function for a sync function"
             )
+        if not is_async:
+            for name, hook in async_hooks(plan.retry):
+                raise ConfigError(name, hook, "must be a sync function for a sync function")
         wrapper = build_async(fn, plan) if is_async else build_sync(fn, plan)
         track(plan)
         return method_or_function(wrapper, fn)

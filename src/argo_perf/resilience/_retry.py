@@ -9,7 +9,7 @@ the injected clock. A call whose first attempt succeeds never builds a
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,9 @@ from tenacity import (
     Retrying,
     TryAgain,
     retry_all,
+    retry_always,
     retry_any,
+    retry_if_not_exception_message,
     retry_if_not_result,
     retry_if_result,
     retry_unless_exception_type,
@@ -35,11 +37,18 @@ from .. import _validate
 from ..breaker import retry_after_of
 from ..errors import CircuitOpenError, ConfigError
 
-__all__ = ["RetryPlan", "RetryRun", "retry_plan"]
+__all__ = ["RetryPlan", "RetryRun", "async_hooks", "is_async_callable", "retry_plan"]
 
 # Strategies that retry on a returned value: the happy path never shows them
 # a value (a first attempt that returns is the answer), so they are refused.
-_RESULT_STRATEGIES = (retry_if_result, retry_if_not_result, retry_unless_exception_type)
+# tenacity's retry_if_not_exception_message and retry_always retry a returned
+# value whatever it is.
+_RESULT_STRATEGIES = (
+    retry_if_result,
+    retry_if_not_result,
+    retry_unless_exception_type,
+    retry_if_not_exception_message,
+)
 
 
 def default_wait() -> Callable[[RetryCallState], float]:
@@ -61,7 +70,7 @@ class RetryPlan:
 
 
 def _result_based(strategy: object) -> bool:
-    if isinstance(strategy, _RESULT_STRATEGIES):
+    if isinstance(strategy, _RESULT_STRATEGIES) or strategy is retry_always:
         return True
     if isinstance(strategy, (retry_any, retry_all)):
         return any(_result_based(inner) for inner in strategy.retries)
@@ -90,9 +99,7 @@ def retry_plan(value: object, max_wait: float) -> RetryPlan | None:
         return None
     strategies = {"retry": value.retry, "stop": value.stop, "wait": value.wait}
     for name, strategy in strategies.items():
-        if inspect.iscoroutinefunction(strategy) or inspect.iscoroutinefunction(
-            type(strategy).__call__
-        ):
+        if is_async_callable(strategy):
             raise ConfigError(f"retry.{name}", strategy, "must be a sync tenacity strategy")
     if _result_based(value.retry):
         raise ConfigError(
@@ -123,6 +130,21 @@ def retry_plan(value: object, max_wait: float) -> RetryPlan | None:
     )
 
 
+def is_async_callable(obj: object) -> bool:
+    """An ``async def`` function (or partial of one), or an object whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(obj) or (
+        callable(obj) and inspect.iscoroutinefunction(type(obj).__call__)
+    )
+
+
+def async_hooks(plan: RetryPlan | None) -> list[tuple[str, object]]:
+    """The ``async def`` hooks (``after``, ``before_sleep``) of ``plan``, by name."""
+    if plan is None:
+        return []
+    hooks = {"retry.after": plan.after, "retry.before_sleep": plan.before_sleep}
+    return [(name, hook) for name, hook in hooks.items() if is_async_callable(hook)]
+
+
 class RetryRun:
     """The retries of one call, begun at its first failure: tenacity's `RetryCallState`.
 
@@ -130,7 +152,7 @@ class RetryRun:
     what it returns, then calls `next_attempt` before trying again.
     """
 
-    __slots__ = ("plan", "state")
+    __slots__ = ("awaiting", "plan", "state")
 
     def __init__(
         self,
@@ -144,6 +166,8 @@ class RetryRun:
         state = RetryCallState(plan.retrying, fn, args, kwargs)
         state.start_time = started  # the injected clock's time, so stop_after_delay uses it
         self.state = state
+        # What ``async def`` hooks returned, for the asyncio face to await (in order).
+        self.awaiting: list[Awaitable[Any]] = []
 
     def wait_after(self, error: Exception, now: float) -> float | None:
         """Seconds to wait before the next attempt, or None: raise ``error``, no more attempts.
@@ -164,7 +188,7 @@ class RetryRun:
         if not isinstance(error, TryAgain) and not plan.retry(state):
             return None
         if plan.after is not None:
-            plan.after(state)
+            self._hook(plan.after)
         wait = float(plan.wait(state))
         hinted = retry_after_of(error)
         if hinted is not None:
@@ -177,8 +201,18 @@ class RetryRun:
         state.next_action = RetryAction(wait)
         state.idle_for += wait
         if plan.before_sleep is not None:
-            plan.before_sleep(state)
+            self._hook(plan.before_sleep)
         return wait
+
+    def _hook(self, hook: Callable[[RetryCallState], Any]) -> None:
+        result = hook(self.state)
+        if inspect.isawaitable(result):
+            self.awaiting.append(result)
+
+    def take_awaiting(self) -> list[Awaitable[Any]]:
+        """What the hooks of the last `wait_after` returned to be awaited (asyncio face)."""
+        awaiting, self.awaiting = self.awaiting, []
+        return awaiting
 
     def next_attempt(self) -> None:
         """Count the attempt about to be made."""

@@ -12,6 +12,7 @@ directly and the asyncio face with ``await``:
 | `(TOKEN, 0.0)` | takes a token, waiting at most ``max_wait`` | True when granted |
 | `(WAIT_TIME, 0.0)` | asks the bucket how long until a token | the seconds |
 | `(ATTEMPT, 0.0)` | makes one attempt | its value, or its error thrown in |
+| `(HOOK, awaitable)` | awaits what an ``async def`` hook returned (asyncio) | None |
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from ..errors import RateLimitExceeded
 from ._plan import moved_since, refused_when_open, rejection
 from ._retry import RetryRun
 
-__all__ = ["ATTEMPT", "SLEEP", "TOKEN", "WAIT_TIME", "Steps", "admission", "retries"]
+__all__ = ["ATTEMPT", "HOOK", "SLEEP", "TOKEN", "WAIT_TIME", "Steps", "admission", "retries"]
 
 SLEEP = "sleep"
 TOKEN = "token"
 WAIT_TIME = "wait_time"
 ATTEMPT = "attempt"
+HOOK = "hook"
 
-Steps: TypeAlias = Generator[tuple[str, float], Any, Any]
+Steps: TypeAlias = Generator[tuple[str, Any], Any, Any]
 
 _OPEN = CircuitState.OPEN
 
@@ -68,6 +70,8 @@ def retries(
     """
     while True:
         wait = run.wait_after(error, now())
+        for awaitable in run.take_awaiting():  # async def after / before_sleep hooks
+            yield HOOK, awaitable
         if wait is None:
             raise error
         yield SLEEP, wait

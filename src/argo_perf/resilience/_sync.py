@@ -21,7 +21,7 @@ from ..cache._decorator import default_key, ttl_of_call
 from ._plan import Call, Ends, Found, Plan, dress, from_cache, token_at_hand
 from ._result import ResilientResult
 from ._retry import RetryRun
-from ._steps import SLEEP, TOKEN, WAIT_TIME, Steps, admission, retries
+from ._steps import HOOK, SLEEP, TOKEN, WAIT_TIME, Steps, admission, retries
 
 __all__ = ["build_sync", "timed"]
 
@@ -106,6 +106,10 @@ def timed(fn: Callable[..., Any], seconds: float, source: str) -> Callable[..., 
     return attempt
 
 
+def _nothing() -> None:
+    pass
+
+
 def build_sync(fn: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
     """The wrapper of the sync function ``fn`` (with ``with_meta``), following ``plan``."""
     source = plan.source
@@ -124,12 +128,16 @@ def build_sync(fn: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
         failure: Exception | None = None
         while True:
             try:
-                kind, seconds = steps.send(reply) if failure is None else steps.throw(failure)
+                kind, arg = steps.send(reply) if failure is None else steps.throw(failure)
             except StopIteration as done:
                 return done.value
             reply = failure = None
             if kind is SLEEP:
-                clock.sleep(seconds)
+                clock.sleep(arg)
+            elif kind is HOOK:
+                # A sync hook that returned an awaitable (async def hooks are refused
+                # on sync functions): nothing here can await it.
+                getattr(arg, "close", _nothing)()
             elif kind is TOKEN:
                 assert bucket is not None
                 reply = bucket.acquire(1, max_wait)  # counted once: see token_at_hand
@@ -174,13 +182,14 @@ def build_sync(fn: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
 
     ends = Ends(plan)
     cache = cast(RedisCache | None, plan.cache)
-    make_key = plan.key if plan.key is not None else default_key(fn)
+    # The default key only with a cache: a callable object has no name to key by.
+    make_key = plan.key or (default_key(fn) if cache is not None else None)
     ttl_for = ttl_of_call(plan.ttl)
     fallback = plan.fallback
 
     def resolve(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Found:
         call = Call()
-        key = "" if cache is None else make_key(*args, **kwargs)
+        key = "" if make_key is None else make_key(*args, **kwargs)
         try:
             if cache is None:
                 return ends.found((call_source(args, kwargs, call), "ok", False, 0.0), call)
