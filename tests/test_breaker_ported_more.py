@@ -845,11 +845,6 @@ def test_the_decorator_takes_no_arguments(clock: ManualClock) -> None:
 
 
 # aiobreaker: test_decorator_positional_arguments (`@breaker(True)` raises TypeError).
-@pytest.mark.xfail(
-    strict=True,
-    reason="the decorator accepts a non-callable; each call of the wrapper then raises "
-    "TypeError ('bool' object is not callable) and counts it as a vendor failure",
-)
 def test_decorating_something_that_is_not_callable_is_refused(clock: ManualClock) -> None:
     breaker = CircuitBreaker("aiobreaker", clock=clock)
     with pytest.raises((TypeError, ConfigError)):
@@ -857,11 +852,6 @@ def test_decorating_something_that_is_not_callable_is_refused(clock: ManualClock
 
 
 # aiobreaker: test_double_count (calling a decorated function through call)
-@pytest.mark.xfail(
-    strict=True,
-    reason="a function decorated by a breaker and called through the same breaker's "
-    "call/call_async is judged twice: one failure counts two",
-)
 @pytest.mark.parametrize("via", ["call", "call_async"])
 async def test_calling_a_decorated_function_through_call_counts_one_failure(
     via: str, clock: ManualClock
@@ -889,12 +879,6 @@ async def test_calling_a_decorated_function_through_call_counts_one_failure(
 
 # aiobreaker: test_double_count, in half-open: the outer call holds the only probe
 # permit, so the inner one is rejected, and that rejection fails the probe.
-@pytest.mark.xfail(
-    strict=True,
-    reason="a probe that goes through the same breaker twice (call/with around a "
-    "decorated function) is rejected by its own permit; the CircuitOpenError counts as "
-    "the probe's failure, so the circuit reopens every time and never closes",
-)
 @pytest.mark.parametrize("via", ["call", "call_async", "with", "async with"])
 async def test_a_decorated_function_called_through_its_breaker_can_probe_and_close(
     via: str, clock: ManualClock

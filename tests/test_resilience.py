@@ -297,8 +297,14 @@ def test_a_circuit_opened_and_half_open_after_a_long_backoff_stops_the_retries(
     attempts: list[float] = []
 
     def open_meanwhile(state: Any) -> None:  # another caller's failure during the backoff
-        with contextlib.suppress(VendorDown):
-            breaker.call(_fail)
+        # Another thread: a call made here, inside this call, would be part of it.
+        def fail_elsewhere() -> None:
+            with contextlib.suppress(VendorDown):
+                breaker.call(_fail)
+
+        other = threading.Thread(target=fail_elsewhere)
+        other.start()
+        other.join()
 
     retry = Retrying(stop=stop_after_attempt(3), wait=wait_fixed(10.0), before_sleep=open_meanwhile)
 

@@ -27,14 +27,22 @@ from typing_extensions import ParamSpec, Self
 
 from ..clock import Clock, _given_or_system
 from ..errors import ConfigError, _Rejection
-from ._core import REJECTED, BreakerCore, CircuitBreakerConfig, CircuitState, Transition
+from ._core import (
+    ENTERED,
+    NESTED,
+    REJECTED,
+    BreakerCore,
+    CircuitBreakerConfig,
+    CircuitState,
+    Transition,
+)
 from ._listeners import Listener, check_listeners
 from ._permit import Permit
 from ._policy import Outcome
 from ._sharing import SharedCircuit, check_shared
 from ._stats import BreakerMetrics, BreakerStats
 from ._streams import wrap_async_generator, wrap_generator
-from ._wrapper import CallPath, call_function, wrap
+from ._wrapper import CallPath, call_function, nested_failure, wrap
 
 if TYPE_CHECKING:
     from ._shared import RedisBreakerState
@@ -145,7 +153,7 @@ class CircuitBreaker:
         self._link: SharedCircuit | None = None
         if shared is not None:
             self._link = SharedCircuit(
-                shared, core, name, config.probe_timeout, self._notify, self._telling
+                shared, core, name, config.probe_timeout, self._notify, self._telling, self._held
             )
         # The call paths, `call` and `call_async` are built on first use (cached
         # properties): a registry of thousands of breakers, each called through
@@ -337,6 +345,10 @@ class CircuitBreaker:
             ... async def fetch_quote(symbol: str) -> dict[str, float]:
             ...     return {"price": 1.0}
         """
+        if not callable(fn):
+            raise ConfigError("fn", fn, "must be callable")
+        if getattr(fn, "breaker", None) is self:
+            return fn  # decorated by this breaker already: one layer judges it
         wrapper: Callable[P, Any]
         if inspect.isgeneratorfunction(fn):
             wrapper = wrap_generator(fn, self._sync_path)
@@ -457,6 +469,8 @@ class CircuitBreaker:
 
     def _admit_local(self, now: float) -> int:
         core = self._core
+        if core in ENTERED.get() or self._held.get() is not None:
+            return NESTED  # inside a call (or a ``with`` block) of this breaker already
         ticket = core.admit(now)
         if core.pending:
             self._announce()
@@ -465,7 +479,10 @@ class CircuitBreaker:
     # -- settlement ---------------------------------------------------------------
 
     def _settle_error(self, ticket: int, error: BaseException, duration: float, now: float) -> None:
-        outcome, retry_after = self._core.judge_failure(error)
+        core = self._core
+        if nested_failure(ticket, core, self._held):
+            return  # a nested call on the fast path: the outer call judges the error
+        outcome, retry_after = core.judge_failure(error)
         self._settle(ticket, outcome, duration, now, retry_after)
 
     def _settle(

@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +176,18 @@ class Transition:
 
 _NORMAL, _FORCED_OPEN, _DISABLED = 0, 1, 2
 REJECTED = -1
+NESTED = -2
+"""The ticket of a call made inside another call admitted through the same breaker.
+
+A decorated function called through `call` or inside ``with breaker:``, or
+one decorated function calling another of the same breaker: past the fast
+path, the inner call runs on the outer call's admission and counts for
+nothing; the outer one is judged. (Without this, a half-open probe would be
+turned away by its own permit, and the circuit could never close.)
+"""
+
+ENTERED: ContextVar[tuple[BreakerCore, ...]] = ContextVar("argo_perf.breaker.entered", default=())
+"""The breakers (their cores) whose slow-path calls the current context is inside."""
 _MIN_RETRY_AFTER = 0.001
 """The least ``retry_after`` a rejection carries (seconds): a rejected caller always waits."""
 """What `BreakerCore.admit` returns for a rejected call."""
@@ -406,6 +419,8 @@ class BreakerCore:
         retry_after: float | None = None,
     ) -> None:
         """Record the outcome of the call admitted with ``ticket``; may change state."""
+        if ticket == NESTED:
+            return
         slow = self.slow_threshold is not None and duration >= self.slow_threshold
         with self._lock:
             self.calls += 1

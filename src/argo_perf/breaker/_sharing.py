@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ._core import REJECTED, BreakerCore, CircuitState, Transition
+from ._core import NESTED, REJECTED, BreakerCore, CircuitState, Transition
 from ._policy import Outcome
+from ._wrapper import nested_failure
 
 if TYPE_CHECKING:
     from ._shared import RedisBreakerState
@@ -53,6 +55,7 @@ class SharedCircuit:
     __slots__ = (
         "_core",
         "_cut_off",
+        "_held",
         "_name",
         "_notify",
         "_published",
@@ -70,6 +73,7 @@ class SharedCircuit:
         probe_timeout: float,
         notify: Callable[[Transition], None],
         telling: threading.RLock,
+        held: ContextVar[Any],
     ) -> None:
         self._shared = shared
         self._core = core
@@ -81,6 +85,7 @@ class SharedCircuit:
         self.probe_timeout = probe_timeout
         self._notify = notify
         self._telling = telling
+        self._held = held  # the breaker's ``with`` blocks (see `nested_failure`)
         # Probe tickets whose lease request Redis did not answer: their settlement
         # does not ask again, so one call waits for at most one socket timeout.
         self._cut_off: set[int] = set()
@@ -150,6 +155,8 @@ class SharedCircuit:
         self, ticket: int, outcome: Outcome, duration: float, now: float, retry_after: float | None
     ) -> None:
         """Settle the call of ``ticket``, then tell or ask the other processes."""
+        if ticket == NESTED:
+            return
         shared = self._shared
         if ticket in self._cut_off:
             self._settle_cut_off(ticket, outcome, duration, now, retry_after)
@@ -167,6 +174,8 @@ class SharedCircuit:
 
     def settle_error(self, ticket: int, error: BaseException, duration: float, now: float) -> None:
         """Judge ``error`` and settle the call of ``ticket`` with the verdict."""
+        if self._nested(ticket):
+            return
         outcome, retry_after = self._core.judge_failure(error)
         self.settle(ticket, outcome, duration, now, retry_after)
 
@@ -174,6 +183,8 @@ class SharedCircuit:
         self, ticket: int, outcome: Outcome, duration: float, now: float, retry_after: float | None
     ) -> None:
         """The asyncio form of `settle`."""
+        if ticket == NESTED:
+            return
         shared = self._shared
         if ticket in self._cut_off:
             self._settle_cut_off(ticket, outcome, duration, now, retry_after)
@@ -191,8 +202,15 @@ class SharedCircuit:
         self, ticket: int, error: BaseException, duration: float, now: float
     ) -> None:
         """The asyncio form of `settle_error`."""
+        if self._nested(ticket):
+            return
         outcome, retry_after = self._core.judge_failure(error)
         await self.settle_async(ticket, outcome, duration, now, retry_after)
+
+    def _nested(self, ticket: int) -> bool:
+        """A failure on the fast path inside another call of this breaker (see `_breaker`)."""
+        core = self._core
+        return nested_failure(ticket, core, self._held)
 
     def _settle_core(
         self, ticket: int, outcome: Outcome, duration: float, now: float, retry_after: float | None

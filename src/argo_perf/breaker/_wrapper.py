@@ -23,17 +23,20 @@ import functools
 import inspect
 import itertools
 import linecache
+import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._core import CircuitState
+from ._core import ENTERED, CircuitState
 
 if TYPE_CHECKING:
     from ._core import BreakerCore
     from ._policy import Outcome
 
-__all__ = ["CallPath", "call_function", "wrap"]
+__all__ = ["CallPath", "call_function", "nested_failure", "wrap"]
 
 _TEMPLATE = """\
 def _factory(_fn, _path):
@@ -64,12 +67,16 @@ def _factory(_fn, _path):
             raise _rejection(_name, _core.open_until - _start)
         _ticket = {await_}_admit(_start)
         _start = _now()
+        # Calls of this breaker made inside this one run on its admission (NESTED).
+        _entered = _ENTERED.set((*_ENTERED.get(), _core))
         try:
             _result = {await_}_fn({args})
         except BaseException as _error:
+            _ENTERED.reset(_entered)
             _end = _now()
             {await_}_settle_error(_ticket, _error, _end - _start, _end)
             raise
+        _ENTERED.reset(_entered)
         _end = _now()
         {await_}_settle(_ticket, _core.judge_result(_result), _end - _start, _end, None)
         return _result
@@ -82,9 +89,11 @@ def _factory(_fn, _path):
 _RESERVED = frozenset(
     {"_fn", "_path", "_core", "_now", "_admit", "_settle", "_settle_error", "_name"}
     | {"_rejection", "_OPEN", "_ticket", "_result", "_error", "_start", "_end", "_factory"}
+    | {"_ENTERED", "_entered"}
 )
 _GENERIC: tuple[str, str, dict[str, Any]] = ("*args, **kwargs", "*args, **kwargs", {})
 _serial = itertools.count()
+_FILENAME = "<argo_perf.breaker "
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +172,8 @@ def _factory(
         params=params,
         args=args,
     )
-    filename = f"<argo_perf.breaker {label} #{next(_serial)}>"
-    namespace: dict[str, Any] = dict(defaults)
+    filename = f"{_FILENAME}{label} #{next(_serial)}>"
+    namespace: dict[str, Any] = dict(defaults, _ENTERED=ENTERED)
     exec(compile(source, filename, "exec"), namespace)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     factory: Callable[[Any, CallPath], Callable[..., Any]] = namespace["_factory"]
@@ -201,3 +210,35 @@ def wrap(fn: Callable[..., Any], path: CallPath, *, is_async: bool) -> Callable[
         label=f"wrapper of {name}",
     )
     return factory(fn, path)
+
+
+def nested_failure(ticket: int, core: BreakerCore, held: ContextVar[Any]) -> bool:
+    """Whether a failure with ``ticket`` is judged by an outer call of ``core`` instead.
+
+    True for a call admitted on the fast path (closed: the ticket is the
+    core's generation) inside a ``with`` block of the breaker (``held`` set)
+    or inside another of its calls (`inside_another_call`).
+    """
+    return ticket == core.gen and (held.get() is not None or inside_another_call(core))
+
+
+def inside_another_call(core: BreakerCore) -> bool:
+    """Whether the failing call of ``core`` runs inside another call of ``core``.
+
+    For a failure on the fast path only (the slow path knows it from
+    ``ENTERED``, which the fast path does not pay for setting): a function
+    decorated by a breaker, called through the same breaker's `call`, or by
+    another function it decorates. The stack is read: two frames of ``core``'s
+    call paths, this call's and an outer one's, mean the outer one judges.
+    Python's frames of a running coroutine lead back to the one awaiting it,
+    so nested ``async def`` calls are found the same way.
+    """
+    seen = 0
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_FILENAME) and frame.f_locals.get("_core") is core:
+            seen += 1
+            if seen == 2:
+                return True
+        frame = frame.f_back
+    return False
