@@ -22,10 +22,11 @@ from pairs, ``exists``) plus a raw client to look at what Redis holds (``pttl``,
 own in-process tier, all share the session's Redis and one clock.
 ``get_or_load`` is ``get_or_set`` with an ``async def`` factory, typed for mypy.
 
-Three tests are strict xfails, defects found here: a namedtuple stored with the
-default JSON serializer comes back from Redis as a plain tuple, and mypy
---strict rejects two documented asyncio uses (``get_or_set`` with an ``async
-def`` factory; ``asyncio.run`` / ``create_task`` of a `cached` coroutine).
+Three tests hold defects found here and fixed: a namedtuple stored with the
+default JSON serializer came back from Redis as a plain tuple (subclasses of
+JSON types are now refused), and mypy --strict rejected two documented asyncio
+uses (``get_or_set`` with an ``async def`` factory; ``asyncio.run`` /
+``create_task`` of a `cached` coroutine).
 
 Not ported, having no meaning here:
 - add / set(exist=...) / increment / incr_bits / slice_incr / expire / get_expire
@@ -1130,11 +1131,6 @@ async def test_value_json_cannot_store_is_a_type_error_naming_it(
 # cashews test_serialize_collections_value: a namedtuple comes back as itself. With JSON,
 # the writer's in-process tier returns the namedtuple but every other process gets a plain
 # tuple from Redis (no TypeError at set), contrary to "what works without Redis works with it".
-@pytest.mark.xfail(
-    strict=True,
-    reason="JSON stores a namedtuple (any tuple/int/str/dict subclass) as its base type: "
-    "the writer's in-process tier returns a Quote, other processes a plain tuple",
-)
 async def test_namedtuple_comes_back_as_itself_or_is_refused_with_json(
     processes: Processes,
 ) -> None:
@@ -1415,11 +1411,6 @@ def _mypy_strict(tmp_path: Path, lines: list[str]) -> tuple[list[str], list[str]
 
 # cashews test_get_or_set_awaitable, under mypy: the documented use, get_or_set with an
 # ``async def`` factory, is typed as the factory's value.
-@pytest.mark.xfail(
-    strict=True,
-    reason="get_or_set's factory is Callable[[], Awaitable[T] | T]: with an async def and no "
-    "expected type, mypy infers T as Never (arg-type error, value needs an annotation)",
-)
 def test_type_checkers_see_an_async_factorys_value(tmp_path: Path) -> None:
     revealed, errors = _mypy_strict(
         tmp_path,
@@ -1438,11 +1429,6 @@ def test_type_checkers_see_an_async_factorys_value(tmp_path: Path) -> None:
 
 # cashews test_issue_382 (asyncio.run(get_item(...))), under mypy: calling a cached
 # ``async def`` gives a coroutine, which asyncio.run and asyncio.create_task accept.
-@pytest.mark.xfail(
-    strict=True,
-    reason="cached types a decorated async def as returning Awaitable[T], not a Coroutine: "
-    "asyncio.run(...) and asyncio.create_task(...) of a call are mypy errors",
-)
 def test_type_checkers_see_a_cached_coroutine(tmp_path: Path) -> None:
     revealed, errors = _mypy_strict(
         tmp_path,

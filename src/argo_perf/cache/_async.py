@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast, overload
 
 import redis.asyncio.cluster
 
@@ -160,6 +160,14 @@ class AsyncRedisCache(Face):
     async def clear(self, prefix: str = "") -> int:
         """See `RedisCache.clear`."""
         return cast(int, await self._run(ops.clear(self._core, prefix)))
+
+    @overload
+    async def get_or_set(
+        self, key: str, factory: Callable[[], Awaitable[T]], ttl: TTLArg = ...
+    ) -> T: ...
+
+    @overload
+    async def get_or_set(self, key: str, factory: Callable[[], T], ttl: TTLArg = ...) -> T: ...
 
     async def get_or_set(
         self, key: str, factory: Callable[[], Awaitable[T] | T], ttl: TTLArg = USE_DEFAULT

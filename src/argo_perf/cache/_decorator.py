@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeAlias, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec
@@ -141,7 +141,7 @@ def cached(
     cache: AsyncRedisCache,
     ttl: CachedTTL = ...,
     key: Callable[..., str] | None = ...,
-) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]: ...
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Coroutine[Any, Any, T]]]: ...
 
 
 def cached(

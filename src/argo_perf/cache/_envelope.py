@@ -57,8 +57,8 @@ class Serializer(Protocol):
 _TAG = "__argo_perf__"
 _UNSUPPORTED = (
     "the default serializer stores JSON types, Decimal, datetime, date, UUID, bytes and "
-    "tuples; pass serializer= a Serializer object (or serializer='pickle' with a "
-    "signing_key) to cache other types"
+    "tuples, not their subclasses (a namedtuple, an enum member); pass serializer= a "
+    "Serializer object (or serializer='pickle' with a signing_key) to cache other types"
 )
 
 
@@ -87,15 +87,10 @@ def _tag(value: Any) -> Any:
         return {_TAG: "uuid", "v": str(value)}
     if kind is bytes:
         return {_TAG: "bytes", "v": base64.b64encode(value).decode("ascii")}
-    # Subclasses of JSON's own types (IntEnum, StrEnum, OrderedDict ...) as json stores them.
-    if isinstance(value, (str, int, float)):
-        return value
-    if isinstance(value, dict):
-        return _tag_dict(value)
-    if isinstance(value, list):
-        return [_tag(item) for item in value]
-    if isinstance(value, tuple):
-        return {_TAG: "tuple", "v": [_tag(item) for item in value]}
+    # Subclasses (a namedtuple, an IntEnum or StrEnum member, an OrderedDict or
+    # defaultdict) are refused: JSON would bring them back from Redis as their
+    # base type while the in-process tier holds the object itself, so another
+    # process would read a plain tuple where this one reads `quote.price`.
     raise _unsupported(value)
 
 
@@ -103,8 +98,9 @@ def _tag_dict(value: dict[Any, Any]) -> Any:
     out = {}
     text_keys = True
     for key, item in value.items():
-        if not isinstance(key, str):
-            if not isinstance(key, (int, float)) and key is not None:
+        kind = type(key)
+        if kind is not str:
+            if kind is not int and kind is not float and kind is not bool and key is not None:
                 raise _unsupported(key, "a dict key")
             text_keys = False
         out[key] = _tag(item)
