@@ -231,3 +231,17 @@ def optional(rule: Callable[..., T], name: str, value: object, *args: object) ->
         return rule(name, value, *args)
     except ConfigError as exc:
         raise ConfigError(name, value, f"{exc.requirement} or None") from None
+
+
+def hash_tag(name: str, value: str) -> str:
+    """``value``, which goes between ``{`` and ``}`` as a Redis Cluster hash tag.
+
+    A value starting with ``}`` would leave the tag empty: Redis then hashes
+    each whole key, and a piece's keys land in different slots (every script
+    call fails with ``CROSSSLOT`` on a cluster).
+    """
+    if value.startswith("}"):
+        raise ConfigError(
+            name, value, "must not start with '}' (it would empty the Redis Cluster hash tag)"
+        )
+    return value

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, overload
 
 from typing_extensions import ParamSpec, Self
 
+from .. import _validate
 from ..clock import Clock, _given_or_system
 from ..errors import ConfigError, _Rejection
 from ._core import (
@@ -135,6 +136,8 @@ class CircuitBreaker:
         elif not isinstance(config, CircuitBreakerConfig):
             raise ConfigError("config", config, "must be a CircuitBreakerConfig")
         check_shared(shared)
+        if shared is not None:
+            _validate.hash_tag("name", name)  # the shared keys' hash tag
         check_listeners(listeners)
         self._name = name
         self.config = config

@@ -162,6 +162,7 @@ class RedisTokenBucket:
         url_or_client = _target_argument(url_or_client, client_or_url)
         if not isinstance(key, str) or not key:
             raise ConfigError("key", key, "must be a non-empty string")
+        check.hash_tag("key", key)
         if not isinstance(prefix, str):
             raise ConfigError("prefix", prefix, "must be a string")
         self.fallback_share = check.share("fallback_share", fallback_share)
