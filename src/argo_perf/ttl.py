@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from . import _validate
 from ._price import check_price, moved
@@ -250,7 +251,7 @@ class AdaptiveTTL:
         # ttl_for reads ``self.config`` once per call: one reference swap is atomic.
         self.config = config
 
-    def should_refresh(self, symbol: str, price: float) -> bool:
+    def should_refresh(self, symbol: str, price: float | Decimal | str) -> bool:
         """Whether ``price`` moved by at least ``refresh_threshold`` from the remembered price.
 
         The same rule as `ChangeGate.changed`: an exact 0.5 % move counts.
@@ -269,7 +270,7 @@ class AdaptiveTTL:
             self._store(symbol, value)
             return True
 
-    def remember(self, symbol: str, price: float) -> None:
+    def remember(self, symbol: str, price: float | Decimal | str) -> None:
         """Remember ``price`` as the one the cached value for ``symbol`` was computed from.
 
         Raises:

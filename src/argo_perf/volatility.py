@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 
 from . import _validate
 from ._price import check_price
@@ -124,7 +125,9 @@ class VolatilityTracker:
         # and is_high sits on every cache write.
         self._states: OrderedDict[str, _State] = OrderedDict()
 
-    def observe(self, symbol: str, price: float, ts: datetime | None = None) -> float:
+    def observe(
+        self, symbol: str, price: float | Decimal | str, ts: datetime | None = None
+    ) -> float:
         """Record ``price`` for ``symbol`` at ``ts`` (default: now); return the new volatility.
 
         An observation not later than the symbol's latest is ignored (late

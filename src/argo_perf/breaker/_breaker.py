@@ -71,7 +71,7 @@ class AsyncCall(Protocol):
 
     def __call__(
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> Awaitable[R]: ...
+    ) -> Coroutine[Any, Any, R]: ...
 
 
 class CircuitBreaker:

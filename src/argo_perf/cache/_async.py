@@ -130,6 +130,16 @@ class AsyncRedisCache(Face):
             return value
         return await self._run(ops.get(self._core, key, default))
 
+    @overload
+    async def get_with_meta(
+        self, key: str, factory: None = None, ttl: TTLArg = ...
+    ) -> CachedValue | None: ...
+
+    @overload
+    async def get_with_meta(
+        self, key: str, factory: Callable[[], Awaitable[Any] | Any], ttl: TTLArg = ...
+    ) -> CachedValue: ...
+
     async def get_with_meta(
         self,
         key: str,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast, overload
 
 import redis.cluster
 
@@ -212,6 +212,16 @@ class RedisCache(Face):
         if value is not MISSING:
             return value
         return self._run(ops.get(self._core, key, default))
+
+    @overload
+    def get_with_meta(
+        self, key: str, factory: None = None, ttl: TTLArg = ...
+    ) -> CachedValue | None: ...
+
+    @overload
+    def get_with_meta(
+        self, key: str, factory: Callable[[], Any], ttl: TTLArg = ...
+    ) -> CachedValue: ...
 
     def get_with_meta(
         self,

@@ -60,7 +60,8 @@ class RedisTokenBucket:
     with these properties:
 
     * waiting reservations are queued in Redis (a second key in the same
-      hash slot, ``{key}:queue``, present only while someone waits), so a
+      hash slot, ``{key}:queue``, present while someone waits and until 2 s after
+      the last of them is granted), so a
       cancelled waiter of any process gives its tokens back by the same rule
       as in `TokenBucket`, and `penalize` in any process holds
       back the waiters of every process;

@@ -67,6 +67,9 @@ class ResilientFunction(Protocol[P, R]):
     fresh, cached, stale or a fallback.
     """
 
+    __name__: str
+    __qualname__: str
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
 
     def with_meta(self, *args: P.args, **kwargs: P.kwargs) -> ResilientResult[R]:
@@ -94,6 +97,9 @@ class AsyncResilientFunction(Protocol[P, R]):
     ``await fn(*args, **kwargs)`` returns the value; ``await
     fn.with_meta(*args, **kwargs)`` returns a `ResilientResult`.
     """
+
+    __name__: str
+    __qualname__: str
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]: ...
 
