@@ -1163,7 +1163,7 @@ from typing_extensions import assert_type
 from argo_perf import AsyncRedisCache, CachedValue, RedisCache
 
 cache = RedisCache()
-assert_type(cache.get_with_meta("AAPL", lambda: 231.5), CachedValue)
+assert_type(cache.get_with_meta("AAPL", lambda: 231.5), CachedValue[float])
 print(cache.get_with_meta("AAPL", lambda: 231.5).source)  # the docstring's example
 
 acache = AsyncRedisCache()
@@ -1174,7 +1174,7 @@ async def fetch_price() -> float:
 
 
 async def main() -> None:
-    assert_type(await acache.get_with_meta("AAPL", fetch_price), CachedValue)
+    assert_type(await acache.get_with_meta("AAPL", fetch_price), CachedValue[float])
     print((await acache.get_with_meta("AAPL", fetch_price)).age)
 """
 
@@ -1391,6 +1391,8 @@ CLEAN: dict[str, str] = {
     "use_batch_scheduler.py": USE_BATCH_SCHEDULER,
     "use_market_metrics.py": USE_MARKET_METRICS,
     "use_testing.py": USE_TESTING,
+    "defect_batcher_exception_values.py": DEFECT_BATCHER_EXCEPTION_VALUES,
+    "defect_cached_value_any.py": DEFECT_CACHED_VALUE_ANY,
     "defect_call_async_coroutine.py": DEFECT_CALL_ASYNC_COROUTINE,
     "defect_get_with_meta_factory.py": DEFECT_GET_WITH_META_FACTORY,
     "defect_resilient_name.py": DEFECT_RESILIENT_NAME,
@@ -1410,12 +1412,6 @@ class Known:
 
 
 KNOWN: dict[str, Known] = {
-    "defect_cached_value_any.py": Known(
-        DEFECT_CACHED_VALUE_ANY, ('Expression is of type "Any", not "float"',)
-    ),
-    "defect_batcher_exception_values.py": Known(
-        DEFECT_BATCHER_EXCEPTION_VALUES, ('"float | Exception"',)
-    ),
     "defect_breaker_attribute.py": Known(
         DEFECT_BREAKER_ATTRIBUTE,
         ('has no attribute "breaker"', 'Expression is of type "Any", not "CircuitBreaker"'),
@@ -1498,28 +1494,6 @@ def test_mypy_checks_this_checkout_and_every_snippet(checked: Checked) -> None:
 @pytest.mark.parametrize("name", sorted(CLEAN))
 def test_documented_usage_type_checks(checked: Checked, name: str) -> None:
     checked.assert_clean(name)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="get_with_meta(key, factory).value is Any (CachedValue is not generic) where"
-    " get_or_set(key, factory) gives the factory's type: it should be CachedValue[T]",
-)
-def test_get_with_meta_value_has_the_factorys_type(checked: Checked) -> None:
-    checked.assert_clean("defect_cached_value_any.py")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Batcher(fetch_quotes) with the documented per-key errors (docs/batch.md: values"
-    " float | Exception, an exception value is raised) types load/load_async as"
-    " float | Exception; batch_fn should be matched as Mapping[K, V | BaseException] so they"
-    " return float",
-)
-def test_batcher_per_key_exceptions_are_not_values(checked: Checked) -> None:
-    checked.assert_clean("defect_batcher_exception_values.py")
 
 
 @pytest.mark.xfail(

@@ -344,7 +344,7 @@ class Batcher(Generic[K, V]):
     @overload
     def __init__(
         self,
-        batch_fn: Callable[[list[K]], Awaitable[Mapping[K, V]]],
+        batch_fn: Callable[[list[K]], Awaitable[Mapping[K, V | BaseException]]],
         *,
         max_size: int = ...,
         window: float = ...,
@@ -354,7 +354,7 @@ class Batcher(Generic[K, V]):
     @overload
     def __init__(
         self,
-        batch_fn: Callable[[list[K]], Mapping[K, V]],
+        batch_fn: Callable[[list[K]], Mapping[K, V | BaseException]],
         *,
         max_size: int = ...,
         window: float = ...,
@@ -363,7 +363,10 @@ class Batcher(Generic[K, V]):
 
     def __init__(
         self,
-        batch_fn: Callable[[list[K]], Mapping[K, V] | Awaitable[Mapping[K, V]]],
+        batch_fn: Callable[
+            [list[K]],
+            Mapping[K, V | BaseException] | Awaitable[Mapping[K, V | BaseException]],
+        ],
         *,
         max_size: int = 100,
         window: float = 0.005,

@@ -133,23 +133,27 @@ class AsyncRedisCache(Face):
     @overload
     async def get_with_meta(
         self, key: str, factory: None = None, ttl: TTLArg = ...
-    ) -> CachedValue | None: ...
+    ) -> CachedValue[Any] | None: ...
 
     @overload
     async def get_with_meta(
-        self, key: str, factory: Callable[[], Awaitable[Any] | Any], ttl: TTLArg = ...
-    ) -> CachedValue: ...
+        self, key: str, factory: Callable[[], Awaitable[T]], ttl: TTLArg = ...
+    ) -> CachedValue[T]: ...
+
+    @overload
+    async def get_with_meta(
+        self, key: str, factory: Callable[[], T], ttl: TTLArg = ...
+    ) -> CachedValue[T]: ...
 
     async def get_with_meta(
         self,
         key: str,
         factory: Callable[[], Any] | None = None,
         ttl: TTLArg = USE_DEFAULT,
-    ) -> CachedValue | None:
+    ) -> CachedValue[Any] | None:
         """See `RedisCache.get_with_meta`."""
-        return cast(
-            CachedValue | None, await self._run(ops.get_with_meta(self._core, key, factory, ttl))
-        )
+        meta = await self._run(ops.get_with_meta(self._core, key, factory, ttl))
+        return cast(CachedValue[Any] | None, meta)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """See `RedisCache.get_many` (one MGET for what the in-process tier lacks)."""

@@ -172,7 +172,7 @@ def _find(
 
 def get_with_meta(
     core: CacheCore, key: str, factory: Callable[[], Any] | None, ttl: TTLArg
-) -> Generator[Request, Any, CachedValue | None]:
+) -> Generator[Request, Any, CachedValue[Any] | None]:
     if factory is not None:
         value, source, served = yield from get_or_load(core, key, factory, ttl)
         return core.meta_of(value, source, served)

@@ -656,13 +656,13 @@ class CacheCore:
             coherent=self.tracking and self.watching,
         )
 
-    def meta_of(self, value: Any, source: Source, served: Entry | None) -> CachedValue:
+    def meta_of(self, value: Any, source: Source, served: Entry | None) -> CachedValue[Any]:
         """Describe what a load returned: a fresh load (served None) or an entry served."""
         if served is None:
             return CachedValue(value, 0.0, source, False)
         # An in-process entry served in place of a load had no fresh Redis value beside it.
         return self.meta(served, self.monotonic(), source, degraded=source == "memory")
 
-    def meta(self, entry: Entry, now: float, source: Source, *, degraded: bool) -> CachedValue:
+    def meta(self, entry: Entry, now: float, source: Source, *, degraded: bool) -> CachedValue[Any]:
         fresh = now < entry.fresh_until and (entry.covered or not degraded)
         return CachedValue(entry.value, max(0.0, now - entry.stored_at), source, not fresh)

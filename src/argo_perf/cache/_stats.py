@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal
+
+from typing_extensions import TypeVar
+
+# Defaults to Any: a bare ``CachedValue`` annotation stays valid under mypy --strict.
+T = TypeVar("T", default=Any)
 
 __all__ = ["CacheStats", "CachedValue", "Counters", "Source"]
 
@@ -86,7 +91,7 @@ class CacheStats:
 
 
 @dataclass(frozen=True, slots=True)
-class CachedValue:
+class CachedValue(Generic[T]):
     """A value with where it came from, as returned by ``get_with_meta``.
 
     Attributes:
@@ -97,7 +102,7 @@ class CachedValue:
             loader failed (within ``max_stale``).
     """
 
-    value: Any
+    value: T
     age: float
     source: Source
     stale: bool

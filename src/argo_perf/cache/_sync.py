@@ -216,19 +216,19 @@ class RedisCache(Face):
     @overload
     def get_with_meta(
         self, key: str, factory: None = None, ttl: TTLArg = ...
-    ) -> CachedValue | None: ...
+    ) -> CachedValue[Any] | None: ...
 
     @overload
     def get_with_meta(
-        self, key: str, factory: Callable[[], Any], ttl: TTLArg = ...
-    ) -> CachedValue: ...
+        self, key: str, factory: Callable[[], T], ttl: TTLArg = ...
+    ) -> CachedValue[T]: ...
 
     def get_with_meta(
         self,
         key: str,
         factory: Callable[[], Any] | None = None,
         ttl: TTLArg = USE_DEFAULT,
-    ) -> CachedValue | None:
+    ) -> CachedValue[Any] | None:
         """Like `get`, but return the value with its age, source and staleness (or None).
 
         With a ``factory`` it behaves like `get_or_set` and never returns
@@ -242,7 +242,8 @@ class RedisCache(Face):
             >>> cache.get_with_meta("AAPL").source
             'memory'
         """
-        return cast(CachedValue | None, self._run(ops.get_with_meta(self._core, key, factory, ttl)))
+        meta = self._run(ops.get_with_meta(self._core, key, factory, ttl))
+        return cast(CachedValue[Any] | None, meta)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return ``{key: value}`` for the keys that have a value; missing keys are left out.

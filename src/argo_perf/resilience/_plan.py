@@ -262,7 +262,7 @@ def moved_since(breaker: CircuitBreaker, admitted: CircuitState) -> bool:
     return state is not _CLOSED and (state is _OPEN or admitted is _CLOSED)
 
 
-def from_cache(meta: CachedValue, call: Call) -> Found:
+def from_cache(meta: CachedValue[Any], call: Call) -> Found:
     """What a cached call returns, told from the cache's answer and whether it called the source.
 
     A value the loader produced is ``ok`` for the caller whose loader ran it and
