@@ -1228,3 +1228,66 @@ def test_threads_using_a_new_breaker_at_once_share_one_state() -> None:
         thread.join()
     assert not errors
     assert breaker.stats.successes == 8 * 200
+
+
+async def test_a_task_started_inside_a_call_is_judged_on_its_own_once_the_call_ended(
+    clock: ManualClock,
+) -> None:
+    # asyncio.create_task copies the context: a task started inside a call (here a
+    # half-open probe, the slow path) must not run on that call's admission after it.
+    config = CircuitBreakerConfig(failure_threshold=1, success_threshold=1, timeout=1.0)
+    breaker = CircuitBreaker("massive", config, clock=clock)
+    later: list[asyncio.Task[str]] = []
+    go = asyncio.Event()
+
+    async def background() -> str:
+        await go.wait()
+        return await breaker.call_async(_aok)
+
+    async def probe() -> str:
+        later.append(asyncio.create_task(background()))
+        return "ok"
+
+    with contextlib.suppress(VendorDown):
+        breaker.call(_fail)
+    clock.advance(1.0)
+    assert await breaker.call_async(probe) == "ok"  # the probe closes the circuit
+    with contextlib.suppress(VendorDown):
+        breaker.call(_fail)  # and it opens again
+    clock.advance(1.0)
+    permit = breaker.try_acquire()  # half-open: another caller holds the one probe permit
+    assert permit is not None
+    go.set()
+    with pytest.raises(CircuitOpenError):  # not admitted on the ended probe's admission
+        await later[0]
+    permit.release()
+
+
+async def test_a_task_started_inside_a_with_block_is_judged_after_the_block(
+    clock: ManualClock,
+) -> None:
+    breaker = CircuitBreaker("massive", CircuitBreakerConfig(failure_threshold=1), clock=clock)
+    go = asyncio.Event()
+
+    async def background() -> None:
+        await go.wait()
+        with contextlib.suppress(VendorDown):
+            await breaker.call_async(_afail)
+
+    async with breaker:
+        task = asyncio.create_task(background())
+    go.set()
+    await task
+    assert breaker.state is OPEN
+
+
+def _fail() -> None:
+    raise VendorDown
+
+
+async def _afail() -> None:
+    raise VendorDown
+
+
+async def _aok() -> str:
+    return "ok"

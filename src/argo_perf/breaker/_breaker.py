@@ -43,7 +43,7 @@ from ._policy import Outcome
 from ._sharing import SharedCircuit, check_shared
 from ._stats import BreakerMetrics, BreakerStats
 from ._streams import wrap_async_generator, wrap_generator
-from ._wrapper import CallPath, call_function, nested_failure, wrap
+from ._wrapper import CallPath, block_open, call_function, nested_failure, wrap
 
 if TYPE_CHECKING:
     from ._shared import RedisBreakerState
@@ -148,9 +148,9 @@ class CircuitBreaker:
         # One thread tells at a time (re-entrant: a listener may read the breaker), so
         # listeners hear transitions in the order they happened, never two at once.
         self._telling = threading.RLock()
-        # The context managers' (ticket, start, outer) per task; one variable per
+        # The context managers' (ticket, start, outer, mark) per task; one variable per
         # breaker, so blocks of different breakers may end in any order.
-        self._held: ContextVar[tuple[int, float, Any] | None] = ContextVar(
+        self._held: ContextVar[tuple[int, float, Any, object] | None] = ContextVar(
             "argo_perf.breaker.held", default=None
         )
         self._link: SharedCircuit | None = None
@@ -376,7 +376,7 @@ class CircuitBreaker:
     def __enter__(self) -> Self:
         """Admit the block (or raise `CircuitOpenError`); its exception is judged on exit."""
         ticket = self._sync_path.admit(self._now())
-        self._held.set((ticket, self._now(), self._held.get()))
+        self._enter_block(ticket)
         return self
 
     def __exit__(
@@ -394,7 +394,7 @@ class CircuitBreaker:
     async def __aenter__(self) -> Self:
         """The asyncio form of ``with breaker:``."""
         ticket = await self._async_path.admit(self._now())
-        self._held.set((ticket, self._now(), self._held.get()))
+        self._enter_block(ticket)
         return self
 
     async def __aexit__(
@@ -409,11 +409,17 @@ class CircuitBreaker:
         else:
             await self._async_path.settle_error(ticket, exc, now - start, now)
 
+    def _enter_block(self, ticket: int) -> None:
+        mark = object()  # open until its exit (see ENTERED)
+        self._core.inside[mark] = None
+        self._held.set((ticket, self._now(), self._held.get(), mark))
+
     def _release_held(self) -> tuple[int, float, float]:
         held = self._held.get()
         if held is None:
             raise RuntimeError(f"circuit {self.name!r}: exit without a matching enter")
-        ticket, start, parent = held
+        ticket, start, parent, mark = held
+        self._core.inside.pop(mark, None)
         self._held.set(parent)
         return ticket, start, self._now()
 
@@ -472,8 +478,11 @@ class CircuitBreaker:
 
     def _admit_local(self, now: float) -> int:
         core = self._core
-        if core in ENTERED.get() or self._held.get() is not None:
-            return NESTED  # inside a call (or a ``with`` block) of this breaker already
+        inside = core.inside
+        if inside and (
+            block_open(self._held, inside) or any(mark in inside for mark in ENTERED.get())
+        ):
+            return NESTED  # inside a call (or a ``with`` block) of this breaker, in flight
         ticket = core.admit(now)
         if core.pending:
             self._announce()

@@ -186,8 +186,14 @@ nothing; the outer one is judged. (Without this, a half-open probe would be
 turned away by its own permit, and the circuit could never close.)
 """
 
-ENTERED: ContextVar[tuple[BreakerCore, ...]] = ContextVar("argo_perf.breaker.entered", default=())
-"""The breakers (their cores) whose slow-path calls the current context is inside."""
+ENTERED: ContextVar[tuple[object, ...]] = ContextVar("argo_perf.breaker.entered", default=())
+"""The marks of the slow-path calls the current context is inside (any breaker's).
+
+A call counts as inside another only while that one is in flight: its mark is
+in its core's ``inside`` from admission to settlement. A task or thread started
+inside a call copies this variable, and outlives the call: its marks are then
+stale, and its calls are judged as calls of their own.
+"""
 _MIN_RETRY_AFTER = 0.001
 """The least ``retry_after`` a rejection carries (seconds): a rejected caller always waits."""
 """What `BreakerCore.admit` returns for a rejected call."""
@@ -231,6 +237,7 @@ class BreakerCore:
         "fast_successes",
         "gen",
         "ignored",
+        "inside",
         "name",
         "open_until",
         "opened",
@@ -262,6 +269,9 @@ class BreakerCore:
         self._probes: dict[int, float] = {}
         self._probe_successes = 0
         self.pending: list[Transition] = []
+        # Marks of the calls and ``with`` blocks in flight (see ENTERED): a dict, not
+        # a set, for its size (64 bytes empty, with thousands of breakers).
+        self.inside: dict[object, None] = {}
         self.calls = self.successes = self.failures = self.ignored = 0
         self.slow_calls = self.rejections = self.stale = self.opened = 0
         self.fast: int | None = None

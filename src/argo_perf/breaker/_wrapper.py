@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ._core import BreakerCore
     from ._policy import Outcome
 
-__all__ = ["CallPath", "call_function", "nested_failure", "wrap"]
+__all__ = ["CallPath", "block_open", "call_function", "nested_failure", "wrap"]
 
 _TEMPLATE = """\
 def _factory(_fn, _path):
@@ -67,16 +67,21 @@ def _factory(_fn, _path):
             raise _rejection(_name, _core.open_until - _start)
         _ticket = {await_}_admit(_start)
         _start = _now()
-        # Calls of this breaker made inside this one run on its admission (NESTED).
-        _entered = _ENTERED.set((*_ENTERED.get(), _core))
+        # Calls of this breaker made inside this one, while it is in flight, run on
+        # its admission (NESTED).
+        _mark = object()
+        _core.inside[_mark] = None
+        _entered = _ENTERED.set((*_ENTERED.get(), _mark))
         try:
             _result = {await_}_fn({args})
         except BaseException as _error:
             _ENTERED.reset(_entered)
+            _core.inside.pop(_mark, None)
             _end = _now()
             {await_}_settle_error(_ticket, _error, _end - _start, _end)
             raise
         _ENTERED.reset(_entered)
+        _core.inside.pop(_mark, None)
         _end = _now()
         {await_}_settle(_ticket, _core.judge_result(_result), _end - _start, _end, None)
         return _result
@@ -89,7 +94,7 @@ def _factory(_fn, _path):
 _RESERVED = frozenset(
     {"_fn", "_path", "_core", "_now", "_admit", "_settle", "_settle_error", "_name"}
     | {"_rejection", "_OPEN", "_ticket", "_result", "_error", "_start", "_end", "_factory"}
-    | {"_ENTERED", "_entered"}
+    | {"_ENTERED", "_entered", "_mark"}
 )
 _GENERIC: tuple[str, str, dict[str, Any]] = ("*args, **kwargs", "*args, **kwargs", {})
 _serial = itertools.count()
@@ -216,10 +221,22 @@ def nested_failure(ticket: int, core: BreakerCore, held: ContextVar[Any]) -> boo
     """Whether a failure with ``ticket`` is judged by an outer call of ``core`` instead.
 
     True for a call admitted on the fast path (closed: the ticket is the
-    core's generation) inside a ``with`` block of the breaker (``held`` set)
-    or inside another of its calls (`inside_another_call`).
+    core's generation) inside a ``with`` block of the breaker still open
+    (``held`` set, and in ``core.inside``) or inside another of its calls
+    (`inside_another_call`).
     """
-    return ticket == core.gen and (held.get() is not None or inside_another_call(core))
+    return ticket == core.gen and (block_open(held, core.inside) or inside_another_call(core))
+
+
+def block_open(held: ContextVar[Any], inside: dict[object, None]) -> bool:
+    """Whether this context is inside a ``with`` block of the breaker that is still open.
+
+    ``held`` is the breaker's (ticket, start, outer, mark) of the innermost block
+    this context entered; a task started inside a block copies it and may outlive
+    the block, so the block's mark must still be in ``inside``.
+    """
+    block = held.get()
+    return block is not None and block[3] in inside
 
 
 def inside_another_call(core: BreakerCore) -> bool:
