@@ -56,6 +56,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _OPEN = CircuitState.OPEN
+_WRAPPED_BY = "_argo_perf_wrapped_by"
 _SUCCESS = Outcome.SUCCESS
 _METRICS_FIELDS = tuple(f.name for f in dataclasses.fields(BreakerMetrics))
 
@@ -350,7 +351,7 @@ class CircuitBreaker:
         """
         if not callable(fn):
             raise ConfigError("fn", fn, "must be callable")
-        if getattr(fn, "breaker", None) is self:
+        if inspect.isfunction(fn) and vars(fn).get(_WRAPPED_BY) is self:
             return fn  # decorated by this breaker already: one layer judges it
         wrapper: Callable[P, Any]
         if inspect.isgeneratorfunction(fn):
@@ -364,6 +365,7 @@ class CircuitBreaker:
             wrapper = self._compile(fn)
         functools.update_wrapper(wrapper, fn)
         vars(wrapper)["breaker"] = self
+        vars(wrapper)[_WRAPPED_BY] = self  # private: a user's object may have a .breaker
         return wrapper
 
     def _compile(self, fn: Callable[P, Any]) -> Callable[P, Any]:
@@ -440,7 +442,8 @@ class CircuitBreaker:
             >>> permit.on_success()
         """
         now = self._now()
-        ticket = self._admit_local(now)
+        # Never NESTED: a permit may be reported after the call it was taken in ended.
+        ticket = self._admit_local(now, nested=False)
         if self._link is not None:
             ticket = self._link.lease(ticket, now)
         if ticket == REJECTED:
@@ -476,11 +479,13 @@ class CircuitBreaker:
             raise _Rejection(self.name, self._core.rejection_retry_after(now))
         return ticket
 
-    def _admit_local(self, now: float) -> int:
+    def _admit_local(self, now: float, *, nested: bool = True) -> int:
         core = self._core
         inside = core.inside
-        if inside and (
-            block_open(self._held, inside) or any(mark in inside for mark in ENTERED.get())
+        if (
+            nested
+            and inside
+            and (block_open(self._held, inside) or any(mark in inside for mark in ENTERED.get()))
         ):
             return NESTED  # inside a call (or a ``with`` block) of this breaker, in flight
         ticket = core.admit(now)

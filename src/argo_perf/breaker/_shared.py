@@ -204,8 +204,9 @@ class RedisBreakerState:
     def publish_open(self, name: str, token: str, seconds: float) -> int:
         """Tell the other processes the circuit is open for ``seconds`` (never shortens).
 
-        Returns the open-until instant published (Redis time, ms), 0 when Redis
-        was not reached.
+        Returns the open-until instant published (Redis time, ms); 0 when a
+        longer opening was in force (nothing of ours to withdraw) or Redis was
+        not reached.
         """
         ms = _millis(seconds)
         if ms is None:

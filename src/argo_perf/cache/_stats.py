@@ -90,7 +90,9 @@ class CacheStats:
         return self.memory_hits + self.redis_hits
 
 
-@dataclass(frozen=True, slots=True)
+# No slots: a frozen, slotted, generic dataclass cannot be built as CachedValue[float](...)
+# on Python 3.11 (typing sets __orig_class__ on the instance).
+@dataclass(frozen=True)
 class CachedValue(Generic[T]):
     """A value with where it came from, as returned by ``get_with_meta``.
 

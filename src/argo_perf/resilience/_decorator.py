@@ -85,7 +85,11 @@ class Resilience:
             )
         is_async = is_async_callable(fn)
         cache = plan.cache
-        if cache is not None and plan.key is None and not inspect.isfunction(fn):
+        if (
+            cache is not None
+            and plan.key is None
+            and not (inspect.isfunction(fn) or inspect.ismethod(fn))
+        ):
             # A callable object or a functools.partial: its name and the call's
             # arguments do not tell its results apart (the bound ones are not seen).
             raise ConfigError(

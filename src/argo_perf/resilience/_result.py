@@ -24,7 +24,8 @@ P = ParamSpec("P")
 Q = ParamSpec("Q")
 
 
-@dataclass(frozen=True, slots=True)
+# No slots: see CachedValue (a parametrized ResilientResult[float](...) must build).
+@dataclass(frozen=True)
 class ResilientResult(Generic[T]):
     """A value returned by a `resilient` function, with where it came from.
 

@@ -8,6 +8,7 @@ the injected clock. A call whose first attempt succeeds never builds a
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -132,6 +133,8 @@ def retry_plan(value: object, max_wait: float) -> RetryPlan | None:
 
 def is_async_callable(obj: object) -> bool:
     """An ``async def`` function (or partial of one), or an object whose ``__call__`` is one."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
     return inspect.iscoroutinefunction(obj) or (
         callable(obj) and inspect.iscoroutinefunction(type(obj).__call__)
     )

@@ -183,7 +183,7 @@ class RedisServer:
                     # to bind it.
                     if proc is not None and probe.info("server")["process_id"] == proc.pid:
                         return
-                except (redis.ConnectionError, redis.TimeoutError):
+                except redis.RedisError:  # not up yet, or another service on the port
                     pass
                 if time.monotonic() > deadline:
                     self.stop()
