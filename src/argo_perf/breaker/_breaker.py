@@ -28,22 +28,15 @@ from typing_extensions import ParamSpec, Self
 from .. import _validate
 from ..clock import Clock, _given_or_system
 from ..errors import ConfigError, _Rejection
-from ._core import (
-    ENTERED,
-    NESTED,
-    REJECTED,
-    BreakerCore,
-    CircuitBreakerConfig,
-    CircuitState,
-    Transition,
-)
+from ._core import REJECTED, BreakerCore, CircuitBreakerConfig, CircuitState, Transition
 from ._listeners import Listener, check_listeners
+from ._nesting import NESTED, inside_a_call, nested_failure
 from ._permit import Permit
 from ._policy import Outcome
 from ._sharing import SharedCircuit, check_shared
 from ._stats import BreakerMetrics, BreakerStats
 from ._streams import wrap_async_generator, wrap_generator
-from ._wrapper import CallPath, block_open, call_function, nested_failure, wrap
+from ._wrapper import CallPath, call_function, wrap
 
 if TYPE_CHECKING:
     from ._shared import RedisBreakerState
@@ -56,7 +49,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _OPEN = CircuitState.OPEN
-_WRAPPED_BY = "_argo_perf_wrapped_by"
 _SUCCESS = Outcome.SUCCESS
 _METRICS_FIELDS = tuple(f.name for f in dataclasses.fields(BreakerMetrics))
 
@@ -351,8 +343,10 @@ class CircuitBreaker:
         """
         if not callable(fn):
             raise ConfigError("fn", fn, "must be callable")
-        if inspect.isfunction(fn) and vars(fn).get(_WRAPPED_BY) is self:
-            return fn  # decorated by this breaker already: one layer judges it
+        if inspect.isfunction(fn) and vars(fn).get("breaker") is self:
+            # Our own wrapper (a function; a callable object keeping this breaker in
+            # its own .breaker is decorated): one layer judges it.
+            return fn
         wrapper: Callable[P, Any]
         if inspect.isgeneratorfunction(fn):
             wrapper = wrap_generator(fn, self._sync_path)
@@ -365,7 +359,6 @@ class CircuitBreaker:
             wrapper = self._compile(fn)
         functools.update_wrapper(wrapper, fn)
         vars(wrapper)["breaker"] = self
-        vars(wrapper)[_WRAPPED_BY] = self  # private: a user's object may have a .breaker
         return wrapper
 
     def _compile(self, fn: Callable[P, Any]) -> Callable[P, Any]:
@@ -412,7 +405,7 @@ class CircuitBreaker:
             await self._async_path.settle_error(ticket, exc, now - start, now)
 
     def _enter_block(self, ticket: int) -> None:
-        mark = object()  # open until its exit (see ENTERED)
+        mark = object()  # open until its exit (see `_nesting`)
         self._core.inside[mark] = None
         self._held.set((ticket, self._now(), self._held.get(), mark))
 
@@ -481,12 +474,7 @@ class CircuitBreaker:
 
     def _admit_local(self, now: float, *, nested: bool = True) -> int:
         core = self._core
-        inside = core.inside
-        if (
-            nested
-            and inside
-            and (block_open(self._held, inside) or any(mark in inside for mark in ENTERED.get()))
-        ):
+        if nested and inside_a_call(core, self._held):
             return NESTED  # inside a call (or a ``with`` block) of this breaker, in flight
         ticket = core.admit(now)
         if core.pending:

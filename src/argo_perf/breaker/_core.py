@@ -13,12 +13,12 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _validate
 from ..errors import ConfigError
+from ._nesting import NESTED
 from ._policy import ConsecutiveFailures, Outcome, TripRule, _is_number, retry_after_of
 from ._stats import BreakerStats
 
@@ -176,27 +176,9 @@ class Transition:
 
 _NORMAL, _FORCED_OPEN, _DISABLED = 0, 1, 2
 REJECTED = -1
-NESTED = -2
-"""The ticket of a call made inside another call admitted through the same breaker.
-
-A decorated function called through `call` or inside ``with breaker:``, or
-one decorated function calling another of the same breaker: past the fast
-path, the inner call runs on the outer call's admission and counts for
-nothing; the outer one is judged. (Without this, a half-open probe would be
-turned away by its own permit, and the circuit could never close.)
-"""
-
-ENTERED: ContextVar[tuple[object, ...]] = ContextVar("argo_perf.breaker.entered", default=())
-"""The marks of the slow-path calls the current context is inside (any breaker's).
-
-A call counts as inside another only while that one is in flight: its mark is
-in its core's ``inside`` from admission to settlement. A task or thread started
-inside a call copies this variable, and outlives the call: its marks are then
-stale, and its calls are judged as calls of their own.
-"""
+"""What `BreakerCore.admit` returns for a rejected call."""
 _MIN_RETRY_AFTER = 0.001
 """The least ``retry_after`` a rejection carries (seconds): a rejected caller always waits."""
-"""What `BreakerCore.admit` returns for a rejected call."""
 
 _CLOSED = CircuitState.CLOSED
 _OPEN = CircuitState.OPEN

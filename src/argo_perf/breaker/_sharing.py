@@ -18,9 +18,9 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ._core import NESTED, REJECTED, BreakerCore, CircuitState, Transition
+from ._core import REJECTED, BreakerCore, CircuitState, Transition
+from ._nesting import NESTED, nested_failure
 from ._policy import Outcome
-from ._wrapper import nested_failure
 
 if TYPE_CHECKING:
     from ._shared import RedisBreakerState
@@ -208,9 +208,8 @@ class SharedCircuit:
         await self.settle_async(ticket, outcome, duration, now, retry_after)
 
     def _nested(self, ticket: int) -> bool:
-        """A failure on the fast path inside another call of this breaker (see `_breaker`)."""
-        core = self._core
-        return nested_failure(ticket, core, self._held)
+        """A failure on the fast path inside another call of this breaker (see `_nesting`)."""
+        return nested_failure(ticket, self._core, self._held)
 
     def _settle_core(
         self, ticket: int, outcome: Outcome, duration: float, now: float, retry_after: float | None

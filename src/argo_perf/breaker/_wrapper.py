@@ -23,20 +23,18 @@ import functools
 import inspect
 import itertools
 import linecache
-import sys
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._core import ENTERED, CircuitState
+from ._core import CircuitState
+from ._nesting import CALL_PATHS, ENTERED
 
 if TYPE_CHECKING:
     from ._core import BreakerCore
     from ._policy import Outcome
 
-__all__ = ["CallPath", "block_open", "call_function", "nested_failure", "wrap"]
+__all__ = ["CallPath", "call_function", "wrap"]
 
 _TEMPLATE = """\
 def _factory(_fn, _path):
@@ -98,7 +96,6 @@ _RESERVED = frozenset(
 )
 _GENERIC: tuple[str, str, dict[str, Any]] = ("*args, **kwargs", "*args, **kwargs", {})
 _serial = itertools.count()
-_FILENAME = "<argo_perf.breaker "
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +174,7 @@ def _factory(
         params=params,
         args=args,
     )
-    filename = f"{_FILENAME}{label} #{next(_serial)}>"
+    filename = f"{CALL_PATHS}{label} #{next(_serial)}>"
     namespace: dict[str, Any] = dict(defaults, _ENTERED=ENTERED)
     exec(compile(source, filename, "exec"), namespace)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
@@ -215,47 +212,3 @@ def wrap(fn: Callable[..., Any], path: CallPath, *, is_async: bool) -> Callable[
         label=f"wrapper of {name}",
     )
     return factory(fn, path)
-
-
-def nested_failure(ticket: int, core: BreakerCore, held: ContextVar[Any]) -> bool:
-    """Whether a failure with ``ticket`` is judged by an outer call of ``core`` instead.
-
-    True for a call admitted on the fast path (closed: the ticket is the
-    core's generation) inside a ``with`` block of the breaker still open
-    (``held`` set, and in ``core.inside``) or inside another of its calls
-    (`inside_another_call`).
-    """
-    return ticket == core.gen and (block_open(held, core.inside) or inside_another_call(core))
-
-
-def block_open(held: ContextVar[Any], inside: dict[object, None]) -> bool:
-    """Whether this context is inside a ``with`` block of the breaker that is still open.
-
-    ``held`` is the breaker's (ticket, start, outer, mark) of the innermost block
-    this context entered; a task started inside a block copies it and may outlive
-    the block, so the block's mark must still be in ``inside``.
-    """
-    block = held.get()
-    return block is not None and block[3] in inside
-
-
-def inside_another_call(core: BreakerCore) -> bool:
-    """Whether the failing call of ``core`` runs inside another call of ``core``.
-
-    For a failure on the fast path only (the slow path knows it from
-    ``ENTERED``, which the fast path does not pay for setting): a function
-    decorated by a breaker, called through the same breaker's `call`, or by
-    another function it decorates. The stack is read: two frames of ``core``'s
-    call paths, this call's and an outer one's, mean the outer one judges.
-    Python's frames of a running coroutine lead back to the one awaiting it,
-    so nested ``async def`` calls are found the same way.
-    """
-    seen = 0
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_filename.startswith(_FILENAME) and frame.f_locals.get("_core") is core:
-            seen += 1
-            if seen == 2:
-                return True
-        frame = frame.f_back
-    return False
